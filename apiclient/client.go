@@ -1,0 +1,223 @@
+// Package apiclient is the web tier's "remote storage driver": it implements
+// depot.Files over the services tier's internal API. Bodies are streamed in
+// chunks held only in memory; a chunk that fails on the network is retried at
+// its offset with backoff; connections are pooled and kept alive; there is no
+// whole-request timeout, only dial, TLS and response-header timeouts.
+package apiclient
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"depot"
+	"depot/internal/httpx"
+	"depot/internal/wire"
+)
+
+// Config configures a Client.
+type Config struct {
+	BaseURL string // e.g. http://127.0.0.1:8081
+	Key     string // internal key
+	// ChunkSize is the size of one appended chunk, held in memory. Default 8 MiB.
+	ChunkSize int
+	// Retries is how many times a failed chunk is retried. Default 5.
+	Retries int
+	// Backoff is the first retry delay, doubled per attempt (capped at 5 s).
+	// Default 100 ms.
+	Backoff time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers after a
+	// request was written. Default 60 s.
+	ResponseHeaderTimeout time.Duration
+	// TLS configures HTTPS to services (mutual TLS when it has a client
+	// certificate). nil means plain HTTP.
+	TLS *tls.Config
+	// WebNode names this web process in audit records.
+	WebNode string
+}
+
+// Client talks to the services tier. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	http *http.Client
+	bufs sync.Pool // *[]byte of ChunkSize
+}
+
+// New returns a Client.
+func New(cfg Config) *Client {
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = 8 << 20
+	}
+	if cfg.Retries < 0 {
+		cfg.Retries = 0
+	} else if cfg.Retries == 0 {
+		cfg.Retries = 5
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 100 * time.Millisecond
+	}
+	if cfg.ResponseHeaderTimeout <= 0 {
+		cfg.ResponseHeaderTimeout = 60 * time.Second
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	tr := &http.Transport{
+		Proxy:                 nil, // the internal hop never goes through a proxy
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       cfg.TLS,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		WriteBufferSize:       256 << 10,
+		ReadBufferSize:        256 << 10,
+		ForceAttemptHTTP2:     false,
+	}
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}} // no Timeout: it would bound whole streams
+	c.bufs.New = func() any { b := make([]byte, cfg.ChunkSize); return &b }
+	return c
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// ChunkSize returns the configured chunk size.
+func (c *Client) ChunkSize() int { return c.cfg.ChunkSize }
+
+// Caller describes the end user's request; it travels with every internal
+// request of that user request so that services can authorise and audit it.
+type Caller struct {
+	Token     string // the user's bearer token
+	RequestID string
+	ClientIP  string
+	UserAgent string
+	FileName  string
+	Resume    bool // the request continues an earlier upload
+}
+
+type callerKey struct{}
+
+// WithCaller attaches c to ctx.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller attached to ctx.
+func CallerFrom(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
+}
+
+// newRequest builds an internal request with the key and caller headers.
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+path, body)
+	if err != nil {
+		return nil, depot.WrapError(depot.CodeInternal, "bad internal request", err)
+	}
+	h := req.Header
+	h.Set(wire.HeaderInternalKey, c.cfg.Key)
+	cl := CallerFrom(ctx)
+	if cl.Token != "" {
+		h.Set(wire.HeaderUserToken, cl.Token)
+	}
+	if cl.RequestID != "" {
+		h.Set(wire.HeaderRequestID, cl.RequestID)
+	}
+	if cl.ClientIP != "" {
+		h.Set(wire.HeaderClientIP, cl.ClientIP)
+	}
+	if cl.UserAgent != "" {
+		h.Set(wire.HeaderUserAgent, sanitizeHeader(cl.UserAgent))
+	}
+	if cl.FileName != "" {
+		h.Set(wire.HeaderFileName, wire.EncodeKey(cl.FileName))
+	}
+	if c.cfg.WebNode != "" {
+		h.Set(wire.HeaderWebNode, c.cfg.WebNode)
+	}
+	return req, nil
+}
+
+// do sends req and turns transport failures and error statuses into
+// *depot.Error. On success the caller owns resp.Body.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, depot.WrapError(depot.CodeUnavailable, "request cancelled", context.Cause(req.Context()))
+		}
+		return nil, &netError{err: depot.WrapError(depot.CodeUnavailable, "the services tier is unreachable", err)}
+	}
+	if resp.StatusCode < 400 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, decodeError(resp)
+}
+
+// decodeError reads an internal error body. Messages from services are
+// client-safe by construction; the offset of a mismatch is preserved.
+func decodeError(resp *http.Response) error {
+	var body httpx.ErrorBody
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
+		code := httpx.CodeOfStatus(resp.StatusCode)
+		e := depot.Errorf(code, "the services tier answered %d", resp.StatusCode)
+		if resp.StatusCode >= 500 {
+			return &netError{err: e} // e.g. a proxy's 502: worth a retry
+		}
+		return e
+	}
+	e := &depot.Error{Code: body.Error.Code, Message: body.Error.Message}
+	if body.Error.Offset != nil {
+		e.Err = OffsetError{Current: *body.Error.Offset}
+	}
+	return e
+}
+
+// netError marks a failure that may succeed when retried.
+type netError struct{ err *depot.Error }
+
+func (e *netError) Error() string { return e.err.Error() }
+func (e *netError) Unwrap() error { return e.err }
+
+// OffsetError carries the services tier's current offset of an upload.
+type OffsetError struct{ Current int64 }
+
+func (e OffsetError) Error() string { return fmt.Sprintf("current offset is %d", e.Current) }
+
+func sanitizeHeader(s string) string {
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// Ready checks that services answers its readiness probe.
+func (c *Client) Ready(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+wire.PathReady, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("services not ready: %d", resp.StatusCode)
+	}
+	return nil
+}

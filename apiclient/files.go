@@ -1,0 +1,282 @@
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"depot"
+	"depot/internal/wire"
+)
+
+var _ depot.Files = (*Client)(nil)
+
+// Put streams r to key. A body that fits in one chunk is sent as a one-shot
+// upload (retried from memory); a larger or unsized body goes through an
+// upload session, one chunk at a time, while the next chunk is read from r.
+// The SHA-256 is computed while streaming and verified by services at commit.
+func (c *Client) Put(ctx context.Context, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
+	if opts.Size >= 0 && opts.Size <= int64(c.cfg.ChunkSize) {
+		return c.putSmall(ctx, key, r, opts)
+	}
+	return c.PutSession(ctx, key, r, opts, nil)
+}
+
+func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
+	bp := c.bufs.Get().(*[]byte)
+	defer c.bufs.Put(bp)
+	buf := (*bp)[:opts.Size]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return depot.Object{}, depot.WrapError(depot.CodeSizeMismatch, "the request body is shorter than its declared size", err)
+	}
+	if n, _ := io.ReadFull(r, make([]byte, 1)); n > 0 {
+		return depot.Object{}, depot.Errorf(depot.CodeSizeMismatch, "the request body is longer than its declared size")
+	}
+	sum := sha256.Sum256(buf)
+	local := hex.EncodeToString(sum[:])
+	if opts.SHA256 != "" && opts.SHA256 != local {
+		return depot.Object{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
+	}
+	var obj depot.Object
+	err := c.retry(ctx, func() error {
+		req, err := c.newRequest(ctx, http.MethodPut, wire.PathObject, bytes.NewReader(buf))
+		if err != nil {
+			return err
+		}
+		req.ContentLength = int64(len(buf))
+		req.Header.Set(wire.HeaderKey, wire.EncodeKey(key))
+		req.Header.Set(wire.HeaderSize, strconv.Itoa(len(buf)))
+		req.Header.Set(wire.HeaderSHA256, local)
+		if opts.Class != "" {
+			req.Header.Set(wire.HeaderClass, string(opts.Class))
+		}
+		return c.doJSON(req, &obj)
+	})
+	return obj, err
+}
+
+// chunk is one buffer of the upload pipeline.
+type chunk struct {
+	buf    *[]byte
+	n      int
+	offset int64
+	err    error // read error that ended the stream (nil or io.EOF at the end)
+}
+
+// PutSession streams r through an upload session. If u is nil a session is
+// created; otherwise bytes are appended to *u from its current offset. Reading
+// the next chunk overlaps sending the current one; at most two chunk buffers
+// are in use per upload.
+func (c *Client) PutSession(ctx context.Context, key string, r io.Reader, opts depot.PutOptions, u *depot.Upload) (depot.Object, error) {
+	if u == nil {
+		created, err := c.CreateUpload(ctx, wire.CreateUpload{Key: key, Size: opts.Size, SHA256: opts.SHA256, Class: opts.Class, FileName: CallerFrom(ctx).FileName})
+		if err != nil {
+			return depot.Object{}, err
+		}
+		u = &created
+	}
+	h := sha256.New()
+	n, err := c.stream(ctx, u.ID, u.Offset, r, h, false)
+	if err != nil {
+		c.abortQuietly(ctx, u.ID)
+		return depot.Object{}, err
+	}
+	obj, err := c.Complete(ctx, u.ID, u.Offset+n, hexIf(u.Offset == 0, h))
+	if err != nil {
+		if depot.ErrorCode(err) != depot.CodeSizeMismatch {
+			c.abortQuietly(ctx, u.ID)
+		}
+		return depot.Object{}, err
+	}
+	return obj, nil
+}
+
+// AppendStream appends r to session id from offset, chunk by chunk, and
+// returns the bytes appended. When r fails part-way, the bytes already read
+// are still appended (so a client that resumes re-sends as little as
+// possible) and the read error is returned.
+func (c *Client) AppendStream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error) {
+	return c.stream(ctx, id, offset, r, nil, resume)
+}
+
+func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reader, h io.Writer, resume bool) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunk, 1)
+	go c.readChunks(ctx, r, offset, h, chunks)
+
+	var sent int64
+	var err error
+	for ch := range chunks {
+		if err == nil && ch.n > 0 {
+			var next int64
+			next, err = c.Append(ctx, id, ch.offset, (*ch.buf)[:ch.n], resume && sent == 0)
+			if err == nil && next != ch.offset+int64(ch.n) {
+				err = depot.Errorf(depot.CodeConflict, "the services tier is at offset %d, expected %d", next, ch.offset+int64(ch.n))
+			}
+			if err == nil {
+				sent += int64(ch.n)
+			} else {
+				cancel() // stop the reader; drain what it already sent
+			}
+		}
+		c.bufs.Put(ch.buf)
+		if err == nil && ch.err != nil && ch.err != io.EOF {
+			err = depot.WrapError(depot.CodeInvalid, "the upload was interrupted", ch.err)
+		}
+	}
+	return sent, err
+}
+
+// readChunks fills chunk buffers from r, hashing them into h, and sends them
+// on out; it closes out at the end of r, on a read error or when ctx ends.
+func (c *Client) readChunks(ctx context.Context, r io.Reader, offset int64, h io.Writer, out chan<- chunk) {
+	defer close(out)
+	for {
+		bp := c.bufs.Get().(*[]byte)
+		n, err := io.ReadFull(r, *bp)
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		if h != nil && n > 0 {
+			h.Write((*bp)[:n])
+		}
+		select {
+		case out <- chunk{buf: bp, n: n, offset: offset, err: err}:
+		case <-ctx.Done():
+			c.bufs.Put(bp)
+			return
+		}
+		offset += int64(n)
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *Client) abortQuietly(ctx context.Context, id string) {
+	_ = c.Abort(context.WithoutCancel(ctx), id)
+}
+
+func hexIf(ok bool, h interface{ Sum([]byte) []byte }) string {
+	if !ok {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Open streams an object (or a range of it) from services. The returned
+// object describes the whole file.
+func (c *Client) Open(ctx context.Context, key string, rng *depot.Range) (depot.Object, io.ReadCloser, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, wire.PathObject, nil)
+	if err != nil {
+		return depot.Object{}, nil, err
+	}
+	req.Header.Set(wire.HeaderKey, wire.EncodeKey(key))
+	if rng != nil {
+		if rng.Length >= 0 {
+			req.Header.Set("Range", "bytes="+strconv.FormatInt(rng.Offset, 10)+"-"+strconv.FormatInt(rng.Offset+rng.Length-1, 10))
+		} else {
+			req.Header.Set("Range", "bytes="+strconv.FormatInt(rng.Offset, 10)+"-")
+		}
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return depot.Object{}, nil, err
+	}
+	return objectFromHeaders(key, resp.Header), resp.Body, nil
+}
+
+// Stat describes an object.
+func (c *Client) Stat(ctx context.Context, key string) (depot.Object, error) {
+	var obj depot.Object
+	err := c.retry(ctx, func() error {
+		req, err := c.newRequest(ctx, http.MethodHead, wire.PathObject, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set(wire.HeaderKey, wire.EncodeKey(key))
+		resp, err := c.do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		obj = objectFromHeaders(key, resp.Header)
+		return nil
+	})
+	return obj, err
+}
+
+// Delete removes an object.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	return c.retry(ctx, func() error {
+		req, err := c.newRequest(ctx, http.MethodDelete, wire.PathObject, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set(wire.HeaderKey, wire.EncodeKey(key))
+		resp, err := c.do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+// List returns one page of objects under prefix (which ends with "/").
+func (c *Client) List(ctx context.Context, prefix, after string, limit int) (depot.ListPage, error) {
+	var page depot.ListPage
+	err := c.retry(ctx, func() error {
+		req, err := c.newRequest(ctx, http.MethodGet, wire.PathObjects+"?limit="+strconv.Itoa(limit), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set(wire.HeaderPrefix, wire.EncodeKey(prefix))
+		if after != "" {
+			req.Header.Set(wire.HeaderAfter, wire.EncodeKey(after))
+		}
+		return c.doJSON(req, &page)
+	})
+	return page, err
+}
+
+// Authenticate asks services who is behind the caller's token and, when
+// cohort and perm are set, whether they may do perm there.
+func (c *Client) Authenticate(ctx context.Context, cohort string, perm depot.Permission) (depot.Principal, error) {
+	var p depot.Principal
+	path := wire.PathAuth
+	if cohort != "" {
+		path += "?cohort=" + wireQuery(cohort) + "&permission=" + string(perm)
+	}
+	err := c.retry(ctx, func() error {
+		req, err := c.newRequest(ctx, http.MethodPost, path, nil)
+		if err != nil {
+			return err
+		}
+		return c.doJSON(req, &p)
+	})
+	return p, err
+}
+
+func objectFromHeaders(key string, h http.Header) depot.Object {
+	size, _ := strconv.ParseInt(h.Get(wire.HeaderSize), 10, 64)
+	return depot.Object{
+		Key: key, Size: size, SHA256: h.Get(wire.HeaderSHA256),
+		ModTime: wire.ParseTime(h.Get(wire.HeaderModified)), Class: depot.Class(h.Get(wire.HeaderClass)),
+	}
+}
+
+// IsNetwork reports whether err is a transient failure of the internal hop.
+func IsNetwork(err error) bool {
+	var ne *netError
+	return errors.As(err, &ne)
+}
+
+func wireQuery(s string) string { return url.QueryEscape(s) }

@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"depot/apiclient"
+	"depot/internal/config"
+	"depot/internal/httpx"
+	"depot/services"
+	"depot/storage"
+	"depot/web"
+)
+
+var serveVars = []config.Var{
+	config.Role, config.Addr, config.InternalAddr, config.ServicesURL, config.InternalKey,
+	config.InternalKeyFile, config.InternalKeys, config.InternalKeysFil, config.StorageURL,
+	config.DatabaseURL, config.ChunkSize, config.ChunkRetries, config.ChunkBackoff, config.BodyIdle,
+	config.UploadExpiry, config.TempTTL, config.ShutdownGrace, config.NodeName, config.LogLevel,
+}
+
+func serveCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run one tier: --role web or --role services",
+		Args:  cobra.NoArgs,
+	}
+	bind(cmd, serveVars...)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		s := settings{e: e, cmd: cmd}
+		switch role := s.get(config.Role); role {
+		case "web":
+			return runWeb(cmd.Context(), s)
+		case "services":
+			return runServices(cmd.Context(), s)
+		case "":
+			return usageErr("refusing to start: no role given; set DEPOT_ROLE (or --role) to web or services")
+		default:
+			return usageErr("refusing to start: unknown role %q; use web or services", role)
+		}
+	}
+	return cmd
+}
+
+// runWeb runs the public tier. It fails closed when given any storage or
+// database setting: the web tier must have nowhere to store data.
+func runWeb(ctx context.Context, s settings) error {
+	for _, v := range []config.Var{config.StorageURL, config.DatabaseURL} {
+		if s.isSet(v) {
+			return usageErr("refusing to start: the web role must not be given %s; it stores nothing", v.Env)
+		}
+	}
+	servicesURL := s.get(config.ServicesURL)
+	if servicesURL == "" {
+		return usageErr("refusing to start: the web role needs DEPOT_SERVICES_URL")
+	}
+	keys, err := s.keys(config.InternalKey, config.InternalKeyFile)
+	if err != nil {
+		return err
+	}
+	if len(keys) != 1 {
+		return usageErr("refusing to start: the web role needs exactly one internal key (DEPOT_INTERNAL_KEY or DEPOT_INTERNAL_KEY_FILE)")
+	}
+	chunk, err := s.int(config.ChunkSize)
+	if err != nil {
+		return err
+	}
+	retries, err := s.int(config.ChunkRetries)
+	if err != nil {
+		return err
+	}
+	backoff, err := s.duration(config.ChunkBackoff)
+	if err != nil {
+		return err
+	}
+	idle, err := s.duration(config.BodyIdle)
+	if err != nil {
+		return err
+	}
+	log := s.logger().With("role", "web")
+	client := apiclient.New(apiclient.Config{
+		BaseURL: servicesURL, Key: keys[0], ChunkSize: chunk, Retries: retries, Backoff: backoff,
+		WebNode: s.nodeName(),
+	})
+	defer client.Close()
+	srv := web.New(web.Config{Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready})
+	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler())
+}
+
+// runServices runs the services tier: storage, database and internal API.
+func runServices(ctx context.Context, s settings) error {
+	keys, err := s.keys(config.InternalKeys, config.InternalKeysFil)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return usageErr("refusing to start: the services role needs DEPOT_INTERNAL_KEYS or DEPOT_INTERNAL_KEYS_FILE")
+	}
+	expiry, err := s.duration(config.UploadExpiry)
+	if err != nil {
+		return err
+	}
+	ttl, err := s.duration(config.TempTTL)
+	if err != nil {
+		return err
+	}
+	idle, err := s.duration(config.BodyIdle)
+	if err != nil {
+		return err
+	}
+	log := s.logger().With("role", "services")
+	store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{UploadExpiry: expiry})
+	if err != nil {
+		return err
+	}
+	defer store.Driver().Close()
+	db, err := openDatabase(ctx, s.get(config.DatabaseURL))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv := services.New(services.Config{
+		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
+	})
+	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler())
+}
+
+// serveHTTP listens on addr and serves h until ctx ends, then drains
+// in-flight requests for the shutdown grace period and cancels the rest.
+func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h http.Handler) error {
+	grace, err := s.duration(config.ShutdownGrace)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	base, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(errors.New("server stopped"))
+	srv := httpx.NewServer(base, h, log, httpx.ServerOptions{})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", grace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		cancelBase(errors.New("shutdown grace period over"))
+		_ = srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// readyTimeout bounds readiness probes.
+const readyTimeout = 5 * time.Second

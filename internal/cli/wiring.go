@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+
+	"depot/auditdb"
+	"depot/services"
+	"depot/storage"
+	"depot/storage/localstore"
+	"depot/storage/memstore"
+)
+
+// openStore opens the storage named by a DEPOT_STORAGE_URL.
+func openStore(_ context.Context, raw string, opts storage.Options) (*storage.Store, error) {
+	if raw == "" {
+		return nil, usageErr("refusing to start: the services role needs DEPOT_STORAGE_URL (file:///absolute/path)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, usageErr("DEPOT_STORAGE_URL is not a URL")
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" || !filepath.IsAbs(u.Path) {
+			return nil, usageErr("DEPOT_STORAGE_URL must be file:///absolute/path")
+		}
+		d, err := localstore.New(u.Path)
+		if err != nil {
+			return nil, usageErr("cannot open storage: %v", err)
+		}
+		return storage.New(d, opts), nil
+	case "mem":
+		return storage.New(memstore.New(), opts), nil
+	}
+	return nil, usageErr("DEPOT_STORAGE_URL: unsupported scheme %q (use file://)", u.Scheme)
+}
+
+// openDatabase opens and migrates the database named by DEPOT_DATABASE_URL.
+func openDatabase(ctx context.Context, raw string) (*auditdb.DB, error) {
+	if raw == "" {
+		return nil, usageErr("refusing to start: the services role needs DEPOT_DATABASE_URL (sqlite:///path or postgres://...)")
+	}
+	db, err := auditdb.Open(ctx, raw)
+	if err != nil {
+		return nil, usageErr("cannot open the database: %v", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, usageErr("cannot migrate the database: %v", err)
+	}
+	return db, nil
+}
+
+// servicesDB adapts *auditdb.DB to services.Database.
+type servicesDB struct{ *auditdb.DB }
+
+func (d servicesDB) RecordFile(ctx context.Context, f services.FileState) error {
+	return d.PutFile(ctx, auditdb.FileRecord{
+		Key: f.Object.Key, Cohort: f.Cohort, Size: f.Object.Size, SHA256: f.Object.SHA256,
+		Class: f.Object.Class, CleanupScheduledFor: f.CleanupScheduledFor,
+		Created: f.Object.ModTime, Updated: f.Object.ModTime, UploadedBy: f.UploadedBy,
+	})
+}
+
+func (d servicesDB) ForgetFile(ctx context.Context, key string) error {
+	return d.DeleteFile(ctx, key)
+}

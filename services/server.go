@@ -1,0 +1,158 @@
+// Package services is the services tier's internal API: upload sessions,
+// one-shot uploads, downloads with ranges, stat, delete and listing over a
+// storage.Store, with every operation authenticated by an internal key,
+// authorised per user and cohort, and audited before it is acknowledged.
+package services
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"depot"
+	"depot/internal/httpx"
+	"depot/internal/wire"
+	"depot/storage"
+)
+
+// Database is what the services tier needs from its database: the audit
+// trail, user authentication and the table of current file state.
+type Database interface {
+	depot.AuditLog
+	Authenticate(ctx context.Context, token string) (depot.Principal, error)
+	// RecordFile stores the current state of a committed file.
+	RecordFile(ctx context.Context, f FileState) error
+	// ForgetFile removes the current state of a deleted file.
+	ForgetFile(ctx context.Context, key string) error
+	Ping(ctx context.Context) error
+}
+
+// FileState is the current state of a committed file.
+type FileState struct {
+	Object              depot.Object
+	Cohort              string
+	UploadedBy          string
+	CleanupScheduledFor *time.Time
+}
+
+// Config configures a Server.
+type Config struct {
+	Store *storage.Store
+	DB    Database
+	// Keys are the accepted internal keys; any of them is accepted so that
+	// keys can be rotated without downtime. At least one is required.
+	Keys []string
+	Log  *slog.Logger
+	// TempTTL is how long a temporary file lives before cleanup is due.
+	TempTTL time.Duration
+	// BodyIdleTimeout fails a request body that delivers no byte for this
+	// long (a stalled peer). Default 60 s.
+	BodyIdleTimeout time.Duration
+	Now             func() time.Time
+}
+
+// Server serves the internal API.
+type Server struct {
+	cfg      Config
+	keys     [][]byte
+	throttle *throttle
+}
+
+// New returns a Server. It panics if cfg lacks a store, a database or keys:
+// those are wiring errors caught at start-up.
+func New(cfg Config) *Server {
+	if cfg.Store == nil || cfg.DB == nil || len(cfg.Keys) == 0 {
+		panic("services: Store, DB and at least one key are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TempTTL <= 0 {
+		cfg.TempTTL = 7 * 24 * time.Hour
+	}
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = 60 * time.Second
+	}
+	s := &Server{cfg: cfg, throttle: newThrottle(cfg.Now)}
+	for _, k := range cfg.Keys {
+		s.keys = append(s.keys, []byte(k))
+	}
+	return s
+}
+
+// Handler returns the internal API's routes. Health endpoints need no key;
+// everything under /internal/v1/ does, checked before any body byte is read.
+func (s *Server) Handler() http.Handler {
+	api := http.NewServeMux()
+	api.HandleFunc("PUT "+wire.PathObject, s.putObject)
+	api.HandleFunc("GET "+wire.PathObject, s.getObject)
+	api.HandleFunc("HEAD "+wire.PathObject, s.headObject)
+	api.HandleFunc("DELETE "+wire.PathObject, s.deleteObject)
+	api.HandleFunc("GET "+wire.PathObjects, s.listObjects)
+	api.HandleFunc("POST "+wire.PathUploads, s.createUpload)
+	api.HandleFunc("GET "+wire.UploadPrefix+"{id}", s.getUpload)
+	api.HandleFunc("PATCH "+wire.UploadPrefix+"{id}", s.appendUpload)
+	api.HandleFunc("DELETE "+wire.UploadPrefix+"{id}", s.abortUpload)
+	api.HandleFunc("POST "+wire.UploadPrefix+"{id}/complete", s.completeUpload)
+	api.HandleFunc("POST "+wire.PathAuth, s.authenticate)
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET "+wire.PathHealth, httpx.Health)
+	root.HandleFunc("GET "+wire.PathReady, s.ready)
+	root.Handle(wire.PathPrefix, s.requireKey(api))
+	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
+	})
+	return root
+}
+
+// requireKey rejects a request without a valid internal key with 401 before
+// its body is read. Every configured key is compared in constant time.
+func (s *Server) requireKey(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get(wire.HeaderInternalKey))
+		ok := 0
+		for _, k := range s.keys {
+			ok |= subtle.ConstantTimeCompare(got, k)
+		}
+		if ok != 1 || len(got) == 0 {
+			s.cfg.Log.Warn("internal key rejected", "remote", remoteHost(r), "request_id", r.Header.Get(wire.HeaderRequestID))
+			w.Header().Set("Connection", "close")
+			httpx.WriteError(w, depot.Errorf(depot.CodeUnauthorized, "missing or invalid internal key"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.DB.Ping(ctx); err != nil {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+		return
+	}
+	if _, err := s.cfg.Store.List(ctx, "", "", 1); err != nil {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "storage unavailable"})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func remoteHost(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return host
+}

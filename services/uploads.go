@@ -1,0 +1,198 @@
+package services
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"depot"
+	"depot/internal/httpx"
+	"depot/internal/wire"
+	"depot/storage"
+)
+
+// Session metadata keys kept with an upload session.
+const (
+	metaOwner    = "owner"
+	metaFileName = "file_name"
+	metaStarted  = "request_id"
+)
+
+func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
+	r = withToken(r)
+	c := s.callerOf(r)
+	var req wire.CreateUpload
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
+		return
+	}
+	if err := depot.ValidateKey(req.Key); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.authorize(r.Context(), c, req.Key, depot.PermUpload); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if req.FileName != "" {
+		c.fileName = req.FileName
+	}
+	meta := map[string]string{}
+	for k, v := range req.Meta {
+		meta[k] = v
+	}
+	meta[metaOwner], meta[metaFileName], meta[metaStarted] = c.principal.User, c.fileName, c.requestID
+	if req.Class == "" {
+		req.Class = depot.Permanent
+	}
+	ev := c.event(depot.ActionUploadStarted, req.Key)
+	ev.DeclaredSize, ev.FileClass, ev.StreamStart = req.Size, req.Class, &c.start
+	u, err := s.cfg.Store.CreateUpload(r.Context(), req.Key, storage.UploadOptions{Size: req.Size, SHA256: req.SHA256, Class: req.Class, Meta: meta})
+	if err != nil {
+		ev.Action = depot.ActionUploadFailed
+		s.fail(w, r, c, &ev, err)
+		return
+	}
+	ev.UploadID = u.ID
+	if err := s.audit(r.Context(), ev); err != nil {
+		_ = s.cfg.Store.Abort(r.Context(), u.ID)
+		httpx.WriteError(w, err)
+		return
+	}
+	w.Header().Set(wire.HeaderOffset, "0")
+	httpx.WriteJSON(w, http.StatusCreated, u)
+}
+
+// ownUpload loads upload id and checks that the caller created it (or is an
+// admin). Anyone else gets not-found, so that upload IDs cannot be probed.
+func (s *Server) ownUpload(r *http.Request, c *caller) (depot.Upload, error) {
+	if err := s.authenticate1(r.Context(), c); err != nil {
+		return depot.Upload{}, err
+	}
+	u, err := s.cfg.Store.Upload(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	if u.Meta[metaOwner] != c.principal.User && !c.principal.Admin {
+		ev := c.event(depot.ActionAccessDenied, u.Key)
+		ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
+		if err := s.audit(r.Context(), ev); err != nil {
+			return depot.Upload{}, err
+		}
+		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
+	}
+	c.fileName = u.Meta[metaFileName]
+	return u, nil
+}
+
+func (s *Server) getUpload(w http.ResponseWriter, r *http.Request) {
+	r = withToken(r)
+	c := s.callerOf(r)
+	u, err := s.ownUpload(r, c)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if r.Header.Get(wire.HeaderResume) == "1" {
+		ev := c.event(depot.ActionUploadResumed, u.Key)
+		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, map[string]string{"offset": strconv.FormatInt(u.Offset, 10)}
+		if err := s.audit(r.Context(), ev); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+	}
+	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
+	httpx.WriteJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
+	r = withToken(r)
+	c := s.callerOf(r)
+	offset, err := strconv.ParseInt(r.Header.Get(wire.HeaderOffset), 10, 64)
+	if err != nil || offset < 0 {
+		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "missing or invalid %s header", wire.HeaderOffset))
+		return
+	}
+	u, err := s.ownUpload(r, c)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if r.Header.Get(wire.HeaderResume) == "1" {
+		ev := c.event(depot.ActionUploadResumed, u.Key)
+		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, map[string]string{"offset": strconv.FormatInt(offset, 10)}
+		if err := s.audit(r.Context(), ev); err != nil {
+			httpx.WriteError(w, err)
+			return
+		}
+	}
+	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
+	u, err = s.cfg.Store.Append(r.Context(), u.ID, offset, body)
+	body.Done()
+	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
+	if err != nil {
+		if cur, ok := storage.CurrentOffset(err); ok {
+			httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: depot.CodeOffsetMismatch, Message: depot.ErrorMessage(err), Offset: &cur})
+			return
+		}
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
+	r = withToken(r)
+	c := s.callerOf(r)
+	var req wire.CompleteUpload
+	req.Size = -1
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil && err != io.EOF {
+		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
+		return
+	}
+	u, err := s.ownUpload(r, c)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	c.start = u.Created
+	ev := c.event(depot.ActionUploadCompleted, u.Key)
+	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, &u.Created, u.Offset
+	obj, err := s.cfg.Store.Complete(r.Context(), u.ID, req.Size, req.SHA256)
+	if err != nil {
+		if depot.ErrorCode(err) == depot.CodeHashMismatch || depot.ErrorCode(err) == depot.CodeSizeMismatch {
+			ev.Action = depot.ActionUploadFailed
+			s.fail(w, r, c, &ev, err)
+			return
+		}
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.committed(r.Context(), c, &ev, obj, u.ID); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, obj)
+}
+
+func (s *Server) abortUpload(w http.ResponseWriter, r *http.Request) {
+	r = withToken(r)
+	c := s.callerOf(r)
+	u, err := s.ownUpload(r, c)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	ev := c.event(depot.ActionUploadAborted, u.Key)
+	ev.UploadID, ev.DeclaredSize, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Offset
+	if err := s.audit(r.Context(), ev); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	if err := s.cfg.Store.Abort(r.Context(), u.ID); err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,165 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+
+	"depot"
+)
+
+// record is the durable state of one upload session, persisted through
+// Driver.PutSession after every successful change. It is the source of truth
+// for the offset: staged bytes past Upload.Offset are ignored and overwritten.
+type record struct {
+	Upload      depot.Upload `json:"upload"`
+	HashState   []byte       `json:"hash_state"`   // marshalled sha256 state at Upload.Offset
+	DriverState []byte       `json:"driver_state"` // Staging.State
+}
+
+func (rec *record) staging() *Staging {
+	return &Staging{ID: rec.Upload.ID, Key: rec.Upload.Key, State: rec.DriverState}
+}
+
+func (rec *record) hasher() (hash.Hash, error) {
+	h := sha256.New()
+	if len(rec.HashState) == 0 {
+		return h, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
+		return nil, fmt.Errorf("restore hash state of session %s: %w", rec.Upload.ID, err)
+	}
+	return h, nil
+}
+
+func (rec *record) saveHasher(h hash.Hash) error {
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("save hash state: %w", err)
+	}
+	rec.HashState = state
+	return nil
+}
+
+func (s *Store) loadRecord(ctx context.Context, id string) (*record, error) {
+	if !validSessionID(id) {
+		return nil, depot.Errorf(depot.CodeNotFound, "no such upload")
+	}
+	raw, err := s.d.GetSession(ctx, id)
+	if errors.Is(err, ErrNotExist) {
+		return nil, depot.WrapError(depot.CodeNotFound, "no such upload", err)
+	}
+	if err != nil {
+		return nil, storageErr("read upload session", err)
+	}
+	var rec record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+	}
+	return &rec, nil
+}
+
+func (s *Store) saveRecord(ctx context.Context, rec *record) error {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode session: %w", err)
+	}
+	if err := s.d.PutSession(ctx, rec.Upload.ID, raw); err != nil {
+		return storageErr("write upload session", err)
+	}
+	return nil
+}
+
+// newSessionID returns 128 random bits in hex.
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (Go ≥1.24 panics instead)
+	return hex.EncodeToString(b[:])
+}
+
+func validSessionID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionLocks serialises operations on one session inside this process.
+type sessionLocks struct {
+	mu    sync.Mutex
+	locks map[string]*sessionLock
+}
+
+type sessionLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock blocks until the session id is free or ctx ends, and returns the
+// function that releases it.
+func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[string]*sessionLock)
+	}
+	sl := l.locks[id]
+	if sl == nil {
+		sl = &sessionLock{}
+		l.locks[id] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+
+	release := func() {
+		l.mu.Lock()
+		sl.refs--
+		if sl.refs == 0 {
+			delete(l.locks, id)
+		}
+		l.mu.Unlock()
+	}
+	acquired := make(chan struct{})
+	go func() { sl.mu.Lock(); close(acquired) }()
+	select {
+	case <-acquired:
+		return func() { sl.mu.Unlock(); release() }, nil
+	case <-ctx.Done():
+		go func() { <-acquired; sl.mu.Unlock(); release() }()
+		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
+	}
+}
+
+// storageErr maps a driver error to a client-safe *depot.Error.
+func storageErr(what string, err error) error {
+	var de *depot.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, ErrNotExist) {
+		return depot.WrapError(depot.CodeNotFound, "not found", fmt.Errorf("%s: %w", what, err))
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return depot.WrapError(depot.CodeUnavailable, "request cancelled", fmt.Errorf("%s: %w", what, err))
+	}
+	return depot.WrapError(depot.CodeUnavailable, "storage unavailable", fmt.Errorf("%s: %w", what, err))
+}
+
+func now(f func() time.Time) time.Time {
+	if f != nil {
+		return f().UTC()
+	}
+	return time.Now().UTC()
+}

@@ -1,0 +1,347 @@
+package storage
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"depot"
+)
+
+// Options configure a Store.
+type Options struct {
+	// UploadExpiry is how long an upload session may stay idle before it
+	// expires. Zero means 24 hours.
+	UploadExpiry time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the portable storage type: it validates keys, hashes while
+// streaming, keeps resumable upload sessions and publishes objects atomically
+// through a Driver. It is safe for concurrent use.
+type Store struct {
+	d      Driver
+	expiry time.Duration
+	clock  func() time.Time
+	locks  sessionLocks
+}
+
+// New returns a Store over d.
+func New(d Driver, opts Options) *Store {
+	if opts.UploadExpiry <= 0 {
+		opts.UploadExpiry = 24 * time.Hour
+	}
+	return &Store{d: d, expiry: opts.UploadExpiry, clock: opts.Now}
+}
+
+// Driver returns the underlying driver (for maintenance jobs).
+func (s *Store) Driver() Driver { return s.d }
+
+// UploadOptions describe a new upload session.
+type UploadOptions struct {
+	Size   int64  // declared size, -1 unknown
+	SHA256 string // declared lowercase hex SHA-256, "" unknown
+	Class  depot.Class
+	Meta   map[string]string
+}
+
+// CreateUpload starts an upload session for key. Nothing is visible under key
+// until Complete succeeds.
+func (s *Store) CreateUpload(ctx context.Context, key string, opts UploadOptions) (depot.Upload, error) {
+	if err := depot.ValidateKey(key); err != nil {
+		return depot.Upload{}, err
+	}
+	if opts.Size < -1 {
+		return depot.Upload{}, depot.Errorf(depot.CodeInvalid, "declared size is negative")
+	}
+	sum, err := normaliseSHA256(opts.SHA256)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	if opts.Class == "" {
+		opts.Class = depot.Permanent
+	}
+	if !opts.Class.Valid() {
+		return depot.Upload{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
+	}
+	t := now(s.clock)
+	rec := &record{Upload: depot.Upload{
+		ID: newSessionID(), Key: key, DeclaredSize: opts.Size, SHA256: sum, Class: opts.Class,
+		Created: t, Updated: t, Expires: t.Add(s.expiry), Meta: opts.Meta,
+	}}
+	if err := s.d.CreateStaging(ctx, rec.staging()); err != nil {
+		return depot.Upload{}, storageErr("create staging", err)
+	}
+	if err := s.saveRecord(ctx, rec); err != nil {
+		_ = s.d.DiscardStaging(context.WithoutCancel(ctx), rec.staging())
+		return depot.Upload{}, err
+	}
+	return rec.Upload, nil
+}
+
+// Upload returns the current state of an upload session.
+func (s *Store) Upload(ctx context.Context, id string) (depot.Upload, error) {
+	rec, err := s.loadRecord(ctx, id)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	return rec.Upload, nil
+}
+
+// Append writes r at offset. offset must equal the session's current offset,
+// except that bytes already received may be sent again: they are compared
+// with what is stored and, if equal, harmlessly skipped (a chunk retried after
+// a lost response). A wrong offset returns CodeOffsetMismatch and the current
+// state; bytes beyond the declared size return CodeSizeMismatch and advance
+// nothing. The new offset is durable when Append returns.
+func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (depot.Upload, error) {
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	defer unlock()
+	rec, err := s.loadRecord(ctx, id)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	cur := rec.Upload.Offset
+	if offset < 0 || offset > cur {
+		return rec.Upload, offsetMismatch(cur)
+	}
+	if offset < cur {
+		same, consumed, err := s.compareStaged(ctx, rec, offset, cur-offset, r)
+		if err != nil {
+			return rec.Upload, err
+		}
+		if !same {
+			return rec.Upload, depot.Errorf(depot.CodeConflict, "bytes at offset %d differ from those already received", offset)
+		}
+		if consumed < cur-offset { // the whole body was already stored
+			return rec.Upload, nil
+		}
+	}
+	h, err := rec.hasher()
+	if err != nil {
+		return rec.Upload, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+	}
+	body := r
+	if rec.Upload.DeclaredSize >= 0 {
+		body = io.LimitReader(r, rec.Upload.DeclaredSize-cur+1)
+	}
+	st := rec.staging()
+	n, err := s.d.WriteStaging(ctx, st, cur, io.TeeReader(body, h))
+	if err != nil {
+		return rec.Upload, storageErr("write staging", err)
+	}
+	if rec.Upload.DeclaredSize >= 0 && cur+n > rec.Upload.DeclaredSize {
+		return rec.Upload, depot.Errorf(depot.CodeSizeMismatch, "body is longer than the declared size of %d bytes", rec.Upload.DeclaredSize)
+	}
+	if n == 0 {
+		return rec.Upload, nil
+	}
+	next := *rec
+	next.Upload.Offset = cur + n
+	next.Upload.Updated = now(s.clock)
+	next.Upload.Expires = next.Upload.Updated.Add(s.expiry)
+	next.DriverState = st.State
+	if err := next.saveHasher(h); err != nil {
+		return rec.Upload, err
+	}
+	if err := s.saveRecord(ctx, &next); err != nil {
+		return rec.Upload, err
+	}
+	return next.Upload, nil
+}
+
+// compareStaged compares up to length bytes of r with the staged bytes at
+// offset. It reports whether they were equal and how many bytes of r it read
+// (fewer than length when r ended early).
+func (s *Store) compareStaged(ctx context.Context, rec *record, offset, length int64, r io.Reader) (bool, int64, error) {
+	stored, err := s.d.ReadStaging(ctx, rec.staging(), offset, length)
+	if err != nil {
+		return false, 0, storageErr("read staging", err)
+	}
+	defer stored.Close()
+	a, b := make([]byte, 256<<10), make([]byte, 256<<10)
+	var consumed int64
+	for consumed < length {
+		want := min(int64(len(a)), length-consumed)
+		n, rerr := io.ReadFull(r, a[:want])
+		if n > 0 {
+			if _, err := io.ReadFull(stored, b[:n]); err != nil {
+				return false, consumed, storageErr("read staging", err)
+			}
+			if string(a[:n]) != string(b[:n]) {
+				return false, consumed, nil
+			}
+			consumed += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return true, consumed, nil
+		}
+		if rerr != nil {
+			return false, consumed, depot.WrapError(depot.CodeInvalid, "request body ended early", rerr)
+		}
+	}
+	return true, consumed, nil
+}
+
+// Complete verifies and publishes an upload. wantSize (-1: none) and
+// wantSHA256 ("": none) are checked in addition to what was declared at
+// creation. On a size shortfall the session is kept so that the client can
+// continue; on a checksum mismatch it is discarded and nothing is committed.
+func (s *Store) Complete(ctx context.Context, id string, wantSize int64, wantSHA256 string) (depot.Object, error) {
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	defer unlock()
+	rec, err := s.loadRecord(ctx, id)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	u := rec.Upload
+	for _, size := range []int64{u.DeclaredSize, wantSize} {
+		if size >= 0 && size != u.Offset {
+			return depot.Object{}, depot.Errorf(depot.CodeSizeMismatch, "received %d bytes, expected %d", u.Offset, size)
+		}
+	}
+	h, err := rec.hasher()
+	if err != nil {
+		return depot.Object{}, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	want, err := normaliseSHA256(wantSHA256)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	for _, w := range []string{u.SHA256, want} {
+		if w != "" && w != sum {
+			s.discard(ctx, rec)
+			return depot.Object{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
+		}
+	}
+	st := rec.staging()
+	if err := s.d.Commit(ctx, st, u.Offset, Attrs{SHA256: sum, Class: string(u.Class)}); err != nil {
+		return depot.Object{}, storageErr("commit", err)
+	}
+	if err := s.d.DeleteSession(context.WithoutCancel(ctx), id); err != nil {
+		return depot.Object{}, storageErr("delete session record", err)
+	}
+	return depot.Object{Key: u.Key, Size: u.Offset, SHA256: sum, ModTime: now(s.clock), Class: u.Class}, nil
+}
+
+// Abort discards an upload session and its staged bytes.
+func (s *Store) Abort(ctx context.Context, id string) error {
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := s.loadRecord(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.discard(ctx, rec)
+}
+
+func (s *Store) discard(ctx context.Context, rec *record) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.d.DiscardStaging(ctx, rec.staging()); err != nil {
+		return storageErr("discard staging", err)
+	}
+	if err := s.d.DeleteSession(ctx, rec.Upload.ID); err != nil {
+		return storageErr("delete session record", err)
+	}
+	return nil
+}
+
+// Uploads lists every open upload session.
+func (s *Store) Uploads(ctx context.Context) ([]depot.Upload, error) {
+	ids, err := s.d.ListSessions(ctx)
+	if err != nil {
+		return nil, storageErr("list sessions", err)
+	}
+	out := make([]depot.Upload, 0, len(ids))
+	for _, id := range ids {
+		rec, err := s.loadRecord(ctx, id)
+		if depot.ErrorCode(err) == depot.CodeNotFound {
+			continue // completed or aborted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec.Upload)
+	}
+	return out, nil
+}
+
+// ExpireUploads aborts every session whose expiry is before now and returns
+// the expired sessions. A session locked by an operation in progress is
+// skipped: it is active.
+func (s *Store) ExpireUploads(ctx context.Context) ([]depot.Upload, error) {
+	ups, err := s.Uploads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var expired []depot.Upload
+	t := now(s.clock)
+	for _, u := range ups {
+		if !u.Expires.Before(t) {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		unlock, err := s.locks.lock(lctx, u.ID)
+		cancel()
+		if err != nil {
+			continue
+		}
+		rec, err := s.loadRecord(ctx, u.ID)
+		if err == nil && rec.Upload.Expires.Before(t) {
+			err = s.discard(ctx, rec)
+			if err == nil {
+				expired = append(expired, rec.Upload)
+			}
+		}
+		unlock()
+		if err != nil && depot.ErrorCode(err) != depot.CodeNotFound {
+			return expired, err
+		}
+	}
+	return expired, nil
+}
+
+func offsetMismatch(cur int64) error {
+	return &depot.Error{Code: depot.CodeOffsetMismatch, Message: fmt.Sprintf("expected offset %d", cur), Err: OffsetError{Current: cur}}
+}
+
+// OffsetError carries the current offset of a session inside a
+// CodeOffsetMismatch error.
+type OffsetError struct{ Current int64 }
+
+func (e OffsetError) Error() string { return fmt.Sprintf("current offset is %d", e.Current) }
+
+// CurrentOffset extracts the current offset from an offset-mismatch error.
+func CurrentOffset(err error) (int64, bool) {
+	var oe OffsetError
+	if errors.As(err, &oe) {
+		return oe.Current, true
+	}
+	return 0, false
+}
+
+func normaliseSHA256(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	s = strings.ToLower(s)
+	if b, err := hex.DecodeString(s); err != nil || len(b) != 32 {
+		return "", depot.Errorf(depot.CodeInvalid, "sha256 must be 64 hexadecimal characters")
+	}
+	return s, nil
+}

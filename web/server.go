@@ -1,0 +1,165 @@
+// Package web is the public tier. It authenticates every request through the
+// services tier and streams bodies to and from it; it stores nothing: no
+// file, no temporary file, no database. It depends only on the Backend
+// interface (implemented by apiclient), never on storage or database code.
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"depot"
+	"depot/apiclient"
+	"depot/internal/httpx"
+	"depot/internal/wire"
+)
+
+// Backend is what the web tier needs from services.
+type Backend interface {
+	depot.Files
+	Authenticate(ctx context.Context, cohort string, perm depot.Permission) (depot.Principal, error)
+	CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error)
+	Upload(ctx context.Context, id string) (depot.Upload, error)
+	AppendStream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error)
+	Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error)
+	Abort(ctx context.Context, id string) error
+	PutSession(ctx context.Context, key string, r io.Reader, opts depot.PutOptions, u *depot.Upload) (depot.Object, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Backend Backend
+	Log     *slog.Logger
+	// BodyIdleTimeout cuts a client whose body delivers no byte for this
+	// long. Default 60 s.
+	BodyIdleTimeout time.Duration
+	// ServicesReady reports whether services is reachable (for /readyz).
+	ServicesReady func(ctx context.Context) error
+}
+
+// Server is the public HTTP API.
+type Server struct {
+	cfg  Config
+	bufs sync.Pool
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = 60 * time.Second
+	}
+	s := &Server{cfg: cfg}
+	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
+	return s
+}
+
+// Handler returns every public route. File paths are dispatched by prefix
+// before any ServeMux sees them, so that a path such as "a/../b" reaches the
+// key policy (400 invalid_path) instead of being cleaned and redirected.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", httpx.Health)
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if rest, ok := strings.CutPrefix(r.URL.Path, filesPrefix); ok {
+			s.files(w, r, rest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.ServicesReady != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.ServicesReady(ctx); err != nil {
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "services unavailable"})
+			return
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// withCaller attaches the user's token and request facts to the context of
+// every internal call made for r, and sets the response's request ID.
+func (s *Server) withCaller(w http.ResponseWriter, r *http.Request, fileName string) context.Context {
+	id := httpx.NewID()
+	w.Header().Set("X-Request-Id", id)
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return apiclient.WithCaller(r.Context(), apiclient.Caller{
+		Token: strings.TrimSpace(token), RequestID: id, ClientIP: clientIP(r),
+		UserAgent: r.UserAgent(), FileName: fileName,
+	})
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// writeError writes err for a public client. Messages that came from the
+// services tier are replaced by this tier's own wording, so that nothing of
+// services (paths, hosts, internals) reaches the client.
+func writeError(w http.ResponseWriter, err error) {
+	code := depot.ErrorCode(err)
+	var local *localError
+	if asLocal(err, &local) {
+		httpx.WriteError(w, local.err)
+		return
+	}
+	httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: code, Message: publicMessage(code)})
+}
+
+func publicMessage(code depot.Code) string {
+	switch code {
+	case depot.CodeInvalidPath:
+		return "the file path is not allowed"
+	case depot.CodeInvalid:
+		return "the request is not valid"
+	case depot.CodeNotFound:
+		return "no such file or upload"
+	case depot.CodeConflict, depot.CodeOffsetMismatch:
+		return "the request conflicts with the current state of the upload"
+	case depot.CodeSizeMismatch:
+		return "the upload's size does not match its declared size"
+	case depot.CodeHashMismatch:
+		return "the upload's SHA-256 does not match the declared one; nothing was stored"
+	case depot.CodeTooLarge:
+		return "the upload is too large"
+	case depot.CodeUnauthorized:
+		return "missing, expired or invalid access token"
+	case depot.CodeForbidden:
+		return "you do not have access to this cohort"
+	case depot.CodeRangeNotSatisf:
+		return "the requested range is not satisfiable"
+	case depot.CodeTooMany:
+		return "too many requests; try again later"
+	case depot.CodeUnavailable:
+		return "the service is temporarily unavailable; try again"
+	}
+	return "internal error"
+}
+
+// withFileName returns ctx with the caller's original file name replaced.
+func withFileName(ctx context.Context, name string) context.Context {
+	c := apiclient.CallerFrom(ctx)
+	c.FileName = name
+	return apiclient.WithCaller(ctx, c)
+}
