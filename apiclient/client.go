@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"depot"
@@ -41,13 +40,17 @@ type Config struct {
 	TLS *tls.Config
 	// WebNode names this web process in audit records.
 	WebNode string
+	// MaxBuffers bounds the chunk buffers of all uploads together (memory =
+	// MaxBuffers × ChunkSize). An upload holds at most two. When all are in
+	// use new chunks wait. Default 16.
+	MaxBuffers int
 }
 
 // Client talks to the services tier. It is safe for concurrent use.
 type Client struct {
 	cfg  Config
 	http *http.Client
-	bufs sync.Pool // *[]byte of ChunkSize
+	bufs *bufferPool
 }
 
 // New returns a Client.
@@ -81,9 +84,11 @@ func New(cfg Config) *Client {
 		ReadBufferSize:        256 << 10,
 		ForceAttemptHTTP2:     false,
 	}
-	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}} // no Timeout: it would bound whole streams
-	c.bufs.New = func() any { b := make([]byte, cfg.ChunkSize); return &b }
-	return c
+	if cfg.MaxBuffers < 2 {
+		cfg.MaxBuffers = 16
+	}
+	// No http.Client.Timeout: it would bound whole streams.
+	return &Client{cfg: cfg, http: &http.Client{Transport: tr}, bufs: newBufferPool(cfg.ChunkSize, cfg.MaxBuffers)}
 }
 
 // Close releases idle connections.

@@ -29,8 +29,11 @@ func (c *Client) Put(ctx context.Context, key string, r io.Reader, opts depot.Pu
 }
 
 func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
-	bp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bp)
+	bp, err := c.bufs.get(ctx)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	defer c.bufs.put(bp)
 	buf := (*bp)[:opts.Size]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return depot.Object{}, depot.WrapError(depot.CodeSizeMismatch, "the request body is shorter than its declared size", err)
@@ -44,7 +47,7 @@ func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts dep
 		return depot.Object{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
 	}
 	var obj depot.Object
-	err := c.retry(ctx, func() error {
+	err = c.retry(ctx, func() error {
 		req, err := c.newRequest(ctx, http.MethodPut, wire.PathObject, bytes.NewReader(buf))
 		if err != nil {
 			return err
@@ -108,15 +111,20 @@ func (c *Client) AppendStream(ctx context.Context, id string, offset int64, r io
 func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reader, h io.Writer, resume bool) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan chunk, 1)
-	go c.readChunks(ctx, r, offset, h, chunks)
+	chunks := make(chan chunk) // unbuffered: one chunk filling, one sending
+	go c.readChunks(ctx, r, offset, chunks)
+	hasher := newChunkHasher(h)
+	defer hasher.close()
 
 	var sent int64
 	var err error
 	for ch := range chunks {
 		if err == nil && ch.n > 0 {
+			data := (*ch.buf)[:ch.n]
+			hasher.start(data) // hashing overlaps the send of the same bytes
 			var next int64
-			next, err = c.Append(ctx, id, ch.offset, (*ch.buf)[:ch.n], resume && sent == 0)
+			next, err = c.Append(ctx, id, ch.offset, data, resume && sent == 0)
+			hasher.wait()
 			if err == nil && next != ch.offset+int64(ch.n) {
 				err = depot.Errorf(depot.CodeConflict, "the services tier is at offset %d, expected %d", next, ch.offset+int64(ch.n))
 			}
@@ -126,7 +134,7 @@ func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reade
 				cancel() // stop the reader; drain what it already sent
 			}
 		}
-		c.bufs.Put(ch.buf)
+		c.bufs.put(ch.buf)
 		if err == nil && ch.err != nil && ch.err != io.EOF {
 			err = depot.WrapError(depot.CodeInvalid, "the upload was interrupted", ch.err)
 		}
@@ -134,29 +142,67 @@ func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reade
 	return sent, err
 }
 
-// readChunks fills chunk buffers from r, hashing them into h, and sends them
-// on out; it closes out at the end of r, on a read error or when ctx ends.
-func (c *Client) readChunks(ctx context.Context, r io.Reader, offset int64, h io.Writer, out chan<- chunk) {
+// readChunks fills chunk buffers from r and sends them on out; it closes out
+// at the end of r, on a read error or when ctx ends.
+func (c *Client) readChunks(ctx context.Context, r io.Reader, offset int64, out chan<- chunk) {
 	defer close(out)
 	for {
-		bp := c.bufs.Get().(*[]byte)
+		bp, err := c.bufs.get(ctx)
+		if err != nil {
+			return
+		}
 		n, err := io.ReadFull(r, *bp)
 		if err == io.ErrUnexpectedEOF {
 			err = io.EOF
 		}
-		if h != nil && n > 0 {
-			h.Write((*bp)[:n])
-		}
 		select {
 		case out <- chunk{buf: bp, n: n, offset: offset, err: err}:
 		case <-ctx.Done():
-			c.bufs.Put(bp)
+			c.bufs.put(bp)
 			return
 		}
 		offset += int64(n)
 		if err != nil {
 			return
 		}
+	}
+}
+
+// chunkHasher hashes chunks in order in its own goroutine.
+type chunkHasher struct {
+	h    io.Writer
+	jobs chan []byte
+	done chan struct{}
+}
+
+func newChunkHasher(h io.Writer) *chunkHasher {
+	ch := &chunkHasher{h: h, jobs: make(chan []byte), done: make(chan struct{})}
+	if h != nil {
+		go func() {
+			for b := range ch.jobs {
+				ch.h.Write(b)
+				ch.done <- struct{}{}
+			}
+		}()
+	}
+	return ch
+}
+
+func (ch *chunkHasher) start(b []byte) {
+	if ch.h != nil {
+		ch.jobs <- b
+	}
+}
+
+func (ch *chunkHasher) wait() {
+	if ch.h != nil {
+		<-ch.done
+	}
+}
+
+func (ch *chunkHasher) close() {
+	if ch.h != nil {
+		close(ch.jobs)
 	}
 }
 

@@ -91,7 +91,11 @@ func (db *DB) diagnose(ctx context.Context, ev depot.AuditEvent, want int64, pre
 	}
 	switch {
 	case ev.Seq > want:
-		set(want, ProblemDeleted, "records %d to %d are missing (next record is %d)", want, ev.Seq-1, ev.Seq)
+		if ev.Seq == want+1 {
+			set(want, ProblemDeleted, "record %d is missing (the next record is %d)", want, ev.Seq)
+		} else {
+			set(want, ProblemDeleted, "records %d to %d are missing (the next record is %d)", want, ev.Seq-1, ev.Seq)
+		}
 		return nil
 	case ev.Seq < want:
 		set(ev.Seq, ProblemInserted, "record %d appears twice", ev.Seq)

@@ -2,6 +2,7 @@ package auditdb
 
 import (
 	"database/sql"
+	"strconv"
 	"time"
 
 	"depot"
@@ -68,9 +69,9 @@ func postgresDialect() *dialect {
 		driver:        "pgx",
 		goose:         goose.DialectPostgres,
 		dir:           "migrations/postgres",
-		lockAppend:    "SELECT pg_advisory_xact_lock(" + itoa(appendLockKey) + ", hashtext(current_schema()))",
-		lockMigrate:   "SELECT pg_advisory_lock(" + itoa(migrateLockKey) + ", hashtext(current_schema()))",
-		unlockMigrate: "SELECT pg_advisory_unlock(" + itoa(migrateLockKey) + ", hashtext(current_schema()))",
+		lockAppend:    "SELECT pg_advisory_xact_lock(" + strconv.Itoa(appendLockKey) + ", hashtext(current_schema()))",
+		lockMigrate:   "SELECT pg_advisory_lock(" + strconv.Itoa(migrateLockKey) + ", hashtext(current_schema()))",
+		unlockMigrate: "SELECT pg_advisory_unlock(" + strconv.Itoa(migrateLockKey) + ", hashtext(current_schema()))",
 		configure: func(db *sql.DB) {
 			db.SetMaxOpenConns(10)
 			db.SetMaxIdleConns(4)
@@ -79,19 +80,4 @@ func postgresDialect() *dialect {
 		},
 		classify: classifyPostgres,
 	}
-}
-
-// itoa formats a small non-negative constant.
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }

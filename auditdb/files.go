@@ -146,9 +146,9 @@ func (db *DB) ListFiles(ctx context.Context, f FileFilter) ([]FileRecord, error)
 // scanFile reads one row selected with fileColumns.
 func scanFile(rows *sql.Rows) (FileRecord, error) {
 	var (
-		rec                  FileRecord
-		class                string
-		created, updated     int64
+		rec                 FileRecord
+		class               string
+		created, updated    int64
 		cleanupAt, verified sql.NullInt64
 	)
 	err := rows.Scan(&rec.Key, &rec.Cohort, &rec.Size, &rec.SHA256, &class, &cleanupAt,

@@ -146,9 +146,9 @@ func (db *DB) Authenticate(ctx context.Context, plaintext string) (depot.Princip
 	}
 	h := tokenHash(plaintext)
 	var (
-		id, stored, user          string
-		admin                     bool
-		expires                   int64
+		id, stored, user            string
+		admin                       bool
+		expires                     int64
 		revoked, lastUsed, disabled sql.NullInt64
 	)
 	err := db.sql.QueryRowContext(ctx, `SELECT t.id, t.hash, t.expires_ms, t.revoked_ms, t.last_used_ms,

@@ -64,7 +64,10 @@ type Driver interface {
 	// DiscardStaging releases the staging area; missing is not an error.
 	DiscardStaging(ctx context.Context, st *Staging) error
 
-	// PutSession durably and atomically replaces the session record id.
+	// PutSession atomically replaces the session record id. A new record is
+	// durable when PutSession returns; a replacement may, after a power
+	// failure, revert to the record it replaced: an earlier consistent state,
+	// since staged bytes past a record's offset are ignored.
 	PutSession(ctx context.Context, id string, record []byte) error
 	// GetSession returns the session record id, or ErrNotExist.
 	GetSession(ctx context.Context, id string) ([]byte, error)

@@ -134,7 +134,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		body = io.LimitReader(r, rec.Upload.DeclaredSize-cur+1)
 	}
 	st := rec.staging()
-	n, err := s.d.WriteStaging(ctx, st, cur, io.TeeReader(body, h))
+	hr := newOverlapHashReader(body, h)
+	n, err := s.d.WriteStaging(ctx, st, cur, hr)
+	hr.Wait()
 	if err != nil {
 		return rec.Upload, storageErr("write staging", err)
 	}

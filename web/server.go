@@ -78,6 +78,14 @@ func (s *Server) Handler() http.Handler {
 			s.files(w, r, rest)
 			return
 		}
+		if r.URL.Path == strings.TrimSuffix(tusPrefix, "/") {
+			s.tus(w, r, "")
+			return
+		}
+		if rest, ok := strings.CutPrefix(r.URL.Path, tusPrefix); ok {
+			s.tus(w, r, rest)
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
 }

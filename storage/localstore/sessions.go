@@ -18,6 +18,8 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 	if err := checkID(id); err != nil {
 		return err
 	}
+	_, statErr := d.root.Lstat(sessionName(id))
+	replacing := statErr == nil
 	tmp := path.Join(sessionsDir, sessTmp+id+"-"+randHex(8))
 	f, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
@@ -36,6 +38,12 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 	if err != nil {
 		d.root.Remove(tmp)
 		return fail("write session record", err)
+	}
+	if replacing {
+		// A replaced record needs no directory fsync: after a power failure
+		// the rename may be lost, leaving the previous record, which is an
+		// earlier consistent state (staged bytes past its offset are ignored).
+		return nil
 	}
 	if err := d.syncDir(sessionsDir); err != nil {
 		return fail("sync sessions directory", err)

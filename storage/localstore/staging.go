@@ -86,8 +86,10 @@ func writeAt(ctx context.Context, f *os.File, offset int64, r io.Reader) (int64,
 	if offset < 0 || offset > fi.Size() {
 		return 0, fmt.Errorf("localstore: write staging: offset %d outside staged data (%d bytes)", offset, fi.Size())
 	}
-	if err := f.Truncate(offset); err != nil {
-		return 0, fail("truncate staging", err)
+	if offset < fi.Size() {
+		if err := f.Truncate(offset); err != nil {
+			return 0, fail("truncate staging", err)
+		}
 	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return 0, fail("seek staging", err)

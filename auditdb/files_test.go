@@ -1,0 +1,133 @@
+package auditdb_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"depot"
+	"depot/auditdb"
+)
+
+func TestFileRecords(t *testing.T) {
+	eachEngine(t, func(t *testing.T, db *auditdb.DB) {
+		ctx := context.Background()
+		now := time.Date(2025, 5, 5, 5, 5, 5, 555_000_000, time.UTC)
+		db.Now = func() time.Time { return now }
+		due := now.Add(48 * time.Hour)
+		rec := auditdb.FileRecord{Key: "c1/raw/a.csv", Cohort: "c1", Size: 42, SHA256: "ab12",
+			Class: depot.Temporary, CleanupScheduledFor: &due, UploadedBy: "alice"}
+		if err := db.PutFile(ctx, rec); err != nil {
+			t.Fatalf("PutFile: %v", err)
+		}
+		got, err := db.GetFile(ctx, rec.Key)
+		rec.Created, rec.Updated = now, now
+		if err != nil || !reflect.DeepEqual(got, rec) {
+			t.Fatalf("GetFile = %+v, %v\nwant %+v", got, err, rec)
+		}
+
+		// Upsert: new state, Created kept.
+		later := now.Add(time.Hour)
+		db.Now = func() time.Time { return later }
+		rec2 := auditdb.FileRecord{Key: rec.Key, Cohort: "c1", Size: 43, SHA256: "cd34", Class: depot.Permanent,
+			LastVerified: &later, UploadedBy: "bob"}
+		if err := db.PutFile(ctx, rec2); err != nil {
+			t.Fatalf("PutFile update: %v", err)
+		}
+		got, err = db.GetFile(ctx, rec.Key)
+		rec2.Created, rec2.Updated = now, later
+		if err != nil || !reflect.DeepEqual(got, rec2) {
+			t.Fatalf("GetFile after update = %+v, %v\nwant %+v", got, err, rec2)
+		}
+
+		// Refusals.
+		wantCode(t, db.PutFile(ctx, auditdb.FileRecord{Key: "../x", Cohort: "c1"}), depot.CodeInvalidPath)
+		wantCode(t, db.PutFile(ctx, auditdb.FileRecord{Key: "c1/x", Class: "forever"}), depot.CodeInvalid)
+		wantCode(t, db.PutFile(ctx, auditdb.FileRecord{Key: "c1/x", Size: -1}), depot.CodeInvalid)
+		wantCode(t, db.PutFile(ctx, auditdb.FileRecord{Key: "c1/x", Class: depot.Permanent, CleanupScheduledFor: &due}), depot.CodeInvalid)
+
+		if err := db.DeleteFile(ctx, rec.Key); err != nil {
+			t.Fatalf("DeleteFile: %v", err)
+		}
+		_, err = db.GetFile(ctx, rec.Key)
+		wantCode(t, err, depot.CodeNotFound)
+		wantCode(t, db.DeleteFile(ctx, rec.Key), depot.CodeNotFound)
+	})
+}
+
+func TestListFiles(t *testing.T) {
+	eachEngine(t, func(t *testing.T, db *auditdb.DB) {
+		ctx := context.Background()
+		base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		put := func(key, cohort string, temp bool, dueHours int) {
+			t.Helper()
+			rec := auditdb.FileRecord{Key: key, Cohort: cohort, Size: 1, Class: depot.Permanent}
+			if temp {
+				rec.Class = depot.Temporary
+				if dueHours >= 0 {
+					due := base.Add(time.Duration(dueHours) * time.Hour)
+					rec.CleanupScheduledFor = &due
+				}
+			}
+			if err := db.PutFile(ctx, rec); err != nil {
+				t.Fatalf("PutFile(%s): %v", key, err)
+			}
+		}
+		put("c1/b.csv", "c1", false, 0)
+		put("c1/a.csv", "c1", true, 1)
+		put("c1/a_/z.csv", "c1", true, 5)
+		put("c1/tmp/t.csv", "c1", true, -1) // temporary, no cleanup time
+		put("c2/a.csv", "c2", true, 2)
+		put("C1/a.csv", "C1", false, 0)
+		keys := func(f auditdb.FileFilter) string {
+			t.Helper()
+			recs, err := db.ListFiles(ctx, f)
+			if err != nil {
+				t.Fatalf("ListFiles(%+v): %v", f, err)
+			}
+			s := ""
+			for _, r := range recs {
+				s += r.Key + " "
+			}
+			return s
+		}
+		for _, tc := range []struct {
+			f    auditdb.FileFilter
+			want string
+		}{
+			{auditdb.FileFilter{}, "C1/a.csv c1/a.csv c1/a_/z.csv c1/b.csv c1/tmp/t.csv c2/a.csv "},
+			{auditdb.FileFilter{Cohort: "c1"}, "c1/a.csv c1/a_/z.csv c1/b.csv c1/tmp/t.csv "},
+			{auditdb.FileFilter{KeyPrefix: "c1/a"}, "c1/a.csv c1/a_/z.csv "},
+			{auditdb.FileFilter{Class: depot.Permanent}, "C1/a.csv c1/b.csv "},
+			{auditdb.FileFilter{DueBefore: base.Add(2 * time.Hour)}, "c1/a.csv c2/a.csv "},
+			{auditdb.FileFilter{DueBefore: base.Add(100 * time.Hour), Cohort: "c1"}, "c1/a.csv c1/a_/z.csv "},
+			{auditdb.FileFilter{Limit: 2}, "C1/a.csv c1/a.csv "},
+			{auditdb.FileFilter{After: "c1/a.csv", Limit: 2}, "c1/a_/z.csv c1/b.csv "},
+		} {
+			if got := keys(tc.f); got != tc.want {
+				t.Errorf("ListFiles(%+v) = %q, want %q", tc.f, got, tc.want)
+			}
+		}
+		// Paging visits every record once.
+		var seen []string
+		f := auditdb.FileFilter{Limit: 4}
+		for {
+			recs, err := db.ListFiles(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				seen = append(seen, r.Key)
+			}
+			if len(recs) < f.Limit {
+				break
+			}
+			f.After = recs[len(recs)-1].Key
+		}
+		if fmt.Sprint(seen) != "[C1/a.csv c1/a.csv c1/a_/z.csv c1/b.csv c1/tmp/t.csv c2/a.csv]" {
+			t.Fatalf("paged = %v", seen)
+		}
+	})
+}

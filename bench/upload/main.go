@@ -1,0 +1,228 @@
+// Command upload is the two-tier upload benchmark: in one run it starts the
+// real depot binary as a services and a web process (SQLite, local storage),
+// then uploads the same generated stream (a) straight to the services tier's
+// internal API and (b) through the web tier, and prints MB/s of each, their
+// ratio and the web process's peak RSS.
+//
+//	go run ./bench/upload -size 2GiB -runs 3
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	size := flag.String("size", "2GiB", "bytes per upload (suffix MiB or GiB)")
+	runs := flag.Int("runs", 3, "runs of each measurement; the median is reported")
+	chunk := flag.String("chunk", "8388608", "DEPOT_CHUNK_SIZE of the web tier")
+	flag.Parse()
+	n, err := parseSize(*size)
+	if err != nil {
+		fail(err)
+	}
+	if err := run(n, *runs, *chunk); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "GiB"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "GiB")
+	case strings.HasSuffix(s, "MiB"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v * mult, err
+}
+
+const key = "0123456789abcdef0123456789abcdef"
+
+func run(size int64, runs int, chunk string) error {
+	dir, err := os.MkdirTemp("", "depot-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "depot")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/depot").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v: %s", err, out)
+	}
+	db := "sqlite://" + filepath.Join(dir, "depot.db")
+	for _, args := range [][]string{{"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
+		if out, err := cli(bin, db, args...); err != nil {
+			return fmt.Errorf("%v: %v: %s", args, err, out)
+		}
+	}
+	out, err := cli(bin, db, "tokens", "create", "bench")
+	if err != nil {
+		return err
+	}
+	token := strings.TrimSpace(out)
+	svc, svcAddr, err := serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
+		"DEPOT_STORAGE_URL=file://"+filepath.Join(dir, "files"), "DEPOT_DATABASE_URL="+db)
+	if err != nil {
+		return err
+	}
+	defer stop(svc)
+	web, webAddr, err := serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
+		"DEPOT_INTERNAL_KEY="+key, "DEPOT_CHUNK_SIZE="+chunk)
+	if err != nil {
+		return err
+	}
+	defer stop(web)
+
+	direct := func(i int) (*http.Request, error) {
+		req, err := http.NewRequest("PUT", "http://"+svcAddr+"/internal/v1/object", gen(size, i))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Depot-Internal-Key", key)
+		req.Header.Set("Depot-User-Token", token)
+		req.Header.Set("Depot-Key", fmt.Sprintf("b/direct-%d.bin", i))
+		return req, nil
+	}
+	viaWeb := func(i int) (*http.Request, error) {
+		req, err := http.NewRequest("PUT", fmt.Sprintf("http://%s/api/v1/files/b/web-%d.bin", webAddr, i), gen(size, i))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		return req, nil
+	}
+	var a, b []float64
+	for i := range runs { // interleave so that both see the same machine state
+		ra, err := timeUpload(direct, size, i)
+		if err != nil {
+			return fmt.Errorf("direct: %w", err)
+		}
+		rb, err := timeUpload(viaWeb, size, i)
+		if err != nil {
+			return fmt.Errorf("web: %w", err)
+		}
+		a, b = append(a, ra), append(b, rb)
+		fmt.Printf("run %d: direct %.0f MiB/s, through web %.0f MiB/s\n", i+1, ra, rb)
+	}
+	ma, mb := median(a), median(b)
+	fmt.Printf("\nsize %d MiB, %d runs, chunk %s bytes (medians)\n", size>>20, runs, chunk)
+	fmt.Printf("(a) PUT straight to services : %7.0f MiB/s\n", ma)
+	fmt.Printf("(b) PUT through web          : %7.0f MiB/s\n", mb)
+	fmt.Printf("ratio (b)/(a)                : %7.2f\n", mb/ma)
+	fmt.Printf("web peak RSS (VmHWM)         : %7.1f MiB\n", float64(vmHWM(web.Process.Pid))/1024)
+	fmt.Printf("services peak RSS (VmHWM)    : %7.1f MiB\n", float64(vmHWM(svc.Process.Pid))/1024)
+	return nil
+}
+
+// gen returns size deterministic pseudo-random bytes, generated on the fly.
+func gen(size int64, seed int) io.Reader {
+	var s [32]byte
+	s[0] = byte(seed)
+	return io.LimitReader(rand.NewChaCha8(s), size)
+}
+
+func timeUpload(mk func(int) (*http.Request, error), size int64, i int) (float64, error) {
+	req, err := mk(i)
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = size
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	return float64(size) / (1 << 20) / time.Since(t0).Seconds(), nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func cli(bin, db string, args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "DEPOT_DATABASE_URL="+db)
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+func serve(bin string, env ...string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a, nil
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, "", fmt.Errorf("%v did not start", env)
+	}
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+// vmHWM returns a process's peak resident set in KiB.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return -1
+}
+

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"depot"
+	"depot/auditdb"
+	"depot/auditdb/auditdbtest"
+)
+
+// put sends one PUT as alice from any goroutine and returns status and body.
+func (c *cluster) putRaw(path string, data []byte) (int, []byte, error) {
+	req, err := http.NewRequest("PUT", c.web.url()+path, bytes.NewReader(data))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// checkLinear asserts that the whole trail is seq 1..N without gap, every
+// prev_hash is the previous record's hash, and VerifyChain agrees.
+func checkLinear(t *testing.T, db *auditdb.DB) []depot.AuditEvent {
+	t.Helper()
+	evs := auditAfter(t, db, 0)
+	prev := auditdb.GenesisHash
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("record %d has seq %d: gap or duplicate", i+1, ev.Seq)
+		}
+		if ev.PrevHash != prev {
+			t.Fatalf("seq %d: prev_hash %s, want %s (fork)", ev.Seq, ev.PrevHash, prev)
+		}
+		prev = ev.Hash
+	}
+	rep, err := db.VerifyChain(context.Background())
+	if err != nil || !rep.OK || rep.LastSeq != int64(len(evs)) {
+		t.Fatalf("VerifyChain: %+v, %v (records %d)", rep, err, len(evs))
+	}
+	return evs
+}
+
+func TestAuditConcurrentUploads(t *testing.T) {
+	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+		c := newCluster(t, clusterOpts{dbURL: e.URL})
+		db := openAuditDB(t, e.URL)
+		const n = 50
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			size := 1000 + i
+			if i%10 == 0 {
+				size = 8<<20 + 100 + i // larger than a chunk: an internal upload session
+			}
+			data, _ := payloadBytes(uint64(300+i), size)
+			wg.Go(func() {
+				code, b, err := c.putRaw(fmt.Sprintf("/api/v1/files/c1/conc/%02d.csv", i), data)
+				if err == nil && code != http.StatusCreated {
+					err = fmt.Errorf("status %d: %s", code, b)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("upload %d: %w", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		evs := checkLinear(t, db)
+		count := map[depot.Action]int{}
+		for _, ev := range evs {
+			if strings.HasPrefix(ev.Key, "c1/conc/") {
+				count[ev.Action]++
+			}
+		}
+		if count[depot.ActionUploadStarted] != n || count[depot.ActionUploadCompleted] != n || len(count) != 2 {
+			t.Fatalf("records of the concurrent uploads: %v, want %d started and %d completed", count, n, n)
+		}
+	})
+}
+
+func TestAuditFailClosed(t *testing.T) {
+	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+		c := newCluster(t, clusterOpts{dbURL: e.URL})
+		db := openAuditDB(t, e.URL)
+		before, beforeSum := payloadBytes(400, 2000)
+		expectStatus(t, c.do("PUT", "/api/v1/files/c1/before.csv", bytes.NewReader(before), nil), http.StatusCreated)
+		head := auditHead(t, db)
+
+		// The audit table disappears under the running services tier: every
+		// audit write fails (as with a stopped or read-only database).
+		mustExec(t, db.SQL(), "ALTER TABLE audit_events RENAME TO audit_events_away")
+		restored := false
+		restore := func() {
+			if !restored {
+				restored = true
+				mustExec(t, db.SQL(), "ALTER TABLE audit_events_away RENAME TO audit_events")
+			}
+		}
+		t.Cleanup(restore)
+
+		small, _ := payloadBytes(401, 3000)
+		big, _ := payloadBytes(402, 8<<20+5000) // through an internal upload session
+		for _, u := range []struct {
+			path string
+			data []byte
+		}{{"/api/v1/files/c1/new.csv", small}, {"/api/v1/files/c1/big.csv", big}} {
+			resp := c.do("PUT", u.path, bytes.NewReader(u.data), nil)
+			b := expectStatus(t, resp, http.StatusServiceUnavailable)
+			expectErrorCode(t, b, depot.CodeUnavailable)
+		}
+		// Nothing is served unaudited either.
+		resp := c.do("GET", "/api/v1/files/c1/before.csv", nil, nil)
+		b := expectStatus(t, resp, http.StatusServiceUnavailable)
+		expectErrorCode(t, b, depot.CodeUnavailable)
+		if bytes.Contains(b, before[:100]) {
+			t.Fatalf("file content served while the audit trail is down")
+		}
+
+		restore()
+		for _, p := range []string{"new.csv", "big.csv"} {
+			expectStatus(t, c.do("GET", "/api/v1/files/c1/"+p, nil, nil), http.StatusNotFound)
+			if _, err := os.Stat(filepath.Join(c.storageDir(), "c1", p)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s is on disk after a failed upload: %v", p, err)
+			}
+			var n int
+			if err := db.SQL().QueryRowContext(context.Background(), "SELECT count(*) FROM files WHERE storage_key = $1", "c1/"+p).Scan(&n); err != nil || n != 0 {
+				t.Errorf("file state of %s: %d rows, %v", p, n, err)
+			}
+		}
+		if got := auditAfter(t, db, head); len(got) != 0 {
+			t.Errorf("%d audit records written while the audit table was gone", len(got))
+		}
+		listing := expectStatus(t, c.do("GET", "/api/v1/files/c1/", nil, nil), http.StatusOK)
+		if bytes.Contains(listing, []byte("new.csv")) || bytes.Contains(listing, []byte("big.csv")) {
+			t.Errorf("a failed upload is listed: %s", listing)
+		}
+		if got := expectStatus(t, c.do("GET", "/api/v1/files/c1/before.csv", nil, nil), http.StatusOK); sha(got) != beforeSum {
+			t.Errorf("before.csv changed")
+		}
+		// The service recovers by itself and the trail is intact.
+		expectStatus(t, c.do("PUT", "/api/v1/files/c1/after.csv", bytes.NewReader(small), nil), http.StatusCreated)
+		if out, code := auditVerify(t, e.URL); code != 0 {
+			t.Fatalf("verify after the outage: exit %d: %s", code, out)
+		}
+		checkLinear(t, db)
+	})
+}
+
+func expectErrorCode(t *testing.T, body []byte, code depot.Code) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Code != string(code) || e.Error.Message == "" {
+		t.Fatalf("error body %q, want JSON error with code %q", body, code)
+	}
+}
+
+func TestAuditCLIOutput(t *testing.T) {
+	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+		c := newCluster(t, clusterOpts{dbURL: e.URL})
+		for i := range 3 {
+			data, _ := payloadBytes(uint64(500+i), 500)
+			expectStatus(t, c.do("PUT", fmt.Sprintf("/api/v1/files/c1/cli/%d.csv", i), bytes.NewReader(data), nil), http.StatusCreated)
+		}
+		expectStatus(t, c.do("GET", "/api/v1/files/c1/cli/0.csv", nil, nil), http.StatusOK)
+		db := openAuditDB(t, e.URL)
+		all := auditAfter(t, db, 0)
+
+		show := depotCLI(t, c.dbEnv(), "audit", "show", "--cohort", "c1", "--days", "1")
+		for i := range 3 {
+			want := fmt.Sprintf(`path="c1/cli/%d.csv"`, i)
+			if strings.Count(show, want) < 2 {
+				t.Errorf("audit show: fewer than 2 lines with %s:\n%s", want, show)
+			}
+		}
+		if !strings.Contains(show, "upload.completed") || !strings.Contains(show, "file.download") || !strings.Contains(show, "user=alice") {
+			t.Errorf("audit show lacks the upload/download lines:\n%s", show)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(show), "\n") {
+			if !strings.Contains(line, "c1") {
+				t.Errorf("audit show --cohort c1 printed a line of another cohort: %q", line)
+			}
+		}
+		only := depotCLI(t, c.dbEnv(), "audit", "show", "--action", "file.download")
+		if n := len(strings.Split(strings.TrimSpace(only), "\n")); n != 1 {
+			t.Errorf("audit show --action file.download: %d lines:\n%s", n, only)
+		}
+
+		jl := depotCLI(t, c.dbEnv(), "audit", "export", "--format", "jsonl")
+		lines := strings.Split(strings.TrimSuffix(jl, "\n"), "\n")
+		if len(lines) != len(all) {
+			t.Fatalf("export jsonl: %d lines, want %d records", len(lines), len(all))
+		}
+		for i, line := range lines {
+			var ev depot.AuditEvent
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("jsonl line %d does not parse: %v: %s", i+1, err, line)
+			}
+			if ev.Seq != all[i].Seq || ev.Hash != all[i].Hash || ev.Action != all[i].Action || ev.Key != all[i].Key {
+				t.Errorf("jsonl line %d: %+v, want record %+v", i+1, ev, all[i])
+			}
+			// The export carries everything needed to recompute the hash.
+			if auditdb.Hash(ev) != ev.Hash {
+				t.Errorf("jsonl line %d does not re-hash to its hash", i+1)
+			}
+		}
+
+		out := depotCLI(t, c.dbEnv(), "audit", "export", "--format", "csv", "--since", time.Now().UTC().Add(-time.Hour).Format(time.RFC3339))
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil {
+			t.Fatalf("export csv does not parse: %v", err)
+		}
+		if len(rows) != len(all)+1 {
+			t.Fatalf("export csv: %d rows, want header + %d", len(rows), len(all))
+		}
+		col := map[string]int{}
+		for i, h := range rows[0] {
+			col[h] = i
+		}
+		completed := 0
+		for _, r := range rows[1:] {
+			if r[col["action"]] == string(depot.ActionUploadCompleted) {
+				completed++
+				if !strings.HasPrefix(r[col["path"]], "c1/cli/") || r[col["actor"]] != "alice" || len(r[col["sha256"]]) != 64 || r[col["stored_size"]] != "500" {
+					t.Errorf("csv upload.completed row: %v", r)
+				}
+			}
+		}
+		if completed != 3 {
+			t.Errorf("csv: %d upload.completed rows, want 3", completed)
+		}
+		future := depotCLI(t, c.dbEnv(), "audit", "export", "--format", "jsonl", "--since", time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
+		if strings.TrimSpace(future) != "" {
+			t.Errorf("export --since in the future: %q", future)
+		}
+	})
+}
+
+// TestAuditWriteCost measures the cost of audited uploads (two audit records
+// each) on each engine. Opt-in: DEPOT_AUDIT_COST=200 (number of PUTs).
+func TestAuditWriteCost(t *testing.T) {
+	n := 0
+	if _, err := fmt.Sscan(os.Getenv("DEPOT_AUDIT_COST"), &n); err != nil || n <= 0 {
+		t.Skip("set DEPOT_AUDIT_COST=<number of PUTs> to measure")
+	}
+	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+		c := newCluster(t, clusterOpts{dbURL: e.URL})
+		db := openAuditDB(t, e.URL)
+		data, _ := payloadBytes(600, 1024)
+		for i := range 10 { // warm up connections
+			expectStatus(t, c.do("PUT", fmt.Sprintf("/api/v1/files/c1/warm/%d", i), bytes.NewReader(data), nil), http.StatusCreated)
+		}
+		start := time.Now()
+		for i := range n {
+			expectStatus(t, c.do("PUT", fmt.Sprintf("/api/v1/files/c1/cost/%d", i), bytes.NewReader(data), nil), http.StatusCreated)
+		}
+		seq := time.Since(start)
+		// Concurrent: 8 clients.
+		start = time.Now()
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < n; i += 8 {
+					if code, b, err := c.putRaw(fmt.Sprintf("/api/v1/files/c1/par/%d", i), data); err != nil || code != http.StatusCreated {
+						t.Errorf("PUT: %d %s %v", code, b, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		par := time.Since(start)
+		// Raw appends from this process, without HTTP.
+		ev := depot.AuditEvent{Action: depot.ActionUploadCompleted, Outcome: depot.OutcomeSuccess, Actor: "bench", Cohort: "c1",
+			Key: "c1/x", DeclaredSize: 1024, StoredSize: 1024, ServerRole: "services"}
+		start = time.Now()
+		for range n {
+			if _, err := db.Append(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		app := time.Since(start)
+		checkLinear(t, db)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+		t.Logf("%s: %d sequential 1 KiB PUTs: %.2f ms/upload; 8 concurrent clients: %.2f ms/upload (wall); direct Append: %.2f ms/record",
+			e.Engine, n, ms(seq), ms(par), ms(app))
+	})
+}

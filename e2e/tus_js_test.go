@@ -1,0 +1,207 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// cutProxy is a TCP proxy that cuts connections when the bytes sent from
+// client to server (over all connections) cross each of its cut points:
+// the connection carrying that byte is closed on both sides, alternately
+// with a reset and with a plain close.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+
+	mu   sync.Mutex
+	sent int64
+	cuts []int64 // ascending, still to come
+	done int     // cuts made
+	wg   sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, target string, cuts []int64) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(cuts)
+	p := &cutProxy{ln: ln, target: target, cuts: cuts}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) cutsMade() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+func (p *cutProxy) serve() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.wg.Add(2)
+		go func() { defer p.wg.Done(); p.upstream(in, out) }()
+		go func() {
+			defer p.wg.Done()
+			io.Copy(in, out)
+			in.Close()
+		}()
+	}
+}
+
+// upstream copies client bytes to the server, cutting at the cut points.
+func (p *cutProxy) upstream(in, out net.Conn) {
+	defer out.Close()
+	defer in.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			allow, cut := int64(n), false
+			if len(p.cuts) > 0 && p.sent+int64(n) >= p.cuts[0] {
+				allow, cut = p.cuts[0]-p.sent, true
+				p.cuts = p.cuts[1:]
+				p.done++
+			}
+			p.sent += allow
+			reset := p.done%2 == 1
+			p.mu.Unlock()
+			if allow > 0 {
+				if _, werr := out.Write(buf[:allow]); werr != nil {
+					return
+				}
+			}
+			if cut {
+				if reset {
+					for _, c := range []net.Conn{in, out} {
+						if tc, ok := c.(*net.TCPConn); ok {
+							tc.SetLinger(0)
+						}
+					}
+				}
+				return
+			}
+		}
+		if err != nil {
+			if tc, ok := out.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+			return
+		}
+	}
+}
+
+// tusJSDir returns e2e/tusjs with its node_modules installed, or skips.
+func tusJSDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("tusjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, nodeErr := exec.LookPath("node")
+	_, npmErr := exec.LookPath("npm")
+	if nodeErr != nil || npmErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node and npm are required in CI for the tus-js-client test")
+		}
+		t.Skip("node or npm not installed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "tus-js-client", "package.json")); err != nil {
+		cmd := exec.Command("sh", filepath.Join("..", "scripts", "install-tus-js-client.sh"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("scripts/install-tus-js-client.sh: %v\n%s", err, out)
+		}
+	}
+	return dir
+}
+
+// TestTusJSClient uploads through a real third-party tus client
+// (tus-js-client on node) behind a proxy that cuts the connection several
+// times; the client retries, resumes from HEAD's offset, and the file
+// arrives byte-exact with a single upload.completed record.
+func TestTusJSClient(t *testing.T) {
+	dir := tusJSDir(t)
+	c := newCluster(t, clusterOpts{webEnv: map[string]string{"DEPOT_CHUNK_SIZE": "65536"}})
+
+	const size = 3<<20 + 4321
+	data, _ := payloadBytes(21, size)
+	src := filepath.Join(t.TempDir(), "source.bin")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Cut points in the body, away from its very end so that a cut never
+	// falls between the commit and its response (a client would then start
+	// over: see docs/tus.md).
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
+	var cuts []int64
+	for range 5 {
+		cuts = append(cuts, int64(size/10)+rng.Int64N(int64(size*7/10)))
+	}
+	t.Logf("cut points: %v", cuts)
+	proxy := newCutProxy(t, c.web.addr, cuts)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "upload.mjs",
+		"--endpoint", "http://"+proxy.addr()+tusPath,
+		"--file", src, "--cohort", "c1", "--filename", "tusjs.bin", "--path", "js/tusjs.bin",
+		"--chunk-size", "262144")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DEPOT_TOKEN="+c.token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("node stdout (tail):\n%s", tail(stdout.String(), 25))
+	if err != nil {
+		t.Fatalf("node upload.mjs: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "done ") {
+		t.Fatalf("no success line from node")
+	}
+	if got := proxy.cutsMade(); got < 3 {
+		t.Fatalf("only %d connection cuts happened, want at least 3", got)
+	}
+	if !strings.Contains(stdout.String(), "retry ") {
+		t.Fatalf("tus-js-client never retried")
+	}
+	checkOnDisk(t, c, "js/tusjs.bin", data)
+	if n := len(completedRecords(t, c, "c1/js/tusjs.bin")); n != 1 {
+		t.Fatalf("%d upload.completed records, want 1", n)
+	}
+	t.Logf("%d cuts, file byte-exact", proxy.cutsMade())
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
