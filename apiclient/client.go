@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"depot"
+	"depot/internal/httpauth"
 	"depot/internal/httpx"
 	"depot/internal/wire"
 )
@@ -128,7 +129,6 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 		return nil, depot.WrapError(depot.CodeInternal, "bad internal request", err)
 	}
 	h := req.Header
-	h.Set(wire.HeaderInternalKey, c.cfg.Key)
 	cl := CallerFrom(ctx)
 	if cl.Token != "" {
 		h.Set(wire.HeaderUserToken, cl.Token)
@@ -154,6 +154,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 // do sends req and turns transport failures and error statuses into
 // *depot.Error. On success the caller owns resp.Body.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	httpauth.Sign(req, []byte(c.cfg.Key), time.Now())
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctxErr := req.Context().Err(); ctxErr != nil {

@@ -36,6 +36,9 @@ func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts dep
 	defer c.bufs.put(bp)
 	buf := (*bp)[:opts.Size]
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if depot.ErrorCode(err) != depot.CodeInternal {
+			return depot.Object{}, err
+		}
 		return depot.Object{}, depot.WrapError(depot.CodeSizeMismatch, "the request body is shorter than its declared size", err)
 	}
 	if n, _ := io.ReadFull(r, make([]byte, 1)); n > 0 {
@@ -136,7 +139,10 @@ func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reade
 		}
 		c.bufs.put(ch.buf)
 		if err == nil && ch.err != nil && ch.err != io.EOF {
-			err = depot.WrapError(depot.CodeInvalid, "the upload was interrupted", ch.err)
+			err = ch.err
+			if depot.ErrorCode(err) == depot.CodeInternal { // not a coded error of the reader
+				err = depot.WrapError(depot.CodeInvalid, "the upload was interrupted", ch.err)
+			}
 		}
 	}
 	return sent, err

@@ -73,6 +73,7 @@ func mustExec(t *testing.T, db *sql.DB, stmt string, args ...any) {
 }
 
 func TestAuditVerifyTamper(t *testing.T) {
+	t.Parallel()
 	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
 		t.Run("intact", func(t *testing.T) {
 			url, _ := auditTrail(t, e.Engine, 3)

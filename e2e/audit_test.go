@@ -208,6 +208,7 @@ func checkRecord(t *testing.T, i int, ev depot.AuditEvent, w auditWant, requestI
 }
 
 func TestAuditOperations(t *testing.T) {
+	t.Parallel()
 	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
 		c := newCluster(t, clusterOpts{dbURL: e.URL})
 		depotCLI(t, c.dbEnv(), "users", "add", "bob")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -76,29 +77,85 @@ func TestHostilePaths(t *testing.T) {
 	}
 }
 
-// TestInternalKeyRequired calls services directly: without or with a wrong
-// internal key the answer is 401 JSON, sent before any body byte has been
-// sent at all (the request declares 1 GiB and sends none).
+// TestInternalKeyRequired calls services directly: a request that is not
+// signed, signed with a wrong key, carrying the right key in clear instead of
+// a signature, or replayed, gets 401 JSON, sent before any body byte has
+// been sent at all (the request declares 1 GiB and sends none).
 func TestInternalKeyRequired(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
-	for _, key := range []string{"", "wrong-key-wrong-key-wrong-key-00", testKey + "x", testKey[:len(testKey)-1]} {
-		keyHdr := ""
-		if key != "" {
-			keyHdr = "Depot-Internal-Key: " + key + "\r\n"
-		}
-		for _, req := range []string{
-			"PUT /internal/v1/object HTTP/1.1\r\nDepot-Key: c1%2Fsneaky.txt\r\nContent-Length: 1073741824\r\n",
-			"POST /internal/v1/uploads HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n",
-			"PATCH /internal/v1/uploads/abc HTTP/1.1\r\nDepot-Offset: 0\r\nContent-Length: 1073741824\r\n",
-			"GET /internal/v1/objects HTTP/1.1\r\nDepot-Prefix: c1\r\n",
-			"GET /internal/v1/object HTTP/1.1\r\nDepot-Key: c1%2Fok.txt\r\n",
-		} {
-			head := req + "Host: " + c.services.addr + "\r\n" + keyHdr + "Depot-User-Token: " + c.token + "\r\n\r\n"
-			resp, b := rawRequest(t, c.services.addr, head, nil)
-			if resp.StatusCode != http.StatusUnauthorized || errorCode(b) != "unauthorized" {
-				t.Errorf("%s with key %q: status %d %s, want 401 unauthorized", strings.SplitN(req, "\r\n", 2)[0], key, resp.StatusCode, b)
+	type call struct {
+		method, path string
+		hdr          map[string]string
+		length       int64
+	}
+	calls := []call{
+		{"PUT", "/internal/v1/object", map[string]string{"Depot-Key": "c1%2Fsneaky.txt"}, 1 << 30},
+		{"POST", "/internal/v1/uploads", map[string]string{"Content-Type": "application/json"}, 1 << 30},
+		{"PATCH", "/internal/v1/uploads/abc", map[string]string{"Depot-Offset": "0"}, 1 << 30},
+		{"GET", "/internal/v1/objects", map[string]string{"Depot-Prefix": "c1"}, 0},
+		{"GET", "/internal/v1/object", map[string]string{"Depot-Key": "c1%2Fok.txt"}, 0},
+	}
+	// head renders req's head exactly as sent, with Content-Length but no body.
+	head := func(req *http.Request, length int64) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", req.Method, req.URL.RequestURI(), c.services.addr)
+		for k, vs := range req.Header {
+			for _, v := range vs {
+				fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 			}
 		}
+		if length > 0 {
+			fmt.Fprintf(&b, "Content-Length: %d\r\n", length)
+		}
+		return b.String() + "\r\n"
+	}
+	build := func(cl call) *http.Request {
+		var body io.Reader
+		if cl.length > 0 {
+			body = strings.NewReader("x") // never sent; only makes the length count
+		}
+		req, _ := http.NewRequest(cl.method, c.services.url()+cl.path, body)
+		req.ContentLength = cl.length
+		req.Header.Set("Depot-User-Token", c.token)
+		for k, v := range cl.hdr {
+			req.Header.Set(k, v)
+		}
+		return req
+	}
+	for _, cl := range calls {
+		cases := map[string]*http.Request{}
+		cases["unsigned"] = build(cl)
+		r := build(cl)
+		signInternal(r, "wrong-key-wrong-key-wrong-key-00")
+		cases["wrong key"] = r
+		r = build(cl)
+		signInternal(r, testKey[:len(testKey)-1])
+		cases["key prefix"] = r
+		r = build(cl)
+		r.Header.Set("Depot-Internal-Key", testKey)
+		cases["key in clear"] = r
+		r = build(cl)
+		signInternal(r, testKey)
+		r.Header.Set("Depot-Key", "c1%2Fother.txt") // altered after signing
+		cases["altered"] = r
+		for name, req := range cases {
+			resp, b := rawRequest(t, c.services.addr, head(req, cl.length), nil)
+			if resp.StatusCode != http.StatusUnauthorized || errorCode(b) != "unauthorized" {
+				t.Errorf("%s %s (%s): status %d %s, want 401 unauthorized", cl.method, cl.path, name, resp.StatusCode, b)
+			}
+		}
+	}
+	// A correctly signed request is accepted (it is not the key check that
+	// refuses everything), and the same signed head sent again is a replay.
+	req, _ := http.NewRequest("GET", c.services.url()+"/internal/v1/objects", nil)
+	req.Header.Set("Depot-User-Token", c.token)
+	req.Header.Set("Depot-Prefix", "c1%2F")
+	signInternal(req, testKey)
+	if resp, b := rawRequest(t, c.services.addr, head(req, 0), nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed listing: status %d %s", resp.StatusCode, b)
+	}
+	if resp, b := rawRequest(t, c.services.addr, head(req, 0), nil); resp.StatusCode != http.StatusUnauthorized || errorCode(b) != "unauthorized" {
+		t.Errorf("replayed signed request: status %d %s, want 401", resp.StatusCode, b)
 	}
 	if _, err := os.Stat(filepath.Join(c.storageDir(), "c1", "sneaky.txt")); !os.IsNotExist(err) {
 		t.Errorf("an unauthenticated PUT stored a file: %v", err)
@@ -147,10 +204,10 @@ func TestBadBodiesCommitNothing(t *testing.T) {
 	// 3. Internal one-shot PUT whose Depot-Size disagrees with the body.
 	for name, size := range map[string]int{"size-larger.bin": len(data) + 1, "size-smaller.bin": len(data) - 1} {
 		req, _ := http.NewRequest("PUT", c.services.url()+"/internal/v1/object", bytes.NewReader(data))
-		req.Header.Set("Depot-Internal-Key", testKey)
 		req.Header.Set("Depot-User-Token", c.token)
 		req.Header.Set("Depot-Key", "c1%2Fbad%2F"+name)
 		req.Header.Set("Depot-Size", fmt.Sprint(size))
+		signInternal(req, testKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -162,10 +219,10 @@ func TestBadBodiesCommitNothing(t *testing.T) {
 	}
 	// A wrong SHA-256 on the internal one-shot PUT too.
 	req, _ := http.NewRequest("PUT", c.services.url()+"/internal/v1/object", bytes.NewReader(data))
-	req.Header.Set("Depot-Internal-Key", testKey)
 	req.Header.Set("Depot-User-Token", c.token)
 	req.Header.Set("Depot-Key", "c1%2Fbad%2Finternal-sha.bin")
 	req.Header.Set("Depot-Sha256", wrong)
+	signInternal(req, testKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"depot/auditdb/auditdbtest"
+	"depot/internal/httpauth"
 )
 
 // binary is the depot binary built once by TestMain.
@@ -295,3 +296,14 @@ func expectStatus(t *testing.T, resp *http.Response, want int) []byte {
 }
 
 var _ = auditdbtest.Engines
+
+// signInternal signs an internal API request with key, as the web tier does.
+// Set every header and ContentLength first.
+func signInternal(req *http.Request, key string) {
+	httpauth.Sign(req, []byte(key), time.Now())
+}
+
+// signInternalAt signs req as of a given time.
+func signInternalAt(req *http.Request, key string, at time.Time) {
+	httpauth.Sign(req, []byte(key), at)
+}

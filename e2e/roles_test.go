@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFailClosed: a process with no role, or a web process given storage or
@@ -92,6 +93,10 @@ func TestRoleSwitching(t *testing.T) {
 	asWeb["DEPOT_SERVICES_URL"] = c.services.url()
 	c.web = start(t, asWeb)
 
+	// Sample the web process's open files all through its traffic.
+	stopWatch := make(chan struct{})
+	watched := make(chan []string)
+	go func() { watched <- watchFDs(c.web.pid(), c.dataDir, stopWatch) }()
 	got := expectStatus(t, c.do("GET", "/api/v1/files/c1/roles/table.csv", nil, nil), http.StatusOK)
 	if !bytes.Equal(got, data) {
 		t.Fatalf("download through the new web: %d bytes, sha %s, want %s", len(got), sha(got), sum)
@@ -99,6 +104,10 @@ func TestRoleSwitching(t *testing.T) {
 	newData, newSum := payloadBytes(10, 9<<20+3) // a session upload, several chunks
 	if status, f, b := c.putStream("/api/v1/files/c1/roles/second.csv", bytes.NewReader(newData), int64(len(newData)), nil); status != http.StatusCreated || f.SHA256 != newSum {
 		t.Fatalf("PUT through the new web: %d %s", status, b)
+	}
+	close(stopWatch)
+	if bad := <-watched; len(bad) > 0 {
+		t.Errorf("the web process opened files in the data dir: %v", bad)
 	}
 	assertNoFDsInto(t, c.web.pid(), c.dataDir)
 	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", c.web.pid())); strings.HasPrefix(cwd, c.dataDir) {
@@ -121,9 +130,9 @@ func TestRoleSwitching(t *testing.T) {
 	c.startServices(nil)
 	for name, want := range map[string][]byte{"roles/table.csv": data, "roles/second.csv": newData} {
 		req, _ := http.NewRequest("GET", c.services.url()+"/internal/v1/object", nil)
-		req.Header.Set("Depot-Internal-Key", c.key)
 		req.Header.Set("Depot-User-Token", c.token)
 		req.Header.Set("Depot-Key", "c1%2F"+strings.ReplaceAll(name, "/", "%2F"))
+		signInternal(req, c.key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -133,6 +142,26 @@ func TestRoleSwitching(t *testing.T) {
 		}
 		if resp.Header.Get("Depot-Sha256") != sha(want) {
 			t.Errorf("%s: Depot-Sha256 %q", name, resp.Header.Get("Depot-Sha256"))
+		}
+	}
+}
+
+// watchFDs samples /proc/<pid>/fd until stop is closed and returns every
+// open file found under dir.
+func watchFDs(pid int, dir string, stop chan struct{}) []string {
+	var bad []string
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	for {
+		entries, _ := os.ReadDir(fdDir)
+		for _, e := range entries {
+			if target, err := os.Readlink(filepath.Join(fdDir, e.Name())); err == nil && (target == dir || strings.HasPrefix(target, dir+"/")) {
+				bad = append(bad, target)
+			}
+		}
+		select {
+		case <-stop:
+			return bad
+		case <-time.After(time.Millisecond):
 		}
 	}
 }

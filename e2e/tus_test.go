@@ -384,6 +384,22 @@ func TestTusResumeAfterDrop(t *testing.T) {
 	if recs[0].SHA256 != sha(data) {
 		t.Fatalf("audited sha256 %s, want %s", recs[0].SHA256, sha(data))
 	}
+	ctx := context.Background()
+	db, err := auditdb.Open(ctx, c.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	resumed, err := db.Events(ctx, auditdb.Filter{Action: depot.ActionUploadResumed, UploadID: strings.TrimPrefix(loc, tusPath)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resumed) == 0 {
+		t.Fatal("no upload.resumed audit record for the HEAD of a resuming client")
+	}
+	if strings.Contains(c.web.logs(), "resumed.bin") {
+		t.Fatal("the web tier logged the file name")
+	}
 }
 
 // TestTusAcrossWebProcesses begins an upload through one web process and

@@ -6,13 +6,13 @@ package services
 
 import (
 	"context"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"depot"
+	"depot/internal/httpauth"
 	"depot/internal/httpx"
 	"depot/internal/wire"
 	"depot/storage"
@@ -51,13 +51,16 @@ type Config struct {
 	// BodyIdleTimeout fails a request body that delivers no byte for this
 	// long (a stalled peer). Default 60 s.
 	BodyIdleTimeout time.Duration
-	Now             func() time.Time
+	// ClockSkew is how far a request's signed timestamp may be from this
+	// server's clock. Default 60 s.
+	ClockSkew time.Duration
+	Now       func() time.Time
 }
 
 // Server serves the internal API.
 type Server struct {
 	cfg      Config
-	keys     [][]byte
+	verifier *httpauth.Verifier
 	throttle *throttle
 }
 
@@ -77,9 +80,7 @@ func New(cfg Config) *Server {
 		cfg.BodyIdleTimeout = 60 * time.Second
 	}
 	s := &Server{cfg: cfg, throttle: newThrottle(cfg.Now)}
-	for _, k := range cfg.Keys {
-		s.keys = append(s.keys, []byte(k))
-	}
+	s.verifier = httpauth.NewVerifier(cfg.Keys, cfg.ClockSkew, cfg.Now)
 	return s
 }
 
@@ -109,17 +110,13 @@ func (s *Server) Handler() http.Handler {
 	return root
 }
 
-// requireKey rejects a request without a valid internal key with 401 before
-// its body is read. Every configured key is compared in constant time.
+// requireKey rejects a request that is not signed with a valid internal key
+// (or is replayed, or too old) with 401 before its body is read. Every
+// configured key is tried, compared in constant time.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get(wire.HeaderInternalKey))
-		ok := 0
-		for _, k := range s.keys {
-			ok |= subtle.ConstantTimeCompare(got, k)
-		}
-		if ok != 1 || len(got) == 0 {
-			s.cfg.Log.Warn("internal key rejected", "remote", remoteHost(r), "request_id", r.Header.Get(wire.HeaderRequestID))
+		if err := s.verifier.Verify(r); err != nil {
+			s.cfg.Log.Warn("internal request rejected", "remote", remoteHost(r), "reason", err.Error(), "request_id", r.Header.Get(wire.HeaderRequestID))
 			w.Header().Set("Connection", "close")
 			httpx.WriteError(w, depot.Errorf(depot.CodeUnauthorized, "missing or invalid internal key"))
 			return

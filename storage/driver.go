@@ -16,6 +16,11 @@ import (
 // staging area or session record.
 var ErrNotExist = errors.New("storage: does not exist")
 
+// ErrUnsupported is returned (possibly wrapped) by a driver for an operation
+// its backend cannot perform, for example ReadStaging of bytes that the S3
+// driver has already uploaded as multipart parts, which S3 cannot read back.
+var ErrUnsupported = errors.New("storage: not supported by this driver")
+
 // ObjectInfo is what a driver knows about a committed object.
 type ObjectInfo struct {
 	Key     string

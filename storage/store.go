@@ -19,6 +19,9 @@ type Options struct {
 	UploadExpiry time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxObjectSize refuses uploads larger than this many bytes with
+	// CodeTooLarge; 0 means no limit.
+	MaxObjectSize int64
 }
 
 // Store is the portable storage type: it validates keys, hashes while
@@ -26,6 +29,7 @@ type Options struct {
 // through a Driver. It is safe for concurrent use.
 type Store struct {
 	d      Driver
+	max    int64
 	expiry time.Duration
 	clock  func() time.Time
 	locks  sessionLocks
@@ -36,7 +40,7 @@ func New(d Driver, opts Options) *Store {
 	if opts.UploadExpiry <= 0 {
 		opts.UploadExpiry = 24 * time.Hour
 	}
-	return &Store{d: d, expiry: opts.UploadExpiry, clock: opts.Now}
+	return &Store{d: d, max: opts.MaxObjectSize, expiry: opts.UploadExpiry, clock: opts.Now}
 }
 
 // Driver returns the underlying driver (for maintenance jobs).
@@ -58,6 +62,9 @@ func (s *Store) CreateUpload(ctx context.Context, key string, opts UploadOptions
 	}
 	if opts.Size < -1 {
 		return depot.Upload{}, depot.Errorf(depot.CodeInvalid, "declared size is negative")
+	}
+	if s.max > 0 && opts.Size > s.max {
+		return depot.Upload{}, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
 	}
 	sum, err := normaliseSHA256(opts.SHA256)
 	if err != nil {
@@ -132,6 +139,8 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	body := r
 	if rec.Upload.DeclaredSize >= 0 {
 		body = io.LimitReader(r, rec.Upload.DeclaredSize-cur+1)
+	} else if s.max > 0 {
+		body = io.LimitReader(r, s.max-cur+1)
 	}
 	st := rec.staging()
 	hr := newOverlapHashReader(body, h)
@@ -142,6 +151,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	}
 	if rec.Upload.DeclaredSize >= 0 && cur+n > rec.Upload.DeclaredSize {
 		return rec.Upload, depot.Errorf(depot.CodeSizeMismatch, "body is longer than the declared size of %d bytes", rec.Upload.DeclaredSize)
+	}
+	if s.max > 0 && cur+n > s.max {
+		return rec.Upload, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
 	}
 	if n == 0 {
 		return rec.Upload, nil

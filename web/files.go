@@ -93,17 +93,19 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	ctx := s.withCaller(w, r, path.Base(key))
-	if err := s.authorize(ctx, t, depot.PermUpload); err != nil {
+	release, err := s.beginUpload(ctx, t.cohort, r.ContentLength)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
+	defer release()
 	opts, err := putOptions(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	obj, err := s.cfg.Backend.Put(ctx, key, body, opts)
+	obj, err := s.cfg.Backend.Put(ctx, key, s.limitBody(body), opts)
 	body.Done()
 	if err != nil {
 		writeError(w, err)
@@ -149,10 +151,12 @@ func publicObject(obj depot.Object, cohort string) FileJSON {
 // and never spooled to memory or disk.
 func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target) {
 	ctx := s.withCaller(w, r, "")
-	if err := s.authorize(ctx, t, depot.PermUpload); err != nil {
+	release, err := s.beginUpload(ctx, t.cohort, -1)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
+	defer release()
 	mr, err := r.MultipartReader()
 	if err != nil {
 		writeError(w, errorf(depot.CodeInvalid, "expected a multipart/form-data body"))
@@ -209,7 +213,7 @@ func (s *Server) storePart(ctx context.Context, cohort, dir string, part *multip
 		}
 	}
 	ctx = withFileName(ctx, name)
-	obj, err := s.cfg.Backend.Put(ctx, key, part, opts)
+	obj, err := s.cfg.Backend.Put(ctx, key, s.limitBody(part), opts)
 	if err != nil {
 		return nil, err
 	}

@@ -41,12 +41,18 @@ type Config struct {
 	BodyIdleTimeout time.Duration
 	// ServicesReady reports whether services is reachable (for /readyz).
 	ServicesReady func(ctx context.Context) error
+	// MaxUploadSize refuses larger uploads with 413; 0 means no limit.
+	MaxUploadSize int64
+	// MaxUploadsPerUser bounds one user's concurrent uploads through this
+	// process (429 beyond it); 0 means no limit.
+	MaxUploadsPerUser int
 }
 
 // Server is the public HTTP API.
 type Server struct {
-	cfg  Config
-	bufs sync.Pool
+	cfg   Config
+	bufs  sync.Pool
+	slots userSlots
 }
 
 // New returns a Server.
@@ -57,7 +63,7 @@ func New(cfg Config) *Server {
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = 60 * time.Second
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, slots: userSlots{max: cfg.MaxUploadsPerUser}}
 	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	return s
 }

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"depot/internal/httpauth"
 )
 
 func main() {
@@ -96,9 +98,10 @@ func run(size int64, runs int, chunk string) error {
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Depot-Internal-Key", key)
+		req.ContentLength = size
 		req.Header.Set("Depot-User-Token", token)
 		req.Header.Set("Depot-Key", fmt.Sprintf("b/direct-%d.bin", i))
+		httpauth.Sign(req, []byte(key), time.Now())
 		return req, nil
 	}
 	viaWeb := func(i int) (*http.Request, error) {
@@ -225,4 +228,3 @@ func vmHWM(pid int) int64 {
 	}
 	return -1
 }
-

@@ -2,12 +2,10 @@ package cli
 
 import "github.com/spf13/cobra"
 
-func init() {
-	extraCommands = append(extraCommands,
-		func(e *env) *cobra.Command { return migrateCmd(e) },
-		func(e *env) *cobra.Command { return usersCmd(e) },
-		func(e *env) *cobra.Command { return cohortsCmd(e) },
-		func(e *env) *cobra.Command { return tokensCmd(e) },
-		func(e *env) *cobra.Command { return auditCmd(e) },
-	)
+// commands lists every subcommand of depot, one constructor per file.
+func commands(e *env) []*cobra.Command {
+	return []*cobra.Command{
+		serveCmd(e), devCmd(e), migrateCmd(e), usersCmd(e), cohortsCmd(e), tokensCmd(e),
+		auditCmd(e), certsCmd(e),
+	}
 }

@@ -54,10 +54,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCmd(e), devCmd(e))
-	for _, add := range extraCommands {
-		root.AddCommand(add(e))
-	}
+	root.AddCommand(commands(e)...)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -84,10 +81,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	return ExitFailure
 }
-
-// extraCommands are added by other files of this package (one file per
-// subcommand) through init-free registration in commands.go.
-var extraCommands []func(*env) *cobra.Command
 
 func usageErr(format string, args ...any) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}

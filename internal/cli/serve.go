@@ -2,18 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"depot/apiclient"
 	"depot/internal/config"
 	"depot/internal/httpx"
+	"depot/internal/tlsconf"
 	"depot/services"
 	"depot/storage"
 	"depot/web"
@@ -24,6 +26,10 @@ var serveVars = []config.Var{
 	config.InternalKeyFile, config.InternalKeys, config.InternalKeysFil, config.StorageURL,
 	config.DatabaseURL, config.ChunkSize, config.ChunkRetries, config.ChunkBackoff, config.BodyIdle,
 	config.UploadExpiry, config.TempTTL, config.ShutdownGrace, config.NodeName, config.LogLevel,
+	config.TLSCert, config.TLSKey, config.InternalTLSCert, config.InternalTLSKey, config.InternalClientCA,
+	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
+	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
+	config.MaxHeaderBytes,
 }
 
 func serveCmd(e *env) *cobra.Command {
@@ -84,14 +90,39 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	maxBuffers, err := s.int(config.MaxBuffers)
+	if err != nil {
+		return err
+	}
+	maxSize, err := s.int(config.MaxUploadSize)
+	if err != nil {
+		return err
+	}
+	perUser, err := s.int(config.MaxUploadsPerUser)
+	if err != nil {
+		return err
+	}
+	var clientTLS *tls.Config
+	if strings.HasPrefix(servicesURL, "https://") {
+		if clientTLS, err = tlsconf.Client(s.get(config.ServicesCA), s.get(config.ServicesClientCrt), s.get(config.ServicesClientKey)); err != nil {
+			return usageErr("refusing to start: TLS to services: %v", err)
+		}
+	}
+	publicTLS, err := serverTLS(s, config.TLSCert, config.TLSKey, config.Var{})
+	if err != nil {
+		return err
+	}
 	log := s.logger().With("role", "web")
 	client := apiclient.New(apiclient.Config{
 		BaseURL: servicesURL, Key: keys[0], ChunkSize: chunk, Retries: retries, Backoff: backoff,
-		WebNode: s.nodeName(),
+		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers,
 	})
 	defer client.Close()
-	srv := web.New(web.Config{Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready})
-	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler())
+	srv := web.New(web.Config{
+		Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready,
+		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser,
+	})
+	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler(), publicTLS)
 }
 
 // runServices runs the services tier: storage, database and internal API.
@@ -115,8 +146,20 @@ func runServices(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	skew, err := s.duration(config.ClockSkew)
+	if err != nil {
+		return err
+	}
+	maxSize, err := s.int(config.MaxUploadSize)
+	if err != nil {
+		return err
+	}
+	internalTLS, err := serverTLS(s, config.InternalTLSCert, config.InternalTLSKey, config.InternalClientCA)
+	if err != nil {
+		return err
+	}
 	log := s.logger().With("role", "services")
-	store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{UploadExpiry: expiry})
+	store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{UploadExpiry: expiry, MaxObjectSize: int64(maxSize)})
 	if err != nil {
 		return err
 	}
@@ -128,14 +171,23 @@ func runServices(ctx context.Context, s settings) error {
 	defer db.Close()
 	srv := services.New(services.Config{
 		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
+		ClockSkew: skew,
 	})
-	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler())
+	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler(), internalTLS)
 }
 
 // serveHTTP listens on addr and serves h until ctx ends, then drains
 // in-flight requests for the shutdown grace period and cancels the rest.
-func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h http.Handler) error {
+func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h http.Handler, tlsCfg *tls.Config) error {
 	grace, err := s.duration(config.ShutdownGrace)
+	if err != nil {
+		return err
+	}
+	headerTimeout, err := s.duration(config.ReadHeaderTimeout)
+	if err != nil {
+		return err
+	}
+	maxHeader, err := s.int(config.MaxHeaderBytes)
 	if err != nil {
 		return err
 	}
@@ -143,12 +195,15 @@ func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(errors.New("server stopped"))
-	srv := httpx.NewServer(base, h, log, httpx.ServerOptions{})
+	srv := httpx.NewServer(base, h, log, httpx.ServerOptions{ReadHeaderTimeout: headerTimeout, MaxHeaderBytes: maxHeader})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String())
+	log.Info("listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "mutual_tls", tlsCfg != nil && tlsCfg.ClientCAs != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -165,5 +220,22 @@ func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h
 	return nil
 }
 
-// readyTimeout bounds readiness probes.
-const readyTimeout = 5 * time.Second
+// serverTLS builds a listener's TLS configuration from its certificate, key
+// and (optional) client CA variables; nil when no certificate is configured.
+func serverTLS(s settings, cert, key, clientCA config.Var) (*tls.Config, error) {
+	if s.get(cert) == "" && s.get(key) == "" {
+		if clientCA.Env != "" && s.get(clientCA) != "" {
+			return nil, usageErr("refusing to start: %s needs %s and %s", clientCA.Env, cert.Env, key.Env)
+		}
+		return nil, nil
+	}
+	ca := ""
+	if clientCA.Env != "" {
+		ca = s.get(clientCA)
+	}
+	cfg, err := tlsconf.Server(s.get(cert), s.get(key), ca)
+	if err != nil {
+		return nil, usageErr("refusing to start: %s/%s: %v", cert.Env, key.Env, err)
+	}
+	return cfg, nil
+}

@@ -43,11 +43,28 @@ var (
 	NodeName        = Var{"DEPOT_NODE_NAME", "", "name of this process in audit records (default: host name)"}
 	LogLevel        = Var{"DEPOT_LOG_LEVEL", "info", "log level: debug, info, warn, error"}
 	DataDir         = Var{"DEPOT_DATA_DIR", "./depot-data", "data directory of depot dev"}
+
+	TLSCert           = Var{"DEPOT_TLS_CERT", "", "certificate file (PEM) of the web tier's public HTTPS listener"}
+	TLSKey            = Var{"DEPOT_TLS_KEY", "", "private key file (PEM) of the web tier's public HTTPS listener"}
+	InternalTLSCert   = Var{"DEPOT_INTERNAL_TLS_CERT", "", "certificate file (PEM) of the services tier's internal HTTPS listener"}
+	InternalTLSKey    = Var{"DEPOT_INTERNAL_TLS_KEY", "", "private key file (PEM) of the services tier's internal HTTPS listener"}
+	InternalClientCA  = Var{"DEPOT_INTERNAL_CLIENT_CA", "", "CA file (PEM); when set, services requires web's client certificates signed by it (mutual TLS)"}
+	ServicesCA        = Var{"DEPOT_SERVICES_CA", "", "CA file (PEM) the web tier trusts for the services tier's certificate"}
+	ServicesClientCrt = Var{"DEPOT_SERVICES_CLIENT_CERT", "", "client certificate (PEM) the web tier presents to services (mutual TLS)"}
+	ServicesClientKey = Var{"DEPOT_SERVICES_CLIENT_KEY", "", "private key (PEM) of the web tier's client certificate"}
+	ClockSkew         = Var{"DEPOT_CLOCK_SKEW", "60s", "how far a signed internal request's timestamp may be from the services clock"}
+	MaxUploadSize     = Var{"DEPOT_MAX_UPLOAD_SIZE", "0", "largest accepted upload in bytes; 0 means no limit"}
+	MaxUploadsPerUser = Var{"DEPOT_MAX_UPLOADS_PER_USER", "8", "concurrent uploads one user may run through one web process"}
+	MaxBuffers        = Var{"DEPOT_MAX_BUFFERS", "16", "chunk buffers of one web process for all uploads (memory = this × chunk size); beyond it uploads wait"}
+	ReadHeaderTimeout = Var{"DEPOT_READ_HEADER_TIMEOUT", "10s", "time allowed to send request headers (slow-header protection)"}
+	MaxHeaderBytes    = Var{"DEPOT_MAX_HEADER_BYTES", "65536", "largest accepted request header block in bytes"}
 )
 
 // All lists every variable, for documentation checks.
 var All = []Var{
 	Role, Addr, InternalAddr, ServicesURL, InternalKey, InternalKeyFile, InternalKeys, InternalKeysFil,
 	StorageURL, DatabaseURL, ChunkSize, ChunkRetries, ChunkBackoff, BodyIdle, UploadExpiry, TempTTL,
-	ShutdownGrace, NodeName, LogLevel, DataDir,
+	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
+	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
+	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes,
 }

@@ -26,7 +26,6 @@ const (
 
 // Header names of the internal API.
 const (
-	HeaderInternalKey = "Depot-Internal-Key" // the shared internal key
 	HeaderUserToken   = "Depot-User-Token"   // the end user's bearer token, forwarded
 	HeaderKey         = "Depot-Key"          // percent-encoded storage key
 	HeaderPrefix      = "Depot-Prefix"       // percent-encoded listing prefix

@@ -195,7 +195,10 @@ func TestTusJSClient(t *testing.T) {
 	if n := len(completedRecords(t, c, "c1/js/tusjs.bin")); n != 1 {
 		t.Fatalf("%d upload.completed records, want 1", n)
 	}
-	t.Logf("%d cuts, file byte-exact", proxy.cutsMade())
+	if strings.Contains(c.web.logs(), "tusjs.bin") {
+		t.Fatal("the web tier logged the file name")
+	}
+	t.Logf("%d cuts, %d retries, file byte-exact", proxy.cutsMade(), strings.Count(stdout.String(), "retry "))
 }
 
 func tail(s string, n int) string {

@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"depot/internal/tlsconf"
+)
+
+func certsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "certs", Short: "TLS certificates"}
+	dev := &cobra.Command{
+		Use:   "dev",
+		Short: "create a throw-away CA and certificates for development and tests (never for production)",
+		Args:  cobra.NoArgs,
+	}
+	out := dev.Flags().String("out", "./depot-certs", "directory to write the PEM files to")
+	hosts := dev.Flags().StringSlice("hosts", []string{"127.0.0.1", "localhost", "::1"}, "host names and IP addresses the server certificates are valid for")
+	days := dev.Flags().Int("days", 30, "validity in days")
+	dev.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := tlsconf.WriteDev(*out, *hosts, time.Duration(*days)*24*time.Hour); err != nil {
+			return fmt.Errorf("write certificates: %w", err)
+		}
+		for _, f := range tlsconf.DevFiles {
+			fmt.Fprintln(e.stdout, filepath.Join(*out, f))
+		}
+		return nil
+	}
+	cmd.AddCommand(dev)
+	return cmd
+}

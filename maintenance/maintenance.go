@@ -1,0 +1,196 @@
+// Package maintenance holds depot's scheduled maintenance jobs on the
+// services tier: cleanup (due temporary files, expired uploads, orphans,
+// crash leftovers), integrity verification and storage reports, with
+// alerts to a webhook and a missed-run watchdog.
+//
+// Every job has one entry point (Maintainer.Cleanup, Verify, Report) that is
+// called both by its River worker (periodic, unique per period) and by the
+// CLI (`depot cleanup`, `depot verify`, `depot report`): there is one code
+// path. Each run is recorded in the maint_runs table (`depot jobs`).
+//
+// Cleanup never guesses (DESIGN.md invariant 8): it deletes only files that
+// both the files table and the object's own attributes declare temporary,
+// whose cleanup time has come; it never touches an upload session that saw
+// activity within its expiry plus the lease; orphans are reported, never
+// deleted; only crash leftovers older than a grace period are removed.
+//
+// Logs and alerts carry IDs, counts and codes only: never file names or
+// storage keys (keys contain file names, which may be PHI). The audit trail
+// holds the keys.
+package maintenance
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"depot"
+	"depot/auditdb"
+	"depot/storage"
+)
+
+// Job names, as recorded in maint_runs and used as River kinds.
+const (
+	JobCleanup = "cleanup"
+	JobVerify  = "verify"
+	JobReport  = "report"
+)
+
+// Jobs lists the job names.
+var Jobs = []string{JobCleanup, JobVerify, JobReport}
+
+// Triggers of a run.
+const (
+	TriggerSchedule = "schedule"
+	TriggerCLI      = "cli"
+)
+
+// Config configures a Maintainer. DB and Store are required.
+type Config struct {
+	DB    *auditdb.DB
+	Store *storage.Store
+	Log   *slog.Logger
+	// Alerts receives alerts; nil logs them only.
+	Alerts *Alerter
+	// Now is the clock; nil means time.Now.
+	Now  func() time.Time
+	Node string // name of this process in audit records and runs
+
+	// Lease is extra idle time granted to an upload session past its
+	// expiry before cleanup removes it. Default 1h.
+	Lease time.Duration
+	// StrayGrace is the age a crash leftover must reach before it is
+	// removed, and the age an orphan must reach before it is reported (so
+	// that a commit in progress is not mistaken for one). Default 1h.
+	StrayGrace time.Duration
+	// MaxFailures is the number of failed attempts to delete one file after
+	// which an alert fires. Default 5.
+	MaxFailures int
+	// DeleteAttempts is the number of attempts per run to delete one file,
+	// with RetryBackoff doubling between them. Defaults 3 and 200ms.
+	DeleteAttempts int
+	RetryBackoff   time.Duration
+	// VerifyRate limits integrity verification reads, in bytes per second;
+	// 0 means unlimited.
+	VerifyRate int64
+
+	// Periods of the jobs (River schedules and missed-run detection).
+	// Defaults 1h, 24h, 24h.
+	CleanupInterval, VerifyInterval, ReportInterval time.Duration
+}
+
+// Maintainer runs the maintenance jobs.
+type Maintainer struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Maintainer; it panics without a DB or a Store (a wiring
+// error).
+func New(cfg Config) *Maintainer {
+	if cfg.DB == nil || cfg.Store == nil {
+		panic("maintenance: DB and Store are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Lease, time.Hour)
+	def(&cfg.StrayGrace, time.Hour)
+	def(&cfg.RetryBackoff, 200*time.Millisecond)
+	def(&cfg.CleanupInterval, time.Hour)
+	def(&cfg.VerifyInterval, 24*time.Hour)
+	def(&cfg.ReportInterval, 24*time.Hour)
+	if cfg.MaxFailures <= 0 {
+		cfg.MaxFailures = 5
+	}
+	if cfg.DeleteAttempts <= 0 {
+		cfg.DeleteAttempts = 3
+	}
+	if cfg.Alerts == nil {
+		cfg.Alerts = &Alerter{}
+	}
+	if cfg.Alerts.Log == nil {
+		cfg.Alerts.Log = cfg.Log
+	}
+	return &Maintainer{cfg: cfg, log: cfg.Log.With("component", "maintenance")}
+}
+
+// Interval returns the period of job.
+func (m *Maintainer) Interval(job string) time.Duration {
+	switch job {
+	case JobCleanup:
+		return m.cfg.CleanupInterval
+	case JobVerify:
+		return m.cfg.VerifyInterval
+	default:
+		return m.cfg.ReportInterval
+	}
+}
+
+func (m *Maintainer) now() time.Time { return m.cfg.Now().UTC() }
+
+// run records one run of job around fn. fn returns a summary (marshalled to
+// JSON; counts only) and an error.
+func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx context.Context) (any, error)) error {
+	start := m.now()
+	id, err := m.cfg.DB.StartJobRun(ctx, job, trigger, m.cfg.Node)
+	if err != nil {
+		return err
+	}
+	summary, err := fn(ctx)
+	outcome, code := auditdb.RunSuccess, ""
+	if err != nil {
+		outcome, code = auditdb.RunFailure, string(depot.ErrorCode(err))
+		if code == "" {
+			code = "internal"
+		}
+	}
+	b, _ := json.Marshal(summary)
+	if ferr := m.cfg.DB.FinishJobRun(context.WithoutCancel(ctx), id, outcome, code, string(b)); ferr != nil && err == nil {
+		err = ferr
+	}
+	dur := m.now().Sub(start)
+	if err != nil {
+		m.log.Error("job failed", "job", job, "run", id, "trigger", trigger, "code", code, "duration_ms", dur.Milliseconds())
+		_, _ = m.audit(context.WithoutCancel(ctx), depot.AuditEvent{
+			Action: depot.ActionJobFailed, Outcome: depot.OutcomeFailure, ErrorCode: code,
+			Metadata: map[string]string{"job": job, "run": itoa(id), "trigger": trigger},
+		})
+	} else {
+		m.log.Info("job done", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds(), "summary", json.RawMessage(b))
+	}
+	return err
+}
+
+// audit appends ev as the system actor. The error must be honoured: an
+// operation whose audit record cannot be written must not proceed.
+func (m *Maintainer) audit(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent, error) {
+	ev.Actor, ev.AuthMethod, ev.ServerRole, ev.WebNode = "system", "job", "services", m.cfg.Node
+	if ev.UploadID == "" {
+		ev.DeclaredSize = -1 // not an upload
+	}
+	out, err := m.cfg.DB.Append(ctx, ev)
+	if err != nil {
+		m.log.Error("audit write failed", "action", string(ev.Action), "code", string(depot.ErrorCode(err)))
+	}
+	return out, err
+}
+
+// cohortOf returns the cohort of a storage key: its first segment.
+func cohortOf(key string) string {
+	c, _, _ := strings.Cut(key, "/")
+	return c
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,74 @@
+package maintenance_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"depot/auditdb/auditdbtest"
+	"depot/maintenance"
+)
+
+// TestRiverPeriodic starts the scheduler and sees the cleanup job run on its
+// period; on PostgreSQL two schedulers (two services processes) share one
+// database and each period's job runs once, not twice.
+func TestRiverPeriodic(t *testing.T) {
+	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+		const period = 2 * time.Second
+		procs := 1
+		if e.Engine == auditdbtest.Postgres {
+			procs = 2
+		}
+		var first *fixture
+		var scheds []*maintenance.Scheduler
+		for i := 0; i < procs; i++ {
+			f := newFixture(t, e, nil, func(c *maintenance.Config) {
+				c.Now = time.Now
+				c.CleanupInterval, c.VerifyInterval, c.ReportInterval = period, time.Hour, time.Hour
+			})
+			f.db.Now = nil
+			if first == nil {
+				first = f
+			}
+			s, err := maintenance.StartScheduler(f.ctx, f.m, maintenance.SchedulerOptions{DatabaseURL: e.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			scheds = append(scheds, s)
+		}
+		time.Sleep(7 * time.Second)
+		for _, s := range scheds {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.Stop(ctx); err != nil {
+				t.Error(err)
+			}
+			cancel()
+		}
+		runs, err := first.db.JobRuns(first.ctx, maintenance.JobCleanup, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perPeriod := map[int64]int{}
+		for _, r := range runs {
+			if r.Trigger != maintenance.TriggerSchedule || r.Outcome != "success" {
+				t.Errorf("run %+v", r)
+			}
+			perPeriod[r.Started.UnixMilli()/period.Milliseconds()]++
+		}
+		t.Logf("%s: %d cleanup runs over 7 s with %d schedulers: %v", e.Engine, len(runs), procs, perPeriod)
+		if len(runs) < 2 {
+			t.Fatalf("only %d runs", len(runs))
+		}
+		for p, n := range perPeriod {
+			if n > 1 {
+				t.Fatalf("period %d ran %d times", p, n)
+			}
+		}
+		for _, job := range []string{maintenance.JobVerify, maintenance.JobReport} {
+			rs, _ := first.db.JobRuns(first.ctx, job, 10)
+			if len(rs) != 1 {
+				t.Fatalf("%s ran %d times, want once (run on start)", job, len(rs))
+			}
+		}
+	})
+}
