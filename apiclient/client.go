@@ -45,6 +45,8 @@ type Config struct {
 	// MaxBuffers × ChunkSize). An upload holds at most two. When all are in
 	// use new chunks wait. Default 16.
 	MaxBuffers int
+	// OnRetry, when set, is called before each retry of a failed request.
+	OnRetry func()
 }
 
 // Client talks to the services tier. It is safe for concurrent use.

@@ -138,6 +138,9 @@ func (c *Client) retry(ctx context.Context, op func() error) error {
 		if err == nil || !errors.As(err, &ne) || attempt >= c.cfg.Retries {
 			return err
 		}
+		if c.cfg.OnRetry != nil {
+			c.cfg.OnRetry()
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:

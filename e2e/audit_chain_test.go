@@ -62,7 +62,8 @@ func checkLinear(t *testing.T, db *auditdb.DB) []depot.AuditEvent {
 func TestAuditConcurrentUploads(t *testing.T) {
 	t.Parallel()
 	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
-		c := newCluster(t, clusterOpts{dbURL: e.URL})
+		// 50 uploads of one user at once: lift the per-user limit of web.
+		c := newCluster(t, clusterOpts{dbURL: e.URL, webEnv: map[string]string{"DEPOT_MAX_UPLOADS_PER_USER": "64"}})
 		db := openAuditDB(t, e.URL)
 		const n = 50
 		var wg sync.WaitGroup

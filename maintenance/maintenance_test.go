@@ -112,7 +112,7 @@ func newFixture(t *testing.T, e auditdbtest.EngineURL, wrap func(storage.Driver)
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
 	db.Now = clk.Now
 	root := t.TempDir()
 	var drv storage.Driver
@@ -362,6 +362,7 @@ func TestFailingDeleteRetriedThenAlerted(t *testing.T) {
 		if fd.deletes.Load() != 6 || f.hook.kinds()[maintenance.AlertCleanupFailing] != 1 {
 			t.Fatalf("%d deletes, alerts %v", fd.deletes.Load(), f.hook.kinds())
 		}
+		f.clk.Add(2 * time.Hour) // due for longer than one cleanup period: overdue
 		rep, err := f.m.Report(f.ctx, maintenance.TriggerCLI)
 		if err != nil || rep.Total.CleanupFailing != 1 || rep.Total.OverdueCleanups != 1 {
 			t.Fatalf("report: %+v %v", rep.Total, err)

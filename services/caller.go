@@ -146,7 +146,15 @@ func requestToken(ctx context.Context) string {
 // audit appends ev; a failure is returned as CodeUnavailable so that the
 // operation fails closed (503).
 func (s *Server) audit(ctx context.Context, ev depot.AuditEvent) error {
-	if _, err := s.cfg.DB.Append(context.WithoutCancel(ctx), ev); err != nil {
+	start := time.Now()
+	_, err := s.cfg.DB.Append(context.WithoutCancel(ctx), ev)
+	if m := s.cfg.Metrics; m != nil {
+		m.AuditWrite.Observe(time.Since(start).Seconds())
+		if err != nil {
+			m.AuditFailures.Inc()
+		}
+	}
+	if err != nil {
 		s.cfg.Log.Error("audit write failed", "action", ev.Action, "request_id", ev.CorrelationID, "err", err)
 		return depot.WrapError(depot.CodeUnavailable, "the audit trail is unavailable; nothing was done", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"depot/internal/httpauth"
 	"depot/internal/httpx"
 	"depot/internal/wire"
+	"depot/metrics"
 	"depot/storage"
 )
 
@@ -55,6 +56,8 @@ type Config struct {
 	// server's clock. Default 60 s.
 	ClockSkew time.Duration
 	Now       func() time.Time
+	// Metrics, when set, receives audit latencies and failures.
+	Metrics *metrics.Set
 }
 
 // Server serves the internal API.
@@ -107,7 +110,21 @@ func (s *Server) Handler() http.Handler {
 	root.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
 	})
-	return root
+	if s.cfg.Metrics == nil {
+		return root
+	}
+	return s.cfg.Metrics.Instrument(routeLabel, root)
+}
+
+// routeLabel is the metrics label of a served request: its mux pattern.
+func routeLabel(r *http.Request) string {
+	if _, p, ok := strings.Cut(r.Pattern, " "); ok {
+		return p
+	}
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return "other"
 }
 
 // requireKey rejects a request that is not signed with a valid internal key

@@ -18,6 +18,7 @@ import (
 	"depot/apiclient"
 	"depot/internal/httpx"
 	"depot/internal/wire"
+	"depot/metrics"
 )
 
 // Backend is what the web tier needs from services.
@@ -46,6 +47,8 @@ type Config struct {
 	// MaxUploadsPerUser bounds one user's concurrent uploads through this
 	// process (429 beyond it); 0 means no limit.
 	MaxUploadsPerUser int
+	// Metrics, when set, instruments every request.
+	Metrics *metrics.Set
 }
 
 // Server is the public HTTP API.
@@ -78,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if rest, ok := strings.CutPrefix(r.URL.Path, filesPrefix); ok {
 			s.files(w, r, rest)
@@ -94,6 +97,26 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	if s.cfg.Metrics == nil {
+		return h
+	}
+	return s.cfg.Metrics.Instrument(routeLabel, h)
+}
+
+// routeLabel is the metrics label of a public request: its API area, never
+// its path (which names files).
+func routeLabel(r *http.Request) string {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, filesPrefix):
+		return "files"
+	case strings.HasPrefix(p, "/api/v1/uploads"):
+		return "uploads"
+	case p == "/healthz" || p == "/readyz":
+		return p[1:]
+	case p == "/" || strings.HasPrefix(p, "/static/"):
+		return "page"
+	}
+	return "other"
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

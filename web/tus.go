@@ -391,6 +391,14 @@ func (s *Server) tusWrite(ctx context.Context, w http.ResponseWriter, r *http.Re
 	} else if length >= 0 {
 		src = &capReader{r: body, left: length - offset}
 	}
+	// net/http cancels the request context as soon as it reads EOF from a
+	// client that went away, while up to two chunks read before it may still
+	// be on their way to services. The bytes already received are appended
+	// regardless (so the client re-sends as little as possible), and a final
+	// commit is not abandoned half-way: the calls below are detached from
+	// the client's connection. They end with the body: a vanished or idle
+	// client ends it (BodyIdleTimeout).
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.cfg.Backend.AppendStream(ctx, u.ID, offset, src, false)
 	u.Offset = offset + n
 	if err != nil {

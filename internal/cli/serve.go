@@ -16,6 +16,7 @@ import (
 	"depot/internal/config"
 	"depot/internal/httpx"
 	"depot/internal/tlsconf"
+	"depot/metrics"
 	"depot/services"
 	"depot/storage"
 	"depot/web"
@@ -29,7 +30,7 @@ var serveVars = []config.Var{
 	config.TLSCert, config.TLSKey, config.InternalTLSCert, config.InternalTLSKey, config.InternalClientCA,
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
-	config.MaxHeaderBytes,
+	config.MaxHeaderBytes, config.MetricsAddr,
 }
 
 func serveCmd(e *env) *cobra.Command {
@@ -113,15 +114,21 @@ func runWeb(ctx context.Context, s settings) error {
 		return err
 	}
 	log := s.logger().With("role", "web")
+	m := metrics.New("web")
 	client := apiclient.New(apiclient.Config{
 		BaseURL: servicesURL, Key: keys[0], ChunkSize: chunk, Retries: retries, Backoff: backoff,
-		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers,
+		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers, OnRetry: m.ChunkRetries.Inc,
 	})
 	defer client.Close()
 	srv := web.New(web.Config{
 		Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready,
-		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser,
+		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
 	})
+	stopMetrics, err := serveMetrics(s, log, m)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler(), publicTLS)
 }
 
@@ -169,10 +176,21 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer db.Close()
+	stopJobs, err := startMaintenance(ctx, s, db, store) // River periodic maintenance jobs
+	if err != nil {
+		return err
+	}
+	defer stopJobs()
+	m := metrics.New("services")
 	srv := services.New(services.Config{
 		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
-		ClockSkew: skew,
+		ClockSkew: skew, Metrics: m,
 	})
+	stopMetrics, err := serveMetrics(s, log, m)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler(), internalTLS)
 }
 
@@ -218,6 +236,22 @@ func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serveMetrics serves m on DEPOT_METRICS_ADDR, its own listener, when set.
+func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), err error) {
+	addr := s.get(config.MetricsAddr)
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := httpx.NewServer(context.Background(), m.Handler(), log, httpx.ServerOptions{})
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // serverTLS builds a listener's TLS configuration from its certificate, key

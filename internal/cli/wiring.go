@@ -10,10 +10,11 @@ import (
 	"depot/storage"
 	"depot/storage/localstore"
 	"depot/storage/memstore"
+	"depot/storage/s3store"
 )
 
 // openStore opens the storage named by a DEPOT_STORAGE_URL.
-func openStore(_ context.Context, raw string, opts storage.Options) (*storage.Store, error) {
+func openStore(ctx context.Context, raw string, opts storage.Options) (*storage.Store, error) {
 	if raw == "" {
 		return nil, usageErr("refusing to start: the services role needs DEPOT_STORAGE_URL (file:///absolute/path)")
 	}
@@ -33,8 +34,14 @@ func openStore(_ context.Context, raw string, opts storage.Options) (*storage.St
 		return storage.New(d, opts), nil
 	case "mem":
 		return storage.New(memstore.New(), opts), nil
+	case "s3": // s3://bucket/prefix?endpoint=...&region=..., credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+		d, err := s3store.New(ctx, raw)
+		if err != nil {
+			return nil, usageErr("cannot open storage: %v", err)
+		}
+		return storage.New(d, opts), nil
 	}
-	return nil, usageErr("DEPOT_STORAGE_URL: unsupported scheme %q (use file://)", u.Scheme)
+	return nil, usageErr("DEPOT_STORAGE_URL: unsupported scheme %q (use file:// or s3://)", u.Scheme)
 }
 
 // openDatabase opens and migrates the database named by DEPOT_DATABASE_URL.

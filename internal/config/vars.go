@@ -58,6 +58,7 @@ var (
 	MaxBuffers        = Var{"DEPOT_MAX_BUFFERS", "16", "chunk buffers of one web process for all uploads (memory = this × chunk size); beyond it uploads wait"}
 	ReadHeaderTimeout = Var{"DEPOT_READ_HEADER_TIMEOUT", "10s", "time allowed to send request headers (slow-header protection)"}
 	MaxHeaderBytes    = Var{"DEPOT_MAX_HEADER_BYTES", "65536", "largest accepted request header block in bytes"}
+	MetricsAddr       = Var{"DEPOT_METRICS_ADDR", "", "listener for Prometheus metrics at /metrics (off when empty); keep it private"}
 )
 
 // All lists every variable, for documentation checks.
@@ -66,5 +67,5 @@ var All = []Var{
 	StorageURL, DatabaseURL, ChunkSize, ChunkRetries, ChunkBackoff, BodyIdle, UploadExpiry, TempTTL,
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
-	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes,
+	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr,
 }

@@ -45,7 +45,7 @@ func (d *Driver) DeleteSession(ctx context.Context, id string) error {
 func (d *Driver) ListSessions(ctx context.Context) ([]string, error) {
 	dir := d.meta("sessions/")
 	var ids []string
-	for obj := range d.core.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
+	for obj := range d.core.Client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("s3store: list sessions: %w", obj.Err)
 		}
@@ -171,7 +171,7 @@ func (d *Driver) List(ctx context.Context, prefix, after string, limit int) ([]s
 	for restart := true; restart && len(out) < limit; {
 		restart = false
 		lctx, cancel := context.WithCancel(ctx)
-		ch := d.core.ListObjects(lctx, d.bucket, minio.ListObjectsOptions{
+		ch := d.core.Client.ListObjects(lctx, d.bucket, minio.ListObjectsOptions{
 			Prefix: d.prefix + prefix, StartAfter: startAfter, Recursive: true, MaxKeys: min(limit+1, 1000),
 		})
 		for obj := range ch {

@@ -221,7 +221,7 @@ func (d *Driver) remove(ctx context.Context, name string) error {
 // removeAll deletes every object below dir.
 func (d *Driver) removeAll(ctx context.Context, dir string) error {
 	var firstErr error
-	for obj := range d.core.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
+	for obj := range d.core.Client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
 		if obj.Err != nil {
 			return obj.Err
 		}

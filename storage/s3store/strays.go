@@ -64,7 +64,7 @@ func (d *Driver) Strays(ctx context.Context) ([]storage.Stray, error) {
 	referenced := map[string]bool{} // upload IDs named by a marker
 
 	markerDir := d.meta("staging/")
-	for obj := range d.core.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: markerDir, Recursive: true}) {
+	for obj := range d.core.Client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: markerDir, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("s3store: list staging markers: %w", obj.Err)
 		}
@@ -86,7 +86,7 @@ func (d *Driver) Strays(ctx context.Context) ([]storage.Stray, error) {
 	}
 
 	tailsDir := d.meta("tails/")
-	for obj := range d.core.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: tailsDir, Recursive: true}) {
+	for obj := range d.core.Client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: tailsDir, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("s3store: list tails: %w", obj.Err)
 		}
@@ -137,7 +137,7 @@ func (d *Driver) Strays(ctx context.Context) ([]storage.Stray, error) {
 	}
 
 	attrsDir := d.meta("attrs/")
-	for obj := range d.core.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: attrsDir, Recursive: true}) {
+	for obj := range d.core.Client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: attrsDir, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("s3store: list attrs: %w", obj.Err)
 		}

@@ -1,0 +1,25 @@
+package config
+
+// Variables of the maintenance jobs (package maintenance; see
+// docs/operations.md). They live in their own file so that the jobs'
+// settings can be changed without touching the main table; init adds them
+// to All.
+var (
+	CleanupInterval    = Var{"DEPOT_CLEANUP_INTERVAL", "1h", "period of the cleanup job (services)"}
+	VerifyInterval     = Var{"DEPOT_VERIFY_INTERVAL", "24h", "period of the integrity verification job (services)"}
+	ReportInterval     = Var{"DEPOT_REPORT_INTERVAL", "24h", "period of the storage report job (services)"}
+	AlertWebhookURL    = Var{"DEPOT_ALERT_WEBHOOK_URL", "", "URL that maintenance alerts are POSTed to as JSON (empty: log only)"}
+	CleanupLease       = Var{"DEPOT_CLEANUP_LEASE", "1h", "idle time past an upload's expiry before cleanup removes it"}
+	CleanupMaxFailures = Var{"DEPOT_CLEANUP_MAX_FAILURES", "5", "failed delete attempts of one file after which an alert fires"}
+	VerifyRate         = Var{"DEPOT_VERIFY_RATE", "0", "integrity verification read limit in bytes per second (0: unlimited)"}
+	StrayGrace         = Var{"DEPOT_STRAY_GRACE", "1h", "age before a crash leftover is removed or an orphan reported"}
+	Maintenance        = Var{"DEPOT_MAINTENANCE", "on", "run the scheduled maintenance jobs in this services process: on or off"}
+)
+
+// MaintenanceVars lists the maintenance variables.
+var MaintenanceVars = []Var{
+	CleanupInterval, VerifyInterval, ReportInterval, AlertWebhookURL, CleanupLease,
+	CleanupMaxFailures, VerifyRate, StrayGrace, Maintenance,
+}
+
+func init() { All = append(All, MaintenanceVars...) }

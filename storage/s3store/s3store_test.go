@@ -1,0 +1,466 @@
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"depot/storage"
+	"depot/storage/storagetest"
+)
+
+const (
+	testAccessKey = "depottestaccess"
+	testSecretKey = "depottestsecret0123456789"
+)
+
+// server is a versitygw process serving a posix directory on loopback.
+type server struct {
+	endpoint string
+	admin    *minio.Client
+	creds    *credentials.Credentials
+}
+
+// moduleRoot walks up from the working directory to go.mod.
+func moduleRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+// versitygw returns the path of the versitygw binary: $DEPOT_VERSITYGW or
+// .cache/bin/versitygw. When it is missing the test is skipped, except
+// with CI=true, where scripts/s3-server.sh install builds it.
+func versitygw(t *testing.T) string {
+	root := moduleRoot(t)
+	bin := os.Getenv("DEPOT_VERSITYGW")
+	if bin == "" {
+		bin = filepath.Join(root, ".cache", "bin", "versitygw")
+	}
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if os.Getenv("CI") != "true" {
+		t.Skipf("versitygw not installed at %s (run scripts/s3-server.sh install)", bin)
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "s3-server.sh"), "install")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/s3-server.sh install: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("versitygw still missing after install: %v", err)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServer starts versitygw on a free loopback port over a temporary
+// directory; it is stopped when t ends.
+func startServer(t *testing.T) *server {
+	bin := versitygw(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "--port", addr, "posix", dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+testAccessKey, "ROOT_SECRET_KEY="+testSecretKey)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("versitygw output:\n%s", tailOf(logs.String(), 4000))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("versitygw exited:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("versitygw did not listen on %s:\n%s", addr, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	creds := credentials.NewStaticV4(testAccessKey, testSecretKey, "")
+	admin, err := minio.New(addr, &minio.Options{Creds: creds, Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &server{endpoint: "http://" + addr, admin: admin, creds: creds}
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+var bucketSeq struct {
+	sync.Mutex
+	n int
+}
+
+// newBucket creates a fresh bucket and returns the driver URL for it.
+func (s *server) newBucket(t *testing.T, prefix string) string {
+	bucketSeq.Lock()
+	bucketSeq.n++
+	name := fmt.Sprintf("depot-test-%d", bucketSeq.n)
+	bucketSeq.Unlock()
+	if err := s.admin.MakeBucket(context.Background(), name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		t.Fatalf("MakeBucket: %v", err)
+	}
+	return fmt.Sprintf("s3://%s/%s?endpoint=%s&region=us-east-1", name, prefix, s.endpoint)
+}
+
+func (s *server) open(t *testing.T, rawURL string) *Driver {
+	d, err := open(t.Context(), rawURL, s.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestConformance(t *testing.T) {
+	srv := startServer(t)
+	for _, prefix := range []string{"", "tenant/files"} {
+		t.Run(fmt.Sprintf("prefix=%q", prefix), func(t *testing.T) {
+			urls := map[storage.Driver]string{}
+			var mu sync.Mutex
+			storagetest.RunDriverTests(t, storagetest.Harness{
+				New: func(t *testing.T) storage.Driver {
+					u := srv.newBucket(t, prefix)
+					d := srv.open(t, u)
+					mu.Lock()
+					urls[d] = u
+					mu.Unlock()
+					return d
+				},
+				Reopen: func(t *testing.T, old storage.Driver) storage.Driver {
+					mu.Lock()
+					u := urls[old]
+					mu.Unlock()
+					return srv.open(t, u)
+				},
+			})
+		})
+	}
+}
+
+func TestNewURL(t *testing.T) {
+	for _, bad := range []string{"http://b/p", "s3:///p", "s3://b/p?endpoint=ftp://x", "s3://b/.depot/x?endpoint=http://127.0.0.1:1"} {
+		if _, err := New(t.Context(), bad); err == nil {
+			t.Errorf("New(%q) succeeded", bad)
+		}
+	}
+}
+
+func randBytes(n int, seed uint64) []byte {
+	r := mrand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 7})
+	b := make([]byte, n)
+	_, _ = r.Read(b)
+	return b
+}
+
+func newID(t *testing.T) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// TestUnevenWritesAcrossReopen writes 20 MiB in pieces of 3, 7 and 10 MiB,
+// persisting and reloading the state and reopening the driver midway, like
+// the Store across a restart of the services process.
+func TestUnevenWritesAcrossReopen(t *testing.T) {
+	srv := startServer(t)
+	u := srv.newBucket(t, "pfx")
+	ctx := t.Context()
+	data := randBytes(20<<20, 1)
+	d := srv.open(t, u)
+	st := &storage.Staging{ID: newID(t), Key: "big/uneven.bin"}
+	if err := d.CreateStaging(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	off := int64(0)
+	for i, n := range []int64{3 << 20, 7 << 20, 10 << 20} {
+		got, err := d.WriteStaging(ctx, st, off, bytes.NewReader(data[off:off+n]))
+		if err != nil || got != n {
+			t.Fatalf("WriteStaging #%d: %d, %v", i, got, err)
+		}
+		off += n
+		var s state
+		if err := json.Unmarshal(st.State, &s); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("after %d MiB: %d parts, tail %d", off>>20, len(s.Parts), s.TailSize)
+		if s.size() != off || s.TailSize >= minPart {
+			t.Fatalf("state %+v does not add up to %d with a tail < 5 MiB", s, off)
+		}
+		if i == 0 {
+			// Persist the state as the Store would and restart.
+			if err := d.PutSession(ctx, st.ID, st.State); err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+			d = srv.open(t, u)
+			rec, err := d.GetSession(ctx, st.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st = &storage.Staging{ID: st.ID, Key: st.Key, State: rec}
+			// The first 3 MiB are still a tail: readable.
+			rc, err := d.ReadStaging(ctx, st, 1<<20, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(b, data[1<<20:1<<20+1000]) {
+				t.Fatal("ReadStaging of the tail after reopen differs")
+			}
+		}
+	}
+	// Parts cannot be read back; the error says so.
+	if _, err := d.ReadStaging(ctx, st, 0, 10); err == nil || !strings.Contains(err.Error(), "cannot be read back") {
+		t.Errorf("ReadStaging of uploaded parts: %v, want ErrUnsupported", err)
+	}
+	if err := d.Commit(ctx, st, int64(len(data)), storage.Attrs{SHA256: "ff", Class: "permanent"}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := d.Open(ctx, st.Key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("object differs: %d bytes, %v", len(got), err)
+	}
+	rc, err = d.Open(ctx, st.Key, 9<<20-5, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data[9<<20-5:9<<20+5]) {
+		t.Error("ranged read across a part boundary differs")
+	}
+	info, err := d.Stat(ctx, st.Key)
+	if err != nil || info.Size != int64(len(data)) || info.Attrs.SHA256 != "ff" {
+		t.Errorf("Stat = %+v, %v", info, err)
+	}
+	if err := d.DeleteSession(ctx, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	if strays, err := d.Strays(ctx); err != nil || len(strays) != 0 {
+		t.Errorf("Strays after commit = %+v, %v", strays, err)
+	}
+	d.Close()
+}
+
+// TestRetryOverwritesParts fails a write after a part was sent, then
+// retries from the old state: the part is sent again under the same number.
+func TestRetryOverwritesParts(t *testing.T) {
+	srv := startServer(t)
+	d := srv.open(t, srv.newBucket(t, ""))
+	defer d.Close()
+	ctx := t.Context()
+	data := randBytes(12<<20, 2)
+	st := &storage.Staging{ID: newID(t), Key: "retry.bin"}
+	if err := d.CreateStaging(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteStaging(ctx, st, 0, bytes.NewReader(data[:1<<20])); err != nil {
+		t.Fatal(err)
+	}
+	saved := bytes.Clone(st.State)
+	wrong := randBytes(9<<20, 3)
+	_, err := d.WriteStaging(ctx, st, 1<<20, io.MultiReader(bytes.NewReader(wrong), &errReader{}))
+	if err == nil {
+		t.Fatal("write with a failing reader succeeded")
+	}
+	if !bytes.Equal(st.State, saved) {
+		t.Fatal("a failed write changed the state")
+	}
+	if n, err := d.WriteStaging(ctx, st, 1<<20, bytes.NewReader(data[1<<20:])); err != nil || n != int64(len(data)-1<<20) {
+		t.Fatalf("retry: %d, %v", n, err)
+	}
+	if err := d.Commit(ctx, st, int64(len(data)), storage.Attrs{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := d.Open(ctx, st.Key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("object differs after a retried write")
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, fmt.Errorf("connection cut") }
+
+// TestUnreferencedUpload checks that a multipart upload no staging area
+// knows is a stray, and that RemoveStray aborts it.
+func TestUnreferencedUpload(t *testing.T) {
+	srv := startServer(t)
+	u := srv.newBucket(t, "p")
+	d := srv.open(t, u)
+	defer d.Close()
+	ctx := t.Context()
+	live := &storage.Staging{ID: newID(t), Key: "live.bin"}
+	if err := d.CreateStaging(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutSession(ctx, live.ID, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	uploadID, err := d.core.NewMultipartUpload(ctx, d.bucket, "p/lost/upload.bin", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	strays, err := d.Strays(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(strays) != 1 || !strings.Contains(strays[0].Name, uploadID) || strays[0].SessionID != "" || strays[0].ModTime.IsZero() {
+		t.Fatalf("Strays = %+v, want the upload %s", strays, uploadID)
+	}
+	for range 2 {
+		if err := d.RemoveStray(ctx, strays[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := d.core.ListMultipartUploads(ctx, d.bucket, "p/", "", "", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Uploads) != 1 || res.Uploads[0].Key != "p/live.bin" {
+		t.Errorf("uploads after RemoveStray = %+v, want only the live one", res.Uploads)
+	}
+	if strays, err := d.Strays(ctx); err != nil || len(strays) != 0 {
+		t.Errorf("Strays after RemoveStray = %+v, %v", strays, err)
+	}
+}
+
+// countingReader yields n pseudo-random bytes in small reads, generated on
+// the fly so the test itself holds almost nothing.
+type countingReader struct {
+	left int64
+	r    *mrand.ChaCha8
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), c.left, 64<<10)]
+	_, _ = c.r.Read(p)
+	c.left -= int64(len(p))
+	return len(p), nil
+}
+
+// TestBoundedMemory writes 200 MiB through WriteStaging (in 4 calls) and
+// checks that the heap in use stays bounded while it does.
+func TestBoundedMemory(t *testing.T) {
+	srv := startServer(t)
+	d := srv.open(t, srv.newBucket(t, ""))
+	defer d.Close()
+	ctx := t.Context()
+	st := &storage.Staging{ID: newID(t), Key: "mem.bin"}
+	if err := d.CreateStaging(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	var peak uint64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	const total, calls = 200 << 20, 4
+	off := int64(0)
+	for i := range calls {
+		n, err := d.WriteStaging(ctx, st, off, &countingReader{left: total / calls, r: mrand.NewChaCha8([32]byte{byte(i)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	close(done)
+	wg.Wait()
+	t.Logf("wrote %d MiB, peak HeapInuse %.1f MiB", off>>20, float64(peak)/(1<<20))
+	if peak >= 64<<20 {
+		t.Errorf("peak HeapInuse %d MiB, want < 64 MiB", peak>>20)
+	}
+	if err := d.Commit(ctx, st, off, storage.Attrs{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := d.Stat(ctx, st.Key)
+	if err != nil || info.Size != total {
+		t.Errorf("Stat = %+v, %v", info, err)
+	}
+}
