@@ -125,6 +125,49 @@ type SchedulerOptions struct {
 	WatchdogInterval time.Duration
 	// Logger for River itself; nil discards River's own logs.
 	Logger *slog.Logger
+	// StartDelay is how long after the scheduler starts a job that is
+	// overdue (never succeeded, or last succeeded more than a period ago)
+	// first runs; default 1 min. A job that succeeded within its period
+	// keeps its rhythm across restarts: it next runs a period after that
+	// success.
+	StartDelay time.Duration
+}
+
+// catchUp is a River schedule: every iv, except that the first run after
+// the scheduler starts comes a period after the job's last success, or
+// after delay when that is already past.
+type catchUp struct {
+	m       *Maintainer
+	job     string
+	iv      time.Duration
+	delay   time.Duration
+	mu      sync.Mutex
+	started bool
+}
+
+func (c *catchUp) Next(t time.Time) time.Time {
+	c.mu.Lock()
+	first := !c.started
+	c.started = true
+	c.mu.Unlock()
+	if !first {
+		return t.Add(c.iv)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	soon := t.Add(min(c.delay, c.iv))
+	last, err := c.m.cfg.DB.LastJobSuccess(ctx, c.job)
+	if err != nil || last == nil {
+		return soon
+	}
+	next := last.Add(c.iv)
+	if next.After(t.Add(c.iv)) { // a clock step: do not wait longer than a period
+		next = t.Add(c.iv)
+	}
+	if next.Before(soon) {
+		return soon
+	}
+	return next
 }
 
 // Scheduler runs the maintenance jobs as River periodic jobs. Several
@@ -196,11 +239,19 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 	if wd <= 0 {
 		wd = min(max(shortest/4, time.Second), 5*time.Minute)
 	}
-	periodic := func(iv time.Duration, args river.JobArgs, id string) *river.PeriodicJob {
+	delay := opts.StartDelay
+	if delay <= 0 {
+		delay = time.Minute
+	}
+	periodic := func(iv time.Duration, args river.JobArgs, id string, job string) *river.PeriodicJob {
 		iv = max(iv, time.Second) // River's minimum
-		return river.NewPeriodicJob(river.PeriodicInterval(iv), func() (river.JobArgs, *river.InsertOpts) {
+		var sched river.PeriodicSchedule = river.PeriodicInterval(iv)
+		if job != "" {
+			sched = &catchUp{m: m, job: job, iv: iv, delay: delay}
+		}
+		return river.NewPeriodicJob(sched, func() (river.JobArgs, *river.InsertOpts) {
 			return args, &river.InsertOpts{Queue: Queue, UniqueOpts: river.UniqueOpts{ByPeriod: iv}}
-		}, &river.PeriodicJobOpts{ID: id, RunOnStart: true})
+		}, &river.PeriodicJobOpts{ID: id})
 	}
 	longest := max(m.cfg.CleanupInterval, m.cfg.VerifyInterval, m.cfg.ReportInterval)
 	logger := opts.Logger
@@ -212,10 +263,10 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 		Logger: logger,
 		Queues: map[string]river.QueueConfig{Queue: {MaxWorkers: 3}},
 		PeriodicJobs: []*river.PeriodicJob{
-			periodic(m.cfg.CleanupInterval, CleanupArgs{}, JobCleanup),
-			periodic(m.cfg.VerifyInterval, VerifyArgs{}, JobVerify),
-			periodic(m.cfg.ReportInterval, ReportArgs{}, JobReport),
-			periodic(wd, WatchdogArgs{}, "watchdog"),
+			periodic(m.cfg.CleanupInterval, CleanupArgs{}, JobCleanup, JobCleanup),
+			periodic(m.cfg.VerifyInterval, VerifyArgs{}, JobVerify, JobVerify),
+			periodic(m.cfg.ReportInterval, ReportArgs{}, JobReport, JobReport),
+			periodic(wd, WatchdogArgs{}, "watchdog", ""),
 		},
 		Workers:     workers,
 		MaxAttempts: 5,
@@ -223,7 +274,6 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 		// and a job is considered stuck only after twice the longest period.
 		JobTimeout:           -1,
 		RescueStuckJobsAfter: max(2*longest, time.Hour),
-		FetchPollInterval:    200 * time.Millisecond,
 	}
 	db := m.cfg.DB
 	switch db.Engine() {
