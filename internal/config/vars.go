@@ -59,6 +59,8 @@ var (
 	ReadHeaderTimeout = Var{"DEPOT_READ_HEADER_TIMEOUT", "10s", "time allowed to send request headers (slow-header protection)"}
 	MaxHeaderBytes    = Var{"DEPOT_MAX_HEADER_BYTES", "65536", "largest accepted request header block in bytes"}
 	MetricsAddr       = Var{"DEPOT_METRICS_ADDR", "", "listener for Prometheus metrics at /metrics (off when empty); keep it private"}
+	URL               = Var{"DEPOT_URL", "", "address of depot's web tier, for the command-line client (upload, download, ls, rm)"}
+	Token             = Var{"DEPOT_TOKEN", "", "personal access token of the command-line client"}
 )
 
 // All lists every variable, for documentation checks.
@@ -67,5 +69,5 @@ var All = []Var{
 	StorageURL, DatabaseURL, ChunkSize, ChunkRetries, ChunkBackoff, BodyIdle, UploadExpiry, TempTTL,
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
-	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr,
+	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, URL, Token,
 }
