@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"depot"
@@ -51,6 +52,7 @@ type Config struct {
 
 // Client talks to the services tier. It is safe for concurrent use.
 type Client struct {
+	key  atomic.Value // string: the internal key, replaceable by SetKey
 	cfg  Config
 	http *http.Client
 	bufs *bufferPool
@@ -91,8 +93,13 @@ func New(cfg Config) *Client {
 		cfg.MaxBuffers = 16
 	}
 	// No http.Client.Timeout: it would bound whole streams.
-	return &Client{cfg: cfg, http: &http.Client{Transport: tr}, bufs: newBufferPool(cfg.ChunkSize, cfg.MaxBuffers)}
+	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, bufs: newBufferPool(cfg.ChunkSize, cfg.MaxBuffers)}
+	c.key.Store(cfg.Key)
+	return c
 }
+
+// SetKey replaces the internal key used to sign requests (key rotation).
+func (c *Client) SetKey(key string) { c.key.Store(key) }
 
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
@@ -156,7 +163,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 // do sends req and turns transport failures and error statuses into
 // *depot.Error. On success the caller owns resp.Body.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
-	httpauth.Sign(req, []byte(c.cfg.Key), time.Now())
+	httpauth.Sign(req, []byte(c.key.Load().(string)), time.Now())
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctxErr := req.Context().Err(); ctxErr != nil {

@@ -142,6 +142,10 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 	})
 }
 
+// SetKeys replaces the accepted internal keys, so that a key rotation needs
+// no restart.
+func (s *Server) SetKeys(keys []string) { s.verifier.SetKeys(keys) }
+
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()

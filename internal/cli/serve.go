@@ -129,6 +129,7 @@ func runWeb(ctx context.Context, s settings) error {
 		return err
 	}
 	defer stopMetrics()
+	watchKeyFile(ctx, s, config.InternalKey, config.InternalKeyFile, log, func(keys []string) { client.SetKey(keys[0]) })
 	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler(), publicTLS)
 }
 
@@ -191,6 +192,7 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer stopMetrics()
+	watchKeyFile(ctx, s, config.InternalKeys, config.InternalKeysFil, log, srv.SetKeys)
 	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler(), internalTLS)
 }
 

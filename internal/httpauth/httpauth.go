@@ -106,6 +106,17 @@ func NewVerifier(keys []string, skew time.Duration, now func() time.Time) *Verif
 	return v
 }
 
+// SetKeys replaces the accepted keys (for a rotation without restart).
+func (v *Verifier) SetKeys(keys []string) {
+	bs := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		bs = append(bs, []byte(k))
+	}
+	v.mu.Lock()
+	v.keys = bs
+	v.mu.Unlock()
+}
+
 // maxNonces bounds the replay cache; beyond it, requests are refused rather
 // than letting memory grow without bound under a flood.
 const maxNonces = 1 << 20
@@ -134,7 +145,10 @@ func (v *Verifier) Verify(r *http.Request) error {
 	}
 	msg := canonical(r.Method, r.URL.RequestURI(), r.ContentLength, ts, nonce, r.Header)
 	match := 0
-	for _, k := range v.keys {
+	v.mu.Lock()
+	keys := v.keys
+	v.mu.Unlock()
+	for _, k := range keys {
 		if hmac.Equal(got, mac(k, msg)) {
 			match = 1
 		}
