@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMaintenanceCLI uploads through the real web tier, then runs the
@@ -106,5 +107,39 @@ func TestMaintenanceCLI(t *testing.T) {
 	audit := depotCLI(t, map[string]string{"DEPOT_DATABASE_URL": c.dbURL}, "audit", "show", "--action", "integrity.failed")
 	if !strings.Contains(audit, "perm.csv") {
 		t.Fatalf("integrity.failed not audited: %s", audit)
+	}
+}
+
+// TestMaintenanceScheduled runs the services process with the River
+// scheduler on a 1 s cleanup period: a temporary file whose TTL has passed
+// disappears without any command, a permanent one stays, and the runs are
+// listed by depot jobs.
+func TestMaintenanceScheduled(t *testing.T) {
+	c := newCluster(t, clusterOpts{servicesEnv: map[string]string{
+		"DEPOT_CLEANUP_INTERVAL": "1s", "DEPOT_TEMP_TTL": "1s",
+	}})
+	expectStatus(t, c.do("PUT", "/api/v1/files/c1/keep.csv", strings.NewReader("keep"), nil), http.StatusCreated)
+	expectStatus(t, c.do("PUT", "/api/v1/files/c1/tmp.csv", strings.NewReader("tmp"),
+		map[string]string{"Depot-Class": "temporary"}), http.StatusCreated)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp := c.do("HEAD", "/api/v1/files/c1/tmp.csv", nil, nil)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("temporary file still there after 20 s (status %d)", resp.StatusCode)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	expectStatus(t, c.do("HEAD", "/api/v1/files/c1/keep.csv", nil, nil), http.StatusOK)
+	jobs := depotCLI(t, map[string]string{"DEPOT_DATABASE_URL": c.dbURL}, "jobs", "--job", "cleanup")
+	if !strings.Contains(jobs, "schedule") || !strings.Contains(jobs, "success") {
+		t.Fatalf("depot jobs: %s", jobs)
+	}
+	audit := depotCLI(t, map[string]string{"DEPOT_DATABASE_URL": c.dbURL}, "audit", "show", "--action", "cleanup.completed")
+	if !strings.Contains(audit, "tmp.csv") {
+		t.Fatalf("cleanup not audited: %s", audit)
 	}
 }

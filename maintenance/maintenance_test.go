@@ -44,7 +44,7 @@ type webhook struct {
 	fail   atomic.Int32 // fail this many requests first (500)
 }
 
-func newWebhook(t *testing.T) *webhook {
+func newWebhook(t testing.TB) *webhook {
 	w := &webhook{}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if w.fail.Add(-1) >= 0 {
@@ -90,7 +90,7 @@ func (d *failingDriver) Delete(ctx context.Context, key string) error {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	db    *auditdb.DB
 	store *storage.Store
@@ -101,7 +101,7 @@ type fixture struct {
 	cfg   maintenance.Config
 }
 
-func newFixture(t *testing.T, e auditdbtest.EngineURL, wrap func(storage.Driver) storage.Driver, tweak func(*maintenance.Config)) *fixture {
+func newFixture(t testing.TB, e auditdbtest.EngineURL, wrap func(storage.Driver) storage.Driver, tweak func(*maintenance.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := auditdb.Open(ctx, e.URL)
@@ -128,8 +128,8 @@ func newFixture(t *testing.T, e auditdbtest.EngineURL, wrap func(storage.Driver)
 	hook := newWebhook(t)
 	cfg := maintenance.Config{
 		DB: db, Store: store, Now: clk.Now, Node: "test",
-		Alerts:     &maintenance.Alerter{URL: hook.srv.URL, Retries: 3, Backoff: time.Millisecond},
-		Lease:      time.Hour, StrayGrace: time.Hour, MaxFailures: 3, DeleteAttempts: 3, RetryBackoff: time.Millisecond,
+		Alerts: &maintenance.Alerter{URL: hook.srv.URL, Retries: 3, Backoff: time.Millisecond},
+		Lease:  time.Hour, StrayGrace: time.Hour, MaxFailures: 3, DeleteAttempts: 3, RetryBackoff: time.Millisecond,
 	}
 	if tweak != nil {
 		tweak(&cfg)

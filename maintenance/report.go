@@ -18,13 +18,13 @@ import (
 // Report is a storage report: per cohort and in total. It holds counts,
 // sizes and times only. Reports are kept in maint_reports as JSON.
 type Report struct {
-	ID               int64         `json:"id"`
-	Generated        time.Time     `json:"generated"`
-	PreviousID       int64         `json:"previous_id,omitempty"`
-	PreviousGenerated *time.Time   `json:"previous_generated,omitempty"`
-	Cohorts          []CohortStats `json:"cohorts"`
-	Total            CohortStats   `json:"total"`
-	Jobs             []JobStatus   `json:"jobs"`
+	ID                int64         `json:"id"`
+	Generated         time.Time     `json:"generated"`
+	PreviousID        int64         `json:"previous_id,omitempty"`
+	PreviousGenerated *time.Time    `json:"previous_generated,omitempty"`
+	Cohorts           []CohortStats `json:"cohorts"`
+	Total             CohortStats   `json:"total"`
+	Jobs              []JobStatus   `json:"jobs"`
 }
 
 // CohortStats are the figures of one cohort (or of all, in Report.Total).

@@ -426,6 +426,7 @@ func TestBoundedMemory(t *testing.T) {
 	if err := d.CreateStaging(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+	runtime.GC() // drop the garbage of earlier tests
 	var peak uint64
 	done := make(chan struct{})
 	var wg sync.WaitGroup
