@@ -50,6 +50,10 @@ type Upload struct {
 	// Meta is free-form session metadata set at creation (cohort, file
 	// name, owner). It may hold PHI and is never logged.
 	Meta map[string]string `json:"metadata,omitempty"`
+	// Completed is set once the upload was committed; the session is kept
+	// until it expires so that a client that lost the final answer can ask
+	// again and learn that its upload is complete.
+	Completed bool `json:"completed,omitempty"`
 }
 
 // PutOptions describe an upload.

@@ -223,8 +223,20 @@ func TestTusProtocol(t *testing.T) {
 		if n := len(completedRecords(t, c, "c1/proto.bin")); n != 1 {
 			t.Fatalf("%d upload.completed records, want 1", n)
 		}
+		// A client that lost the final answer asks again: the upload is
+		// complete, and re-sending the last (empty) PATCH records nothing new.
 		resp = tusReq(t, base, c.token, http.MethodHead, loc, nil, nil)
-		wantStatus(t, "HEAD after completion", resp, http.StatusNotFound)
+		wantStatus(t, "HEAD after completion", resp, http.StatusOK)
+		if tusOffset(t, resp) != int64(len(data)) {
+			t.Fatalf("HEAD after completion: offset %d", tusOffset(t, resp))
+		}
+		resp = tusReq(t, base, c.token, http.MethodPatch, loc, []byte{}, map[string]string{"Upload-Offset": strconv.Itoa(len(data)), "Content-Type": "application/offset+octet-stream"})
+		wantStatus(t, "empty PATCH after completion", resp, http.StatusNoContent)
+		if n := len(completedRecords(t, c, "c1/proto.bin")); n != 1 {
+			t.Fatalf("%d upload.completed records after a repeated completion, want 1", n)
+		}
+		wantStatus(t, "DELETE after completion", tusReq(t, base, c.token, http.MethodDelete, loc, nil, nil), http.StatusConflict)
+		checkOnDisk(t, c, "proto.bin", data)
 	})
 
 	t.Run("other user gets 404", func(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 
 	"depot"
 	"depot/auditdb"
+	"depot/metrics"
 	"depot/storage"
 )
 
@@ -76,6 +77,11 @@ type Config struct {
 	// VerifyRate limits integrity verification reads, in bytes per second;
 	// 0 means unlimited.
 	VerifyRate int64
+
+	// Metrics, when set, receives job outcomes and durations
+	// (depot_job_runs_total, depot_job_duration_seconds) and the storage
+	// totals of each report (depot_storage_bytes, depot_storage_files).
+	Metrics *metrics.Set
 
 	// Periods of the jobs (River schedules and missed-run detection).
 	// Defaults 1h, 24h, 24h.
@@ -143,7 +149,7 @@ func (m *Maintainer) now() time.Time { return m.cfg.Now().UTC() }
 // run records one run of job around fn. fn returns a summary (marshalled to
 // JSON; counts only) and an error.
 func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx context.Context) (any, error)) error {
-	start := m.now()
+	start := time.Now() // real time for durations, whatever the clock
 	id, err := m.cfg.DB.StartJobRun(ctx, job, trigger, m.cfg.Node)
 	if err != nil {
 		return err
@@ -160,7 +166,11 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 	if ferr := m.cfg.DB.FinishJobRun(context.WithoutCancel(ctx), id, outcome, code, string(b)); ferr != nil && err == nil {
 		err = ferr
 	}
-	dur := m.now().Sub(start)
+	dur := time.Since(start)
+	if ms := m.cfg.Metrics; ms != nil {
+		ms.JobRuns.WithLabelValues(job, outcome).Inc()
+		ms.JobDuration.WithLabelValues(job).Observe(dur.Seconds())
+	}
 	if err != nil {
 		m.log.Error("job failed", "job", job, "run", id, "trigger", trigger, "code", code, "duration_ms", dur.Milliseconds())
 		_, _ = m.audit(context.WithoutCancel(ctx), depot.AuditEvent{

@@ -81,7 +81,10 @@ func (m *Maintainer) Report(ctx context.Context, trigger string) (Report, error)
 		if rep.ID, err = m.cfg.DB.SaveReport(ctx, rep.Generated, string(body)); err != nil {
 			return nil, err
 		}
-		// Store the ID inside the body too.
+		if ms := m.cfg.Metrics; ms != nil {
+			ms.StorageBytes.Set(float64(rep.Total.Bytes))
+			ms.StorageFiles.Set(float64(rep.Total.Files))
+		}
 		if _, err := m.audit(ctx, depot.AuditEvent{
 			Action: depot.ActionReportGenerated, Outcome: depot.OutcomeSuccess,
 			Metadata: map[string]string{"report": itoa(rep.ID), "files": itoa(rep.Total.Files), "bytes": itoa(rep.Total.Bytes)},

@@ -39,6 +39,8 @@ start() {
 	mkdir -p "$dir" "$run"
 	if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
 		echo "s3-server: already running (pid $(cat "$pidfile"))" >&2
+		cat "$run/endpoint"
+		return
 	else
 		if listening; then
 			echo "s3-server: port $port is taken by another process" >&2
@@ -56,7 +58,7 @@ start() {
 	# A posix bucket is a directory; versitygw also accepts CreateBucket, but
 	# creating the directory needs no client.
 	mkdir -p "$dir/$bucket"
-	echo "http://127.0.0.1:$port"
+	echo "http://127.0.0.1:$port" | tee "$run/endpoint"
 }
 
 stop() {
@@ -66,7 +68,7 @@ stop() {
 			kill "$pid"
 			for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		fi
-		rm -f "$pidfile"
+		rm -f "$pidfile" "$run/endpoint"
 		echo "s3-server: stopped" >&2
 	else
 		echo "s3-server: not running" >&2

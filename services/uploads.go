@@ -2,6 +2,7 @@ package services
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -160,6 +161,11 @@ func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
 	ev := c.event(depot.ActionUploadCompleted, u.Key)
 	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, &u.Created, u.Offset
 	obj, err := s.cfg.Store.Complete(r.Context(), u.ID, req.Size, req.SHA256)
+	var done *storage.AlreadyCompleted
+	if errors.As(err, &done) { // a retry of a completion that succeeded: answer again, record nothing
+		httpx.WriteJSON(w, http.StatusCreated, done.Object)
+		return
+	}
 	if err != nil {
 		if depot.ErrorCode(err) == depot.CodeHashMismatch || depot.ErrorCode(err) == depot.CodeSizeMismatch {
 			ev.Action = depot.ActionUploadFailed
@@ -182,6 +188,10 @@ func (s *Server) abortUpload(w http.ResponseWriter, r *http.Request) {
 	u, err := s.ownUpload(r, c)
 	if err != nil {
 		httpx.WriteError(w, err)
+		return
+	}
+	if u.Completed {
+		httpx.WriteError(w, depot.Errorf(depot.CodeConflict, "the upload is complete; delete the file instead"))
 		return
 	}
 	ev := c.event(depot.ActionUploadAborted, u.Key)

@@ -46,6 +46,13 @@ func (hr *overlapHashReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		hr.pending = true
 		hr.jobs <- p[:n]
+		if err != nil {
+			// The caller sees the end of the stream (a body reader may
+			// return its last bytes together with io.EOF) and may reuse p
+			// at once, typically by putting its buffer back in a pool:
+			// finish hashing p before returning.
+			hr.wait()
+		}
 	}
 	return n, err
 }

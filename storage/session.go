@@ -144,6 +144,9 @@ func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
 
 // storageErr maps a driver error to a client-safe *depot.Error.
 func storageErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var de *depot.Error
 	if errors.As(err, &de) {
 		return err

@@ -117,6 +117,12 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		return depot.Upload{}, err
 	}
 	cur := rec.Upload.Offset
+	if rec.Upload.Completed {
+		if n, _ := io.ReadFull(r, make([]byte, 1)); n == 0 && offset == cur {
+			return rec.Upload, nil
+		}
+		return rec.Upload, depot.Errorf(depot.CodeConflict, "the upload is already complete")
+	}
 	if offset < 0 || offset > cur {
 		return rec.Upload, offsetMismatch(cur)
 	}
@@ -210,6 +216,12 @@ func (s *Store) compareStaged(ctx context.Context, rec *record, offset, length i
 // creation. On a size shortfall the session is kept so that the client can
 // continue; on a checksum mismatch it is discarded and nothing is committed.
 func (s *Store) Complete(ctx context.Context, id string, wantSize int64, wantSHA256 string) (depot.Object, error) {
+	return s.complete(ctx, id, wantSize, wantSHA256, true)
+}
+
+// complete commits session id; keep leaves a completed record behind until
+// it expires (for resumable clients), otherwise the record is removed.
+func (s *Store) complete(ctx context.Context, id string, wantSize int64, wantSHA256 string, keep bool) (depot.Object, error) {
 	unlock, err := s.locks.lock(ctx, id)
 	if err != nil {
 		return depot.Object{}, err
@@ -220,6 +232,13 @@ func (s *Store) Complete(ctx context.Context, id string, wantSize int64, wantSHA
 		return depot.Object{}, err
 	}
 	u := rec.Upload
+	if u.Completed {
+		obj := depot.Object{Key: u.Key, Size: u.Offset, SHA256: u.SHA256, ModTime: u.Updated, Class: u.Class}
+		if want, _ := normaliseSHA256(wantSHA256); (want != "" && want != u.SHA256) || (wantSize >= 0 && wantSize != u.Offset) {
+			return depot.Object{}, depot.Errorf(depot.CodeConflict, "the upload was completed with other content")
+		}
+		return obj, &AlreadyCompleted{Object: obj}
+	}
 	for _, size := range []int64{u.DeclaredSize, wantSize} {
 		if size >= 0 && size != u.Offset {
 			return depot.Object{}, depot.Errorf(depot.CodeSizeMismatch, "received %d bytes, expected %d", u.Offset, size)
@@ -244,11 +263,30 @@ func (s *Store) Complete(ctx context.Context, id string, wantSize int64, wantSHA
 	if err := s.d.Commit(ctx, st, u.Offset, Attrs{SHA256: sum, Class: string(u.Class)}); err != nil {
 		return depot.Object{}, storageErr("commit", err)
 	}
-	if err := s.d.DeleteSession(context.WithoutCancel(ctx), id); err != nil {
-		return depot.Object{}, storageErr("delete session record", err)
+	if !keep {
+		if err := s.d.DeleteSession(context.WithoutCancel(ctx), id); err != nil {
+			return depot.Object{}, storageErr("delete session record", err)
+		}
+		return depot.Object{Key: u.Key, Size: u.Offset, SHA256: sum, ModTime: now(s.clock), Class: u.Class}, nil
 	}
-	return depot.Object{Key: u.Key, Size: u.Offset, SHA256: sum, ModTime: now(s.clock), Class: u.Class}, nil
+	done := *rec
+	done.Upload.Completed, done.Upload.SHA256, done.Upload.Updated = true, sum, now(s.clock)
+	done.Upload.Expires = done.Upload.Updated.Add(s.expiry)
+	done.HashState, done.DriverState = nil, nil
+	if err := s.saveRecord(context.WithoutCancel(ctx), &done); err != nil {
+		// The object is committed; without its tombstone a lost answer
+		// cannot be recovered, but nothing is inconsistent.
+		_ = s.d.DeleteSession(context.WithoutCancel(ctx), id)
+	}
+	return depot.Object{Key: u.Key, Size: u.Offset, SHA256: sum, ModTime: done.Upload.Updated, Class: u.Class}, nil
 }
+
+// AlreadyCompleted is returned (with the object) by Complete for a session
+// that an earlier call already committed: the caller must not record the
+// upload a second time.
+type AlreadyCompleted struct{ Object depot.Object }
+
+func (e *AlreadyCompleted) Error() string { return "upload already completed" }
 
 // Abort discards an upload session and its staged bytes.
 func (s *Store) Abort(ctx context.Context, id string) error {
@@ -260,6 +298,9 @@ func (s *Store) Abort(ctx context.Context, id string) error {
 	rec, err := s.loadRecord(ctx, id)
 	if err != nil {
 		return err
+	}
+	if rec.Upload.Completed {
+		return storageErr("delete session record", s.d.DeleteSession(context.WithoutCancel(ctx), id))
 	}
 	return s.discard(ctx, rec)
 }
@@ -275,8 +316,23 @@ func (s *Store) discard(ctx context.Context, rec *record) error {
 	return nil
 }
 
-// Uploads lists every open upload session.
+// Uploads lists every open (not completed) upload session.
 func (s *Store) Uploads(ctx context.Context) ([]depot.Upload, error) {
+	all, err := s.sessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	open := all[:0]
+	for _, u := range all {
+		if !u.Completed {
+			open = append(open, u)
+		}
+	}
+	return open, nil
+}
+
+// sessions lists every session record, completed ones included.
+func (s *Store) sessions(ctx context.Context) ([]depot.Upload, error) {
 	ids, err := s.d.ListSessions(ctx)
 	if err != nil {
 		return nil, storageErr("list sessions", err)
@@ -295,11 +351,12 @@ func (s *Store) Uploads(ctx context.Context) ([]depot.Upload, error) {
 	return out, nil
 }
 
-// ExpireUploads aborts every session whose expiry is before now and returns
-// the expired sessions. A session locked by an operation in progress is
-// skipped: it is active.
+// ExpireUploads aborts every open session whose expiry is before now and
+// returns them; the records kept for completed uploads are dropped silently
+// once expired. A session locked by an operation in progress is skipped: it
+// is active.
 func (s *Store) ExpireUploads(ctx context.Context) ([]depot.Upload, error) {
-	ups, err := s.Uploads(ctx)
+	ups, err := s.sessions(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -316,9 +373,12 @@ func (s *Store) ExpireUploads(ctx context.Context) ([]depot.Upload, error) {
 			continue
 		}
 		rec, err := s.loadRecord(ctx, u.ID)
-		if err == nil && rec.Upload.Expires.Before(t) {
-			err = s.discard(ctx, rec)
-			if err == nil {
+		switch {
+		case err != nil || !rec.Upload.Expires.Before(t):
+		case rec.Upload.Completed:
+			err = s.d.DeleteSession(ctx, u.ID)
+		default:
+			if err = s.discard(ctx, rec); err == nil {
 				expired = append(expired, rec.Upload)
 			}
 		}

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"bytes"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -210,8 +211,21 @@ func TestSessionAppendRetryAndResume(t *testing.T) {
 		if !bytes.Equal(stored, data) {
 			t.Fatal("stored bytes differ")
 		}
-		if _, err := s.Upload(ctx, u.ID); depot.ErrorCode(err) != depot.CodeNotFound {
-			t.Fatalf("session survives completion: %v", err)
+		// The session is kept, completed, so that a client that lost the
+		// answer can learn the outcome; completing again is idempotent.
+		if up, err := s.Upload(ctx, u.ID); err != nil || !up.Completed || up.SHA256 != sum(data) {
+			t.Fatalf("completed session: %+v %v", up, err)
+		}
+		again, err := s.Complete(ctx, u.ID, int64(len(data)), "")
+		var ac *storage.AlreadyCompleted
+		if !errors.As(err, &ac) || again.SHA256 != sum(data) {
+			t.Fatalf("second complete: %+v %v", again, err)
+		}
+		if _, err := s.Append(ctx, u.ID, 0, bytes.NewReader(data[:10])); depot.ErrorCode(err) != depot.CodeConflict {
+			t.Fatalf("append after completion: %v", err)
+		}
+		if ups, _ := s.Uploads(ctx); len(ups) != 0 {
+			t.Fatalf("completed session listed as open: %+v", ups)
 		}
 	})
 }

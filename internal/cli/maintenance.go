@@ -15,6 +15,7 @@ import (
 	"depot/auditdb"
 	"depot/internal/config"
 	"depot/maintenance"
+	"depot/metrics"
 	"depot/storage"
 )
 
@@ -274,7 +275,7 @@ func jobsCmd(e *env) *cobra.Command {
 // startMaintenance starts the River scheduler of the maintenance jobs in a
 // services process (unless DEPOT_MAINTENANCE=off) and returns its stop
 // function.
-func startMaintenance(ctx context.Context, s settings, db *auditdb.DB, store *storage.Store) (func(), error) {
+func startMaintenance(ctx context.Context, s settings, db *auditdb.DB, store *storage.Store, ms *metrics.Set) (func(), error) {
 	switch s.get(config.Maintenance) {
 	case "off":
 		return func() {}, nil
@@ -286,6 +287,7 @@ func startMaintenance(ctx context.Context, s settings, db *auditdb.DB, store *st
 	if err != nil {
 		return nil, err
 	}
+	cfg.Metrics = ms
 	m := maintenance.New(cfg)
 	sched, err := maintenance.StartScheduler(ctx, m, maintenance.SchedulerOptions{DatabaseURL: s.get(config.DatabaseURL)})
 	if err != nil {

@@ -177,12 +177,12 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer db.Close()
-	stopJobs, err := startMaintenance(ctx, s, db, store) // River periodic maintenance jobs
+	m := metrics.New("services")
+	stopJobs, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
 	if err != nil {
 		return err
 	}
 	defer stopJobs()
-	m := metrics.New("services")
 	srv := services.New(services.Config{
 		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
 		ClockSkew: skew, Metrics: m,

@@ -465,3 +465,64 @@ func TestBoundedMemory(t *testing.T) {
 		t.Errorf("Stat = %+v, %v", info, err)
 	}
 }
+
+// TestPlainSignedRequests traces every request of an upload and checks that
+// none uses a checksum header or trailer, aws-chunked encoding or a
+// streaming signature, and that parts carry Content-MD5 and a signed
+// SHA-256 of their payload.
+func TestPlainSignedRequests(t *testing.T) {
+	srv := startServer(t)
+	d := srv.open(t, srv.newBucket(t, ""))
+	defer d.Close()
+	var trace bytes.Buffer
+	d.core.TraceOn(&trace)
+	ctx := t.Context()
+	data := randBytes(6<<20+3, 9)
+	st := &storage.Staging{ID: newID(t), Key: "trace.bin"}
+	if err := d.CreateStaging(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteStaging(ctx, st, 0, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteStaging(ctx, st, int64(len(data)), bytes.NewReader([]byte("tail"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutSession(ctx, st.ID, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx, st, int64(len(data))+4, storage.Attrs{SHA256: "aa"}); err != nil {
+		t.Fatal(err)
+	}
+	d.core.TraceOff()
+	parts := 0
+	for _, block := range strings.Split(trace.String(), "---------START-HTTP---------") {
+		req, _, _ := strings.Cut(block, "\nHTTP/1.1 ") // the request, without the response
+		lower := strings.ToLower(req)
+		for _, bad := range []string{"x-amz-checksum", "x-amz-sdk-checksum", "x-amz-trailer", "aws-chunked", "streaming-", "x-amz-decoded-content-length"} {
+			if strings.Contains(lower, bad) {
+				t.Errorf("a request used %q:\n%s", bad, req)
+			}
+		}
+		if strings.HasPrefix(strings.TrimSpace(req), "PUT ") && strings.Contains(lower, "unsigned-payload") {
+			t.Errorf("an upload was not signed with its SHA-256:\n%s", req)
+		}
+		if !strings.Contains(req, "PUT /") || !strings.Contains(req, "partNumber=") {
+			continue
+		}
+		parts++
+		if !strings.Contains(req, "Content-Md5:") {
+			t.Errorf("part upload without Content-MD5:\n%s", req)
+		}
+		i := strings.Index(req, "X-Amz-Content-Sha256: ")
+		if i < 0 || len(req) < i+22+64 || strings.Trim(req[i+22:i+22+64], "0123456789abcdef") != "" {
+			t.Errorf("part upload without a signed payload SHA-256:\n%s", req)
+		}
+	}
+	if t.Failed() {
+		t.Log(trace.String())
+	}
+	if parts != 2 {
+		t.Errorf("saw %d part uploads, want 2 (one while writing, the tail at commit)", parts)
+	}
+}
