@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -332,3 +333,18 @@ func IsNetwork(err error) bool {
 }
 
 func wireQuery(s string) string { return url.QueryEscape(s) }
+
+// RequestCleanup forwards an administrator's cleanup request to services and
+// returns the run's result as raw JSON.
+func (c *Client) RequestCleanup(ctx context.Context, dryRun bool) (json.RawMessage, error) {
+	path := wire.PathCleanup
+	if dryRun {
+		path += "?dry_run=1"
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out json.RawMessage
+	return out, c.doJSON(req, &out)
+}

@@ -58,6 +58,9 @@ type Config struct {
 	Now       func() time.Time
 	// Metrics, when set, receives audit latencies and failures.
 	Metrics *metrics.Set
+	// Cleanup runs the cleanup job now (an operator's request forwarded by
+	// the web tier) and returns its result; nil disables the endpoint.
+	Cleanup func(ctx context.Context, dryRun bool) (any, error)
 }
 
 // Server serves the internal API.
@@ -102,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("DELETE "+wire.UploadPrefix+"{id}", s.abortUpload)
 	api.HandleFunc("POST "+wire.UploadPrefix+"{id}/complete", s.completeUpload)
 	api.HandleFunc("POST "+wire.PathAuth, s.authenticate)
+	api.HandleFunc("POST "+wire.PathCleanup, s.cleanup)
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET "+wire.PathHealth, httpx.Health)

@@ -6,6 +6,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -31,6 +32,7 @@ type Backend interface {
 	Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error)
 	Abort(ctx context.Context, id string) error
 	PutSession(ctx context.Context, key string, r io.Reader, opts depot.PutOptions, u *depot.Upload) (depot.Object, error)
+	RequestCleanup(ctx context.Context, dryRun bool) (json.RawMessage, error)
 }
 
 // Config configures a Server.
@@ -78,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", httpx.Health)
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("POST /api/v1/admin/cleanup", s.requestCleanup)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
 	})

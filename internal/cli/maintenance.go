@@ -275,27 +275,31 @@ func jobsCmd(e *env) *cobra.Command {
 // startMaintenance starts the River scheduler of the maintenance jobs in a
 // services process (unless DEPOT_MAINTENANCE=off) and returns its stop
 // function.
-func startMaintenance(ctx context.Context, s settings, db *auditdb.DB, store *storage.Store, ms *metrics.Set) (func(), error) {
+func startMaintenance(ctx context.Context, s settings, db *auditdb.DB, store *storage.Store, ms *metrics.Set) (func(), *maintenance.Maintainer, error) {
+	on := true
 	switch s.get(config.Maintenance) {
 	case "off":
-		return func() {}, nil
+		on = false
 	case "on", "":
 	default:
-		return nil, usageErr("%s must be on or off", config.Maintenance.Env)
+		return nil, nil, usageErr("%s must be on or off", config.Maintenance.Env)
 	}
 	cfg, err := maintenanceConfig(s, db, store)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg.Metrics = ms
 	m := maintenance.New(cfg)
+	if !on {
+		return func() {}, m, nil
+	}
 	sched, err := maintenance.StartScheduler(ctx, m, maintenance.SchedulerOptions{DatabaseURL: s.get(config.DatabaseURL)})
 	if err != nil {
-		return nil, fmt.Errorf("cannot start the maintenance jobs: %w", err)
+		return nil, nil, fmt.Errorf("cannot start the maintenance jobs: %w", err)
 	}
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = sched.Stop(sctx)
-	}, nil
+	}, m, nil
 }

@@ -178,7 +178,7 @@ func runServices(ctx context.Context, s settings) error {
 	}
 	defer db.Close()
 	m := metrics.New("services")
-	stopJobs, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
+	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
 	if err != nil {
 		return err
 	}
@@ -186,6 +186,7 @@ func runServices(ctx context.Context, s settings) error {
 	srv := services.New(services.Config{
 		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
 		ClockSkew: skew, Metrics: m,
+		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
 	stopMetrics, err := serveMetrics(s, log, m)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -524,5 +525,63 @@ func TestPlainSignedRequests(t *testing.T) {
 	}
 	if parts != 2 {
 		t.Errorf("saw %d part uploads, want 2 (one while writing, the tail at commit)", parts)
+	}
+}
+
+// TestStoreOverS3 runs an upload through storage.Store: uneven chunks, a
+// chunk re-sent after a lost response (overlapping the tail: compared and
+// skipped), a restart of the driver, and Complete with the SHA-256.
+func TestStoreOverS3(t *testing.T) {
+	srv := startServer(t)
+	u := srv.newBucket(t, "files")
+	ctx := t.Context()
+	data := randBytes(14<<20+11, 5)
+	sum := sha256.Sum256(data)
+	d := srv.open(t, u)
+	s := storage.New(d, storage.Options{})
+	up, err := s.CreateUpload(ctx, "dir/store.bin", storage.UploadOptions{Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up, err = s.Append(ctx, up.ID, 0, bytes.NewReader(data[:3<<20])); err != nil || up.Offset != 3<<20 {
+		t.Fatalf("Append 1: %+v, %v", up, err)
+	}
+	// The same chunk again (its response was lost): compared with the tail.
+	if up, err = s.Append(ctx, up.ID, 0, bytes.NewReader(data[:3<<20])); err != nil || up.Offset != 3<<20 {
+		t.Fatalf("re-sent chunk: %+v, %v", up, err)
+	}
+	if up, err = s.Append(ctx, up.ID, 3<<20, bytes.NewReader(data[3<<20:10<<20])); err != nil || up.Offset != 10<<20 {
+		t.Fatalf("Append 2: %+v, %v", up, err)
+	}
+	d.Close()
+	d = srv.open(t, u)
+	defer d.Close()
+	s = storage.New(d, storage.Options{})
+	// A re-sent chunk reaching into uploaded parts cannot be compared.
+	if _, err := s.Append(ctx, up.ID, 0, bytes.NewReader(data[:10<<20])); err == nil {
+		t.Error("re-sent chunk overlapping uploaded parts was accepted")
+	}
+	if up, err = s.Append(ctx, up.ID, 10<<20, bytes.NewReader(data[10<<20:])); err != nil || up.Offset != int64(len(data)) {
+		t.Fatalf("Append 3: %+v, %v", up, err)
+	}
+	obj, err := s.Complete(ctx, up.ID, -1, "")
+	if err != nil || obj.Size != int64(len(data)) {
+		t.Fatalf("Complete: %+v, %v", obj, err)
+	}
+	rc, err := d.Open(ctx, "dir/store.bin", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("object differs")
+	}
+	info, err := d.Stat(ctx, "dir/store.bin")
+	if err != nil || info.Attrs.SHA256 != hex.EncodeToString(sum[:]) || info.Attrs.Class != "permanent" {
+		t.Errorf("Stat = %+v, %v", info, err)
+	}
+	if strays, err := d.Strays(ctx); err != nil || len(strays) != 0 {
+		t.Errorf("Strays = %+v, %v", strays, err)
 	}
 }

@@ -104,12 +104,23 @@ func encodeState(s *state) []byte {
 
 // live loads the staging state of st and checks that its staging area still
 // exists (it was not committed or discarded).
+//
+// An empty State is read as the state CreateStaging returned (the upload
+// named by the marker, nothing staged), so that a caller which did not keep
+// the State of CreateStaging still works: storage.Store.CreateUpload
+// currently passes a temporary Staging and drops it.
 func (d *Driver) live(ctx context.Context, st *storage.Staging) (*state, error) {
-	s, err := decodeState(st)
+	m, err := d.marker(ctx, st.ID)
 	if err != nil {
 		return nil, err
 	}
-	m, err := d.marker(ctx, st.ID)
+	if len(st.State) == 0 {
+		if m.Key != st.Key {
+			return nil, fmt.Errorf("s3store: staging area %s is for another key: %w", st.ID, storage.ErrNotExist)
+		}
+		return &state{UploadID: m.UploadID}, nil
+	}
+	s, err := decodeState(st)
 	if err != nil {
 		return nil, err
 	}
