@@ -110,12 +110,15 @@ func (c *Client) ChunkSize() int { return c.cfg.ChunkSize }
 // Caller describes the end user's request; it travels with every internal
 // request of that user request so that services can authorise and audit it.
 type Caller struct {
-	Token     string // the user's bearer token
-	RequestID string
-	ClientIP  string
-	UserAgent string
-	FileName  string
-	Resume    bool // the request continues an earlier upload
+	Token string // the user's bearer token
+	// TrustedUser is a user name vouched for by a trusted single-sign-on
+	// proxy in front of web; used only when Token is empty.
+	TrustedUser string
+	RequestID   string
+	ClientIP    string
+	UserAgent   string
+	FileName    string
+	Resume      bool // the request continues an earlier upload
 }
 
 type callerKey struct{}
@@ -141,6 +144,8 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	cl := CallerFrom(ctx)
 	if cl.Token != "" {
 		h.Set(wire.HeaderUserToken, cl.Token)
+	} else if cl.TrustedUser != "" {
+		h.Set(wire.HeaderTrustedUser, cl.TrustedUser)
 	}
 	if cl.RequestID != "" {
 		h.Set(wire.HeaderRequestID, cl.RequestID)

@@ -109,7 +109,13 @@ func (s *Server) authenticate1(ctx context.Context, c *caller) error {
 		}
 	}
 	token := requestToken(ctx)
-	p, err := s.cfg.DB.Authenticate(ctx, token)
+	var p depot.Principal
+	var err error
+	if trusted := requestTrustedUser(ctx); token == "" && trusted != "" && s.cfg.TrustWebUsers {
+		p, err = s.cfg.DB.PrincipalOf(ctx, trusted)
+	} else {
+		p, err = s.cfg.DB.Authenticate(ctx, token)
+	}
 	if err == nil {
 		s.throttle.success(c.clientIP)
 		c.principal = p
@@ -132,10 +138,19 @@ func (s *Server) authenticate1(ctx context.Context, c *caller) error {
 }
 
 type tokenKey struct{}
+type trustedUserKey struct{}
 
-// withToken stores the forwarded user token in the request context.
+// withToken stores the forwarded user token (and a trusted user name, if
+// any) in the request context.
 func withToken(r *http.Request) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), tokenKey{}, r.Header.Get(wire.HeaderUserToken)))
+	ctx := context.WithValue(r.Context(), tokenKey{}, r.Header.Get(wire.HeaderUserToken))
+	ctx = context.WithValue(ctx, trustedUserKey{}, r.Header.Get(wire.HeaderTrustedUser))
+	return r.WithContext(ctx)
+}
+
+func requestTrustedUser(ctx context.Context) string {
+	u, _ := ctx.Value(trustedUserKey{}).(string)
+	return u
 }
 
 func requestToken(ctx context.Context) string {

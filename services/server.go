@@ -24,6 +24,9 @@ import (
 type Database interface {
 	depot.AuditLog
 	Authenticate(ctx context.Context, token string) (depot.Principal, error)
+	// PrincipalOf loads an enabled user without a token, for identities
+	// vouched for by the web tier's trusted single-sign-on proxy.
+	PrincipalOf(ctx context.Context, user string) (depot.Principal, error)
 	// RecordFile stores the current state of a committed file.
 	RecordFile(ctx context.Context, f FileState) error
 	// ForgetFile removes the current state of a deleted file.
@@ -61,6 +64,10 @@ type Config struct {
 	// Cleanup runs the cleanup job now (an operator's request forwarded by
 	// the web tier) and returns its result; nil disables the endpoint.
 	Cleanup func(ctx context.Context, dryRun bool) (any, error)
+	// TrustWebUsers accepts the user named by the web tier in
+	// Depot-Trusted-User (a signed header) when no token is forwarded. Only
+	// for deployments whose web tier sits behind a single-sign-on proxy.
+	TrustWebUsers bool
 }
 
 // Server serves the internal API.

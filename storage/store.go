@@ -81,9 +81,11 @@ func (s *Store) CreateUpload(ctx context.Context, key string, opts UploadOptions
 		ID: newSessionID(), Key: key, DeclaredSize: opts.Size, SHA256: sum, Class: opts.Class,
 		Created: t, Updated: t, Expires: t.Add(s.expiry), Meta: opts.Meta,
 	}}
-	if err := s.d.CreateStaging(ctx, rec.staging()); err != nil {
+	st := rec.staging()
+	if err := s.d.CreateStaging(ctx, st); err != nil {
 		return depot.Upload{}, storageErr("create staging", err)
 	}
+	rec.DriverState = st.State
 	if err := s.saveRecord(ctx, rec); err != nil {
 		_ = s.d.DiscardStaging(context.WithoutCancel(ctx), rec.staging())
 		return depot.Upload{}, err
@@ -183,6 +185,11 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 // (fewer than length when r ended early).
 func (s *Store) compareStaged(ctx context.Context, rec *record, offset, length int64, r io.Reader) (bool, int64, error) {
 	stored, err := s.d.ReadStaging(ctx, rec.staging(), offset, length)
+	if errors.Is(err, ErrUnsupported) {
+		// The driver cannot read back that far (S3 parts): the bytes cannot
+		// be compared, so the client must continue from the current offset.
+		return false, 0, offsetMismatch(rec.Upload.Offset)
+	}
 	if err != nil {
 		return false, 0, storageErr("read staging", err)
 	}

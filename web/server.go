@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,12 @@ type Config struct {
 	MaxUploadsPerUser int
 	// Metrics, when set, instruments every request.
 	Metrics *metrics.Set
+	// TrustedUserHeader names a header (e.g. X-Remote-User) that carries the
+	// user authenticated by a single-sign-on proxy. It is honoured only on
+	// requests without a bearer token that come from TrustedProxies. Off
+	// when empty.
+	TrustedUserHeader string
+	TrustedProxies    []netip.Prefix
 }
 
 // Server is the public HTTP API.
@@ -81,6 +88,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", httpx.Health)
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("POST /api/v1/admin/cleanup", s.requestCleanup)
+	mux.HandleFunc("GET /api/v1/me", s.me)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
 	})
@@ -140,10 +148,14 @@ func (s *Server) withCaller(w http.ResponseWriter, r *http.Request, fileName str
 	id := httpx.NewID()
 	w.Header().Set("X-Request-Id", id)
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return apiclient.WithCaller(r.Context(), apiclient.Caller{
-		Token: strings.TrimSpace(token), RequestID: id, ClientIP: clientIP(r),
-		UserAgent: r.UserAgent(), FileName: fileName,
-	})
+	token = strings.TrimSpace(token)
+	caller := apiclient.Caller{
+		Token: token, RequestID: id, ClientIP: clientIP(r), UserAgent: r.UserAgent(), FileName: fileName,
+	}
+	if token == "" {
+		caller.TrustedUser = s.trustedUser(r)
+	}
+	return apiclient.WithCaller(r.Context(), caller)
 }
 
 func clientIP(r *http.Request) string {

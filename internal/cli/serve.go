@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,7 +31,7 @@ var serveVars = []config.Var{
 	config.TLSCert, config.TLSKey, config.InternalTLSCert, config.InternalTLSKey, config.InternalClientCA,
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
-	config.MaxHeaderBytes, config.MetricsAddr,
+	config.MaxHeaderBytes, config.MetricsAddr, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
 }
 
 func serveCmd(e *env) *cobra.Command {
@@ -113,6 +114,13 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := parsePrefixes(s.get(config.TrustedProxies))
+	if err != nil {
+		return usageErr("%s: %v", config.TrustedProxies.Env, err)
+	}
+	if s.get(config.TrustedUserHeader) != "" && len(proxies) == 0 {
+		return usageErr("refusing to start: %s needs %s", config.TrustedUserHeader.Env, config.TrustedProxies.Env)
+	}
 	log := s.logger().With("role", "web")
 	m := metrics.New("web")
 	client := apiclient.New(apiclient.Config{
@@ -123,6 +131,7 @@ func runWeb(ctx context.Context, s settings) error {
 	srv := web.New(web.Config{
 		Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready,
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
+		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
 	})
 	stopMetrics, err := serveMetrics(s, log, m)
 	if err != nil {
@@ -185,7 +194,7 @@ func runServices(ctx context.Context, s settings) error {
 	defer stopJobs()
 	srv := services.New(services.Config{
 		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
-		ClockSkew: skew, Metrics: m,
+		ClockSkew: skew, Metrics: m, TrustWebUsers: s.get(config.TrustWebUsers) == "on",
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
 	stopMetrics, err := serveMetrics(s, log, m)
@@ -239,6 +248,26 @@ func serveHTTP(ctx context.Context, s settings, log *slog.Logger, addr string, h
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// parsePrefixes parses a comma-separated list of addresses and CIDRs.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // serveMetrics serves m on DEPOT_METRICS_ADDR, its own listener, when set.

@@ -61,6 +61,9 @@ var (
 	MetricsAddr       = Var{"DEPOT_METRICS_ADDR", "", "listener for Prometheus metrics at /metrics (off when empty); keep it private"}
 	URL               = Var{"DEPOT_URL", "", "address of depot's web tier, for the command-line client (upload, download, ls, rm)"}
 	Token             = Var{"DEPOT_TOKEN", "", "personal access token of the command-line client"}
+	TrustedUserHeader = Var{"DEPOT_TRUSTED_USER_HEADER", "", "header carrying the user authenticated by a single-sign-on proxy (web); off when empty"}
+	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the proxies whose user header web honours"}
+	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
 )
 
 // All lists every variable, for documentation checks.
@@ -69,5 +72,5 @@ var All = []Var{
 	StorageURL, DatabaseURL, ChunkSize, ChunkRetries, ChunkBackoff, BodyIdle, UploadExpiry, TempTTL,
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
-	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, URL, Token,
+	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
 }

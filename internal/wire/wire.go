@@ -26,21 +26,22 @@ const (
 
 // Header names of the internal API.
 const (
-	HeaderUserToken = "Depot-User-Token" // the end user's bearer token, forwarded
-	HeaderKey       = "Depot-Key"        // percent-encoded storage key
-	HeaderPrefix    = "Depot-Prefix"     // percent-encoded listing prefix
-	HeaderAfter     = "Depot-After"      // percent-encoded listing cursor
-	HeaderFileName  = "Depot-File-Name"  // percent-encoded original file name
-	HeaderSize      = "Depot-Size"       // declared size in bytes
-	HeaderSHA256    = "Depot-Sha256"     // lowercase hex SHA-256
-	HeaderClass     = "Depot-Class"      // permanent | temporary
-	HeaderOffset    = "Depot-Offset"     // append offset / current offset
-	HeaderModified  = "Depot-Modified"   // RFC 3339 modification time
-	HeaderRequestID = "Depot-Request-Id" // correlation ID from web to services
-	HeaderWebNode   = "Depot-Web-Node"   // name of the web process
-	HeaderClientIP  = "Depot-Client-Ip"  // the end user's address as web saw it
-	HeaderUserAgent = "Depot-User-Agent" // the end user's User-Agent
-	HeaderResume    = "Depot-Resume"     // "1" on the first chunk of a resumed client request
+	HeaderUserToken   = "Depot-User-Token"   // the end user's bearer token, forwarded
+	HeaderTrustedUser = "Depot-Trusted-User" // a user vouched for by web's trusted SSO proxy
+	HeaderKey         = "Depot-Key"          // percent-encoded storage key
+	HeaderPrefix      = "Depot-Prefix"       // percent-encoded listing prefix
+	HeaderAfter       = "Depot-After"        // percent-encoded listing cursor
+	HeaderFileName    = "Depot-File-Name"    // percent-encoded original file name
+	HeaderSize        = "Depot-Size"         // declared size in bytes
+	HeaderSHA256      = "Depot-Sha256"       // lowercase hex SHA-256
+	HeaderClass       = "Depot-Class"        // permanent | temporary
+	HeaderOffset      = "Depot-Offset"       // append offset / current offset
+	HeaderModified    = "Depot-Modified"     // RFC 3339 modification time
+	HeaderRequestID   = "Depot-Request-Id"   // correlation ID from web to services
+	HeaderWebNode     = "Depot-Web-Node"     // name of the web process
+	HeaderClientIP    = "Depot-Client-Ip"    // the end user's address as web saw it
+	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
+	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
 )
 
 // EncodeKey percent-encodes a key or file name for a header.
