@@ -101,18 +101,9 @@ func New(cfg Config) *Server {
 // everything under /internal/v1/ does, checked before any body byte is read.
 func (s *Server) Handler() http.Handler {
 	api := http.NewServeMux()
-	api.HandleFunc("PUT "+wire.PathObject, s.putObject)
-	api.HandleFunc("GET "+wire.PathObject, s.getObject)
-	api.HandleFunc("HEAD "+wire.PathObject, s.headObject)
-	api.HandleFunc("DELETE "+wire.PathObject, s.deleteObject)
-	api.HandleFunc("GET "+wire.PathObjects, s.listObjects)
-	api.HandleFunc("POST "+wire.PathUploads, s.createUpload)
-	api.HandleFunc("GET "+wire.UploadPrefix+"{id}", s.getUpload)
-	api.HandleFunc("PATCH "+wire.UploadPrefix+"{id}", s.appendUpload)
-	api.HandleFunc("DELETE "+wire.UploadPrefix+"{id}", s.abortUpload)
-	api.HandleFunc("POST "+wire.UploadPrefix+"{id}/complete", s.completeUpload)
-	api.HandleFunc("POST "+wire.PathAuth, s.authenticate)
-	api.HandleFunc("POST "+wire.PathCleanup, s.cleanup)
+	for _, rt := range s.routes() {
+		api.HandleFunc(rt.pattern, rt.handler)
+	}
 
 	root := http.NewServeMux()
 	root.HandleFunc("GET "+wire.PathHealth, httpx.Health)
@@ -136,6 +127,41 @@ func routeLabel(r *http.Request) string {
 		return r.Pattern
 	}
 	return "other"
+}
+
+// route is one endpoint of the internal API.
+type route struct {
+	pattern string // "METHOD /path", as http.ServeMux takes it
+	handler http.HandlerFunc
+}
+
+// routes lists every authenticated endpoint of the internal API. The OpenAPI
+// description (docs/openapi/internal.yaml) is checked against it by a test.
+func (s *Server) routes() []route {
+	return []route{
+		{"PUT " + wire.PathObject, s.putObject},
+		{"GET " + wire.PathObject, s.getObject},
+		{"HEAD " + wire.PathObject, s.headObject},
+		{"DELETE " + wire.PathObject, s.deleteObject},
+		{"GET " + wire.PathObjects, s.listObjects},
+		{"POST " + wire.PathUploads, s.createUpload},
+		{"GET " + wire.UploadPrefix + "{id}", s.getUpload},
+		{"PATCH " + wire.UploadPrefix + "{id}", s.appendUpload},
+		{"DELETE " + wire.UploadPrefix + "{id}", s.abortUpload},
+		{"POST " + wire.UploadPrefix + "{id}/complete", s.completeUpload},
+		{"POST " + wire.PathAuth, s.authenticate},
+		{"POST " + wire.PathCleanup, s.cleanup},
+	}
+}
+
+// Routes returns the patterns of every internal API endpoint, including the
+// unauthenticated health checks.
+func Routes() []string {
+	out := []string{"GET " + wire.PathHealth, "GET " + wire.PathReady}
+	for _, rt := range (&Server{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
 }
 
 // requireKey rejects a request that is not signed with a valid internal key
