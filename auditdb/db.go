@@ -57,6 +57,7 @@ type DB struct {
 	sql    *sql.DB
 	d      *dialect
 	closed atomic.Bool
+	batch  batcher
 }
 
 // Open connects to the database named by rawURL and checks that it answers.
@@ -157,6 +158,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // CodeUnavailable.
 func (db *DB) Close() error {
 	db.closed.Store(true)
+	db.stopBatcher()
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("auditdb: close: %w", err)
 	}

@@ -34,7 +34,8 @@ const insertEvent = `INSERT INTO audit_events (` + eventColumns + `) VALUES ($1,
 //
 // Appends are serialised across connections and processes (PostgreSQL: a
 // transaction-scoped advisory lock; SQLite: BEGIN IMMEDIATE), so the chain
-// never forks. Append returns only after the transaction committed. An
+// never forks. Concurrent appends of one DB share a transaction (group
+// commit, see batch.go). Append returns only after its record committed. An
 // Action outside depot.Actions, an unknown Outcome or FileClass is
 // CodeInvalid; any failure to write is CodeUnavailable, so the audited
 // operation must fail.
@@ -47,40 +48,7 @@ func (db *DB) Append(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent
 	if err != nil {
 		return depot.AuditEvent{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
 	}
-	fail := func(err error) (depot.AuditEvent, error) {
-		if db.classify(err) == depot.CodeInvalid {
-			return depot.AuditEvent{}, db.wrap(err, "append audit record")
-		}
-		return depot.AuditEvent{}, depot.WrapError(depot.CodeUnavailable, "audit log unavailable", err)
-	}
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fail(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if db.d.lockAppend != "" {
-		if _, err := tx.ExecContext(ctx, db.d.lockAppend); err != nil {
-			return fail(err)
-		}
-	}
-	ev.Seq, ev.PrevHash = 1, GenesisHash
-	var last int64
-	var lastHash string
-	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&last, &lastHash)
-	switch {
-	case err == nil:
-		ev.Seq, ev.PrevHash = last+1, lastHash
-	case !notFound(err):
-		return fail(err)
-	}
-	ev.Hash = Hash(ev)
-	if _, err := tx.ExecContext(ctx, insertEvent, eventArgs(ev, meta)...); err != nil {
-		return fail(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fail(err)
-	}
-	return ev, nil
+	return db.submit(ctx, ev, meta)
 }
 
 // normalize validates ev and brings it to its stored form.
