@@ -193,6 +193,12 @@ func decodeError(resp *http.Response) error {
 		if resp.StatusCode >= 500 {
 			return &netError{err: e} // e.g. a proxy's 502: worth a retry
 		}
+		if resp.StatusCode == http.StatusBadRequest {
+			// Not an answer of a services handler (those are JSON) but
+			// net/http's own "400 Bad Request" to a request that arrived
+			// truncated or garbled: damaged in transit, worth a retry.
+			return &netError{err: e}
+		}
 		return e
 	}
 	e := &depot.Error{Code: body.Error.Code, Message: body.Error.Message}

@@ -57,6 +57,8 @@ type DB struct {
 	sql    *sql.DB
 	d      *dialect
 	closed atomic.Bool
+	dsn    string
+	locks  sessionLockPool // see sessionlock.go
 	batch  batcher
 }
 
@@ -102,7 +104,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		return nil, depot.WrapError(depot.CodeInvalid, "cannot open database", err)
 	}
 	d.configure(sqldb)
-	db := &DB{sql: sqldb, d: d}
+	db := &DB{sql: sqldb, d: d, dsn: dsn}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, err
@@ -159,6 +161,7 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.closed.Store(true)
 	db.stopBatcher()
+	db.locks.close()
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("auditdb: close: %w", err)
 	}

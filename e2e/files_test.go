@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -20,7 +19,12 @@ type fileJSON struct {
 }
 
 func TestRoundTrips(t *testing.T) {
-	c := newCluster(t, clusterOpts{})
+	testRoundTrips(t, newCluster(t, clusterOpts{}))
+}
+
+// testRoundTrips runs PUT, GET, Range GET, HEAD, multipart POST, listing and
+// DELETE through the web tier of c, whatever its storage (see TestS3RoundTrips).
+func testRoundTrips(t *testing.T, c *cluster) {
 	small, smallSum := payloadBytes(1, 100_000)
 	big, bigSum := payloadBytes(2, 20<<20+12345) // several chunks of 8 MiB
 
@@ -41,7 +45,7 @@ func TestRoundTrips(t *testing.T) {
 		if !bytes.Equal(body, tc.data) {
 			t.Fatalf("GET %s: %d bytes differ from the %d uploaded", tc.name, len(body), len(tc.data))
 		}
-		onDisk, err := os.ReadFile(filepath.Join(c.storageDir(), "c1", tc.name))
+		onDisk, err := c.stored("c1/" + tc.name)
 		if err != nil || sha(onDisk) != tc.sum {
 			t.Fatalf("stored file of %s: err %v, sha %s", tc.name, err, sha(onDisk))
 		}

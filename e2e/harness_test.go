@@ -40,9 +40,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range afterAll {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// afterAll holds functions TestMain runs after every test, such as stopping
+// a server shared by the whole test binary (see s3_test.go).
+var afterAll []func()
 
 // proc is one running depot process.
 type proc struct {
@@ -180,13 +187,15 @@ const testKey = "0123456789abcdef0123456789abcdef"
 // cluster is one services process and one web process sharing nothing but
 // the internal API.
 type cluster struct {
-	t        *testing.T
-	dataDir  string
-	dbURL    string
-	key      string
-	services *proc
-	web      *proc
-	token    string // token of user "alice", manager of cohort "c1"
+	t          *testing.T
+	dataDir    string
+	dbURL      string
+	storageURL string            // "" → file://<dataDir>/files
+	storageEnv map[string]string // extra services env for the storage (S3 credentials)
+	key        string
+	services   *proc
+	web        *proc
+	token      string // token of user "alice", manager of cohort "c1"
 }
 
 type clusterOpts struct {
@@ -194,11 +203,13 @@ type clusterOpts struct {
 	webEnv      map[string]string
 	servicesEnv map[string]string
 	servicesURL func(servicesAddr string) string // to put a proxy in between
+	storageURL  string                           // "" → local storage under the data dir; see s3Storage
+	storageEnv  map[string]string                // extra services env for storageURL (AWS_* credentials)
 }
 
 func newCluster(t *testing.T, o clusterOpts) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dataDir: t.TempDir(), key: testKey, dbURL: o.dbURL}
+	c := &cluster{t: t, dataDir: t.TempDir(), key: testKey, dbURL: o.dbURL, storageURL: o.storageURL, storageEnv: o.storageEnv}
 	if c.dbURL == "" {
 		c.dbURL = "sqlite://" + filepath.Join(c.dataDir, "depot.db")
 	}
@@ -224,6 +235,12 @@ func (c *cluster) servicesEnv(extra map[string]string) map[string]string {
 	env := map[string]string{
 		"DEPOT_ROLE": "services", "DEPOT_INTERNAL_ADDR": "127.0.0.1:0", "DEPOT_INTERNAL_KEYS": c.key,
 		"DEPOT_STORAGE_URL": "file://" + c.storageDir(), "DEPOT_DATABASE_URL": c.dbURL,
+	}
+	if c.storageURL != "" {
+		env["DEPOT_STORAGE_URL"] = c.storageURL
+	}
+	for k, v := range c.storageEnv {
+		env[k] = v
 	}
 	for k, v := range extra {
 		env[k] = v

@@ -7,13 +7,13 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,7 +101,7 @@ func wantStatus(t *testing.T, what string, resp *http.Response, want int) {
 
 func checkOnDisk(t *testing.T, c *cluster, rel string, want []byte) {
 	t.Helper()
-	got, err := os.ReadFile(filepath.Join(c.storageDir(), "c1", rel))
+	got, err := c.stored("c1/" + rel)
 	if err != nil {
 		t.Fatalf("file c1/%s: %v", rel, err)
 	}
@@ -112,7 +112,7 @@ func checkOnDisk(t *testing.T, c *cluster, rel string, want []byte) {
 
 func checkAbsent(t *testing.T, c *cluster, rel string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(c.storageDir(), "c1", rel)); !os.IsNotExist(err) {
+	if _, err := c.stored("c1/" + rel); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("c1/%s exists (err %v), want absent", rel, err)
 	}
 }
@@ -362,9 +362,14 @@ func rawPatch(t *testing.T, webURL, token, loc string, offset, total int64, part
 
 // TestTusResumeAfterDrop cuts a PATCH mid-body, resumes from HEAD's offset
 // and checks the file and its single upload.completed record.
-func TestTusResumeAfterDrop(t *testing.T) {
+func TestTusResumeAfterDrop(t *testing.T) { testTusResumeAfterDrop(t, clusterOpts{}) }
+
+// testTusResumeAfterDrop runs TestTusResumeAfterDrop on a cluster made with o
+// (see TestS3TusResumeAfterDrop).
+func testTusResumeAfterDrop(t *testing.T, o clusterOpts) {
 	const chunk = 64 << 10
-	c := newCluster(t, clusterOpts{webEnv: map[string]string{"DEPOT_CHUNK_SIZE": strconv.Itoa(chunk)}})
+	o.webEnv = map[string]string{"DEPOT_CHUNK_SIZE": strconv.Itoa(chunk)}
+	c := newCluster(t, o)
 	data, _ := payloadBytes(11, 1<<20+12345)
 	loc := tusCreate(t, c.web.url(), c.token, int64(len(data)), "resumed.bin")
 

@@ -3,120 +3,14 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// cutProxy is a TCP proxy that cuts connections when the bytes sent from
-// client to server (over all connections) cross each of its cut points:
-// the connection carrying that byte is closed on both sides, alternately
-// with a reset and with a plain close.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-
-	mu   sync.Mutex
-	sent int64
-	cuts []int64 // ascending, still to come
-	done int     // cuts made
-	wg   sync.WaitGroup
-}
-
-func newCutProxy(t *testing.T, target string, cuts []int64) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(cuts)
-	p := &cutProxy{ln: ln, target: target, cuts: cuts}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *cutProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *cutProxy) cutsMade() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.done
-}
-
-func (p *cutProxy) serve() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.upstream(in, out) }()
-		go func() {
-			defer p.wg.Done()
-			io.Copy(in, out)
-			in.Close()
-		}()
-	}
-}
-
-// upstream copies client bytes to the server, cutting at the cut points.
-func (p *cutProxy) upstream(in, out net.Conn) {
-	defer out.Close()
-	defer in.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := in.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			allow, cut := int64(n), false
-			if len(p.cuts) > 0 && p.sent+int64(n) >= p.cuts[0] {
-				allow, cut = p.cuts[0]-p.sent, true
-				p.cuts = p.cuts[1:]
-				p.done++
-			}
-			p.sent += allow
-			reset := p.done%2 == 1
-			p.mu.Unlock()
-			if allow > 0 {
-				if _, werr := out.Write(buf[:allow]); werr != nil {
-					return
-				}
-			}
-			if cut {
-				if reset {
-					for _, c := range []net.Conn{in, out} {
-						if tc, ok := c.(*net.TCPConn); ok {
-							tc.SetLinger(0)
-						}
-					}
-				}
-				return
-			}
-		}
-		if err != nil {
-			if tc, ok := out.(*net.TCPConn); ok {
-				tc.CloseWrite()
-			}
-			return
-		}
-	}
-}
 
 // tusJSDir returns e2e/tusjs with its node_modules installed, or skips.
 func tusJSDir(t *testing.T) string {
@@ -165,7 +59,7 @@ func TestTusJSClient(t *testing.T) {
 		cuts = append(cuts, int64(size/10)+rng.Int64N(int64(size*7/10)))
 	}
 	t.Logf("cut points: %v", cuts)
-	proxy := newCutProxy(t, c.web.addr, cuts)
+	proxy := newFaultProxy(t, c.web.addr, nil).withCuts(cuts)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -97,10 +97,12 @@ func validSessionID(id string) bool {
 	return true
 }
 
-// sessionLocks serialises operations on one session inside this process.
+// sessionLocks serialises operations on one session inside this process,
+// and across processes when shared is set (see Store.ShareSessionLocks).
 type sessionLocks struct {
-	mu    sync.Mutex
-	locks map[string]*sessionLock
+	mu     sync.Mutex
+	locks  map[string]*sessionLock
+	shared func(ctx context.Context, id string) (func(), error)
 }
 
 type sessionLock struct {
@@ -135,7 +137,16 @@ func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
 	go func() { sl.mu.Lock(); close(acquired) }()
 	select {
 	case <-acquired:
-		return func() { sl.mu.Unlock(); release() }, nil
+		if l.shared == nil {
+			return func() { sl.mu.Unlock(); release() }, nil
+		}
+		unlockShared, err := l.shared(ctx, id)
+		if err != nil {
+			sl.mu.Unlock()
+			release()
+			return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", err)
+		}
+		return func() { unlockShared(); sl.mu.Unlock(); release() }, nil
 	case <-ctx.Done():
 		go func() { <-acquired; sl.mu.Unlock(); release() }()
 		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))

@@ -43,6 +43,17 @@ func New(d Driver, opts Options) *Store {
 	return &Store{d: d, max: opts.MaxObjectSize, expiry: opts.UploadExpiry, clock: opts.Now}
 }
 
+// ShareSessionLocks makes every change of an upload session also take
+// lock(ctx, id), a lock shared by all the processes that use the same
+// storage (services instances sharing an S3 bucket lock through their
+// PostgreSQL database), so that two of them never append to one session at
+// once: the second waits, then finds the new offset (and answers a
+// conflict, or skips bytes it already has). Without it, sessions are locked
+// within this process only. Call it before the Store is used.
+func (s *Store) ShareSessionLocks(lock func(ctx context.Context, id string) (unlock func(), err error)) {
+	s.locks.shared = lock
+}
+
 // Driver returns the underlying driver (for maintenance jobs).
 func (s *Store) Driver() Driver { return s.d }
 

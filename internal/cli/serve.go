@@ -186,6 +186,9 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer db.Close()
+	// Services instances sharing a PostgreSQL database share storage too:
+	// lock upload sessions across them (a no-op on SQLite).
+	store.ShareSessionLocks(db.SessionLock)
 	m := metrics.New("services")
 	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
 	if err != nil {

@@ -1,0 +1,341 @@
+// Command s3 is the S3 upload benchmark: in one run it starts versitygw (an
+// S3-compatible server over a local directory) on loopback and the real
+// depot binary as a services process (S3 storage, SQLite) and a web
+// process, then uploads the same generated stream
+//
+//	(a) straight to the S3 server with minio-go, the client library of
+//	    depot's S3 driver (PutObject, 8 MiB parts, sequential), and
+//	(b) through the web tier (PUT /api/v1/files/…), which streams it in
+//	    chunks to services, which sends it to S3 as a multipart upload,
+//
+// and prints MB/s of each, their ratio and the peak RSS of the processes.
+//
+//	go run ./bench/s3 -size 2GiB -runs 1
+//
+// -endpoint uses a running server instead (with -bucket, and the
+// credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+const internalKey = "0123456789abcdef0123456789abcdef"
+
+func main() {
+	size := flag.String("size", "2GiB", "bytes per upload (suffix MiB or GiB)")
+	runs := flag.Int("runs", 1, "runs of each measurement; the median is reported")
+	chunk := flag.String("chunk", "8388608", "DEPOT_CHUNK_SIZE of the web tier")
+	gw := flag.String("versitygw", ".cache/bin/versitygw", "versitygw binary (see scripts/s3-server.sh install)")
+	endpoint := flag.String("endpoint", "", "use this S3 server (http://host:port) instead of starting versitygw")
+	bucket := flag.String("bucket", "", "bucket on -endpoint (must exist); default: a new bucket on the started server")
+	flag.Parse()
+	n, err := parseSize(*size)
+	if err != nil {
+		fail(err)
+	}
+	if err := run(n, *runs, *chunk, *gw, *endpoint, *bucket); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "GiB"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "GiB")
+	case strings.HasSuffix(s, "MiB"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v * mult, err
+}
+
+func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
+	dir, err := os.MkdirTemp("", "depot-bench-s3-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	access, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	var gwCmd *exec.Cmd
+	if endpoint == "" {
+		access, secret = "depotbenchaccess", "depotbenchsecret0123456789"
+		gwCmd, endpoint, err = startVersitygw(gw, filepath.Join(dir, "s3"), access, secret)
+		if err != nil {
+			return err
+		}
+		defer stop(gwCmd)
+	}
+	eu, err := url.Parse(endpoint)
+	if err != nil {
+		return err
+	}
+	s3c, err := minio.New(eu.Host, &minio.Options{
+		Creds: credentials.NewStaticV4(access, secret, ""), Secure: eu.Scheme == "https",
+		Region: "us-east-1", BucketLookup: minio.BucketLookupPath,
+	})
+	if err != nil {
+		return err
+	}
+	if bucket == "" {
+		bucket = "bench"
+		if err := s3c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+			return fmt.Errorf("make bucket: %w", err)
+		}
+	}
+	prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+
+	bin := filepath.Join(dir, "depot")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/depot").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v: %s", err, out)
+	}
+	db := "sqlite://" + filepath.Join(dir, "depot.db")
+	for _, args := range [][]string{{"migrate"}, {"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
+		if out, err := cli(bin, db, args...); err != nil {
+			return fmt.Errorf("%v: %v: %s", args, err, out)
+		}
+	}
+	out, err := cli(bin, db, "tokens", "create", "bench")
+	if err != nil {
+		return err
+	}
+	token := strings.TrimSpace(out)
+	storageURL := fmt.Sprintf("s3://%s/%s/depot?endpoint=%s&region=us-east-1", bucket, prefix, endpoint)
+	svc, svcAddr, err := serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+internalKey,
+		"DEPOT_STORAGE_URL="+storageURL, "DEPOT_DATABASE_URL="+db, "DEPOT_MAINTENANCE=off",
+		"AWS_ACCESS_KEY_ID="+access, "AWS_SECRET_ACCESS_KEY="+secret)
+	if err != nil {
+		return err
+	}
+	defer stop(svc)
+	web, webAddr, err := serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
+		"DEPOT_INTERNAL_KEY="+internalKey, "DEPOT_CHUNK_SIZE="+chunk)
+	if err != nil {
+		return err
+	}
+	defer stop(web)
+
+	direct := func(i int) (float64, string, error) {
+		r, sum := gen(size, i)
+		t0 := time.Now()
+		_, err := s3c.PutObject(ctx, bucket, fmt.Sprintf("%s/direct-%d.bin", prefix, i), r, size, minio.PutObjectOptions{
+			PartSize: 8 << 20, NumThreads: 1, DisableContentSha256: true, ContentType: "application/octet-stream",
+		})
+		if err != nil {
+			return 0, "", err
+		}
+		return mibps(size, time.Since(t0)), sum(), nil
+	}
+	viaWeb := func(i int) (float64, string, error) {
+		r, sum := gen(size, i)
+		req, err := http.NewRequest("PUT", fmt.Sprintf("http://%s/api/v1/files/b/web-%d.bin", webAddr, i), r)
+		if err != nil {
+			return 0, "", err
+		}
+		req.ContentLength = size
+		req.Header.Set("Authorization", "Bearer "+token)
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if resp.StatusCode != http.StatusCreated {
+			return 0, "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		var f struct {
+			Size   int64  `json:"size"`
+			SHA256 string `json:"sha256"`
+		}
+		if err := json.Unmarshal(body, &f); err != nil || f.Size != size || f.SHA256 != sum() {
+			return 0, "", fmt.Errorf("web answered %s, want size %d sha256 %s", body, size, sum())
+		}
+		return mibps(size, d), f.SHA256, nil
+	}
+	var a, b []float64
+	for i := range runs { // interleave so that both see the same machine state
+		ra, _, err := direct(i)
+		if err != nil {
+			return fmt.Errorf("direct PUT: %w", err)
+		}
+		rb, _, err := viaWeb(i)
+		if err != nil {
+			return fmt.Errorf("through web: %w", err)
+		}
+		// Check that S3 holds the bytes depot acknowledged.
+		info, err := s3c.StatObject(ctx, bucket, fmt.Sprintf("%s/depot/b/web-%d.bin", prefix, i), minio.StatObjectOptions{})
+		if err != nil || info.Size != size {
+			return fmt.Errorf("object stored through web: %+v, %v", info, err)
+		}
+		a, b = append(a, ra), append(b, rb)
+		fmt.Printf("run %d: direct PUT to S3 %.1f MiB/s, through web %.1f MiB/s\n", i+1, ra, rb)
+		for _, k := range []string{fmt.Sprintf("%s/direct-%d.bin", prefix, i)} {
+			_ = s3c.RemoveObject(ctx, bucket, k, minio.RemoveObjectOptions{})
+		}
+	}
+	ma, mb := median(a), median(b)
+	fmt.Printf("\nsize %d MiB, %d run(s), web chunk %s bytes, S3 server %s (medians)\n", size>>20, runs, chunk, endpoint)
+	fmt.Printf("(a) minio-go PutObject straight to S3 : %7.1f MiB/s\n", ma)
+	fmt.Printf("(b) PUT through web → services → S3   : %7.1f MiB/s\n", mb)
+	fmt.Printf("ratio (b)/(a)                         : %7.2f\n", mb/ma)
+	fmt.Printf("web peak RSS (VmHWM)                  : %7.1f MiB\n", float64(vmHWM(web.Process.Pid))/1024)
+	fmt.Printf("services peak RSS (VmHWM)             : %7.1f MiB\n", float64(vmHWM(svc.Process.Pid))/1024)
+	if gwCmd != nil {
+		fmt.Printf("versitygw peak RSS (VmHWM)            : %7.1f MiB\n", float64(vmHWM(gwCmd.Process.Pid))/1024)
+	}
+	return nil
+}
+
+func mibps(size int64, d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
+
+// gen returns size deterministic pseudo-random bytes, generated on the fly,
+// and a function that reports their SHA-256 once read.
+func gen(size int64, seed int) (io.Reader, func() string) {
+	var s [32]byte
+	s[0] = byte(seed)
+	h := sha256.New()
+	return io.TeeReader(io.LimitReader(rand.NewChaCha8(s), size), h), func() string { return hex.EncodeToString(h.Sum(nil)) }
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// startVersitygw runs versitygw over dir on a free loopback port.
+func startVersitygw(bin, dir, access, secret string) (*exec.Cmd, string, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, "", fmt.Errorf("versitygw: %v (run scripts/s3-server.sh install)", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--port", addr, "posix", dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return cmd, "http://" + addr, nil
+		}
+		if time.Now().After(deadline) {
+			stop(cmd)
+			return nil, "", fmt.Errorf("versitygw did not listen on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func cli(bin, db string, args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "DEPOT_DATABASE_URL="+db)
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+func serve(bin string, env ...string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	addr := make(chan string, 1)
+	var logs strings.Builder
+	logc := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+			select {
+			case logc <- sc.Text():
+			default:
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a, nil
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		for len(logc) > 0 {
+			logs.WriteString(<-logc + "\n")
+		}
+		return nil, "", fmt.Errorf("%v did not start:\n%s", env[0], logs.String())
+	}
+}
+
+func stop(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// vmHWM returns a process's peak resident set in KiB.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return -1
+}

@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// The S3 server of the e2e tests: one versitygw process per test binary,
+// started by the first test that needs it and stopped by TestMain. Every
+// cluster gets its own bucket.
+
+const (
+	s3AccessKey = "depote2eaccess"
+	s3SecretKey = "depote2esecret0123456789"
+)
+
+var s3srv struct {
+	once     sync.Once
+	skip     string // why S3 tests are skipped; "" when the server runs
+	err      error
+	endpoint string // http://127.0.0.1:PORT
+	client   *minio.Client
+	mu       sync.Mutex
+	buckets  int
+}
+
+// versitygwBinary returns the path of versitygw ($DEPOT_VERSITYGW or
+// .cache/bin/versitygw at the module root), building it with
+// scripts/s3-server.sh install when CI=true. It returns a skip reason
+// when the binary is missing outside CI.
+func versitygwBinary() (bin, skip string, err error) {
+	root, err := filepath.Abs("..") // tests run in e2e/
+	if err != nil {
+		return "", "", err
+	}
+	bin = os.Getenv("DEPOT_VERSITYGW")
+	if bin == "" {
+		bin = filepath.Join(root, ".cache", "bin", "versitygw")
+	}
+	if _, err := os.Stat(bin); err == nil {
+		return bin, "", nil
+	}
+	if os.Getenv("CI") != "true" {
+		return "", fmt.Sprintf("versitygw not installed at %s (run scripts/s3-server.sh install)", bin), nil
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "s3-server.sh"), "install")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("scripts/s3-server.sh install: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", "", fmt.Errorf("versitygw still missing after install: %v", err)
+	}
+	return bin, "", nil
+}
+
+// startS3Server starts versitygw over a temporary directory on a free
+// loopback port, once per test binary.
+func startS3Server() {
+	bin, skip, err := versitygwBinary()
+	if skip != "" || err != nil {
+		s3srv.skip, s3srv.err = skip, err
+		return
+	}
+	dir, err := os.MkdirTemp("", "depot-e2e-s3-")
+	if err != nil {
+		s3srv.err = err
+		return
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		s3srv.err = err
+		return
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--port", addr, "posix", dir)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3AccessKey, "ROOT_SECRET_KEY="+s3SecretKey)
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		s3srv.err = err
+		return
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	afterAll = append(afterAll, func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		os.RemoveAll(dir)
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			s3srv.err = fmt.Errorf("versitygw exited:\n%s", logs.String())
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			s3srv.err = fmt.Errorf("versitygw did not listen on %s:\n%s", addr, logs.String())
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s3srv.endpoint = "http://" + addr
+	s3srv.client, s3srv.err = minio.New(addr, &minio.Options{
+		Creds: credentials.NewStaticV4(s3AccessKey, s3SecretKey, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath,
+	})
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// s3Storage returns the storage options of a cluster on S3: a fresh bucket
+// of the shared versitygw server (under prefix "files") and the AWS
+// credentials for the services env. It skips the test when versitygw is
+// not installed and CI is not "true".
+func s3Storage(t *testing.T) (storageURL string, env map[string]string) {
+	t.Helper()
+	s3srv.once.Do(startS3Server)
+	if s3srv.err != nil {
+		t.Fatal(s3srv.err)
+	}
+	if s3srv.skip != "" {
+		t.Skip(s3srv.skip)
+	}
+	s3srv.mu.Lock()
+	s3srv.buckets++
+	name := fmt.Sprintf("e2e-%d", s3srv.buckets)
+	s3srv.mu.Unlock()
+	if err := s3srv.client.MakeBucket(context.Background(), name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		t.Fatalf("MakeBucket %s: %v", name, err)
+	}
+	return fmt.Sprintf("s3://%s/files?endpoint=%s&region=us-east-1", name, s3srv.endpoint),
+		map[string]string{"AWS_ACCESS_KEY_ID": s3AccessKey, "AWS_SECRET_ACCESS_KEY": s3SecretKey}
+}
+
+// s3Opts is clusterOpts with S3 storage.
+func s3Opts(t *testing.T, o clusterOpts) clusterOpts {
+	t.Helper()
+	o.storageURL, o.storageEnv = s3Storage(t)
+	return o
+}
+
+// s3Location splits an s3:// storage URL into bucket and key prefix.
+func s3Location(t testing.TB, storageURL string) (bucket, prefix string) {
+	u, err := url.Parse(storageURL)
+	if err != nil || u.Scheme != "s3" {
+		t.Fatalf("not an s3 URL: %q", storageURL)
+	}
+	prefix = strings.Trim(u.Path, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return u.Host, prefix
+}
+
+// stored reads the stored bytes of key ("cohort/path") straight from c's
+// storage, bypassing depot: the local file, or the S3 object. A missing
+// object is an error wrapping fs.ErrNotExist.
+func (c *cluster) stored(key string) ([]byte, error) {
+	if c.storageURL == "" {
+		return os.ReadFile(filepath.Join(c.storageDir(), filepath.FromSlash(key)))
+	}
+	return s3Object(c.t, c.storageURL, key)
+}
+
+func s3Object(t testing.TB, storageURL, key string) ([]byte, error) {
+	bucket, prefix := s3Location(t, storageURL)
+	obj, err := s3srv.client.GetObject(context.Background(), bucket, prefix+key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, fmt.Errorf("s3 object %s: %w", key, fs.ErrNotExist)
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// s3Keys lists every object key in the bucket of storageURL (depot's own
+// .depot/ records included), relative to its prefix.
+func s3Keys(t testing.TB, storageURL string) []string {
+	bucket, prefix := s3Location(t, storageURL)
+	var keys []string
+	for o := range s3srv.client.ListObjects(context.Background(), bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		keys = append(keys, strings.TrimPrefix(o.Key, prefix))
+	}
+	return keys
+}
+
+// TestS3RoundTrips is TestRoundTrips on S3 storage: PUT (small, several
+// parts, empty), GET, Range GET across a part boundary, HEAD, multipart
+// POST, paginated listing and DELETE, each checked against the object
+// read back from the S3 server directly.
+func TestS3RoundTrips(t *testing.T) {
+	c := newCluster(t, s3Opts(t, clusterOpts{}))
+	testRoundTrips(t, c)
+	if _, err := c.stored("c1/tables/small.csv"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("deleted object still on S3: %v", err)
+	}
+	if _, err := os.Stat(c.storageDir()); !os.IsNotExist(err) {
+		t.Fatalf("an S3 cluster wrote local storage: %v", err)
+	}
+}
+
+// TestS3TusResumeAfterDrop is TestTusResumeAfterDrop on S3: a PATCH cut
+// mid-body is resumed from HEAD's offset; the object and its single
+// upload.completed record are checked.
+func TestS3TusResumeAfterDrop(t *testing.T) {
+	testTusResumeAfterDrop(t, s3Opts(t, clusterOpts{}))
+}
+
+// TestS3ChunkRetry is TestChunkRetry on S3: connections between web and
+// services are reset mid-chunk while 8 uploads of 5–20 MiB run; each is
+// retried chunk by chunk and ends byte-exact on S3, and no listing ever
+// shows a partial file.
+func TestS3ChunkRetry(t *testing.T) {
+	testChunkRetry(t, s3Opts(t, clusterOpts{}))
+}
