@@ -112,3 +112,13 @@ type Stray struct {
 	// SessionID is the session the leftover claims to belong to, if known.
 	SessionID string
 }
+
+// AtomicPutter is an optional driver capability: storing a whole object in
+// one call without an upload session. The driver streams r to a temporary
+// location, then calls finish with the byte count; finish returns the
+// attributes to record, or an error to abandon the write (nothing becomes
+// visible). Only after finish succeeds is the object made durable and
+// published atomically.
+type AtomicPutter interface {
+	PutAtomic(ctx context.Context, key string, r io.Reader, finish func(n int64) (Attrs, error)) (int64, error)
+}

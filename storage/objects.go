@@ -3,6 +3,8 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 
 	"depot"
@@ -12,6 +14,9 @@ import (
 // the session completed. opts.Size and opts.SHA256, when set, are verified.
 // Nothing is visible under key unless Put returns nil.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
+	if ap, ok := s.d.(AtomicPutter); ok {
+		return s.putAtomic(ctx, ap, key, r, opts)
+	}
 	u, err := s.CreateUpload(ctx, key, UploadOptions{Size: opts.Size, SHA256: opts.SHA256, Class: opts.Class})
 	if err != nil {
 		return depot.Object{}, err
@@ -24,6 +29,61 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts depot.Put
 	if err != nil {
 		_ = s.Abort(context.WithoutCancel(ctx), u.ID)
 		return depot.Object{}, err
+	}
+	return obj, nil
+}
+
+// putAtomic is Put through a driver that can store a whole object in one
+// call: no session record, the hash and size checked before publication.
+func (s *Store) putAtomic(ctx context.Context, ap AtomicPutter, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
+	if err := depot.ValidateKey(key); err != nil {
+		return depot.Object{}, err
+	}
+	want, err := normaliseSHA256(opts.SHA256)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	if opts.Class == "" {
+		opts.Class = depot.Permanent
+	}
+	if !opts.Class.Valid() {
+		return depot.Object{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
+	}
+	limit := int64(-1)
+	switch {
+	case opts.Size >= 0:
+		limit = opts.Size
+	case s.max > 0:
+		limit = s.max
+	}
+	if s.max > 0 && opts.Size > s.max {
+		return depot.Object{}, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
+	}
+	body := r
+	if limit >= 0 {
+		body = io.LimitReader(r, limit+1)
+	}
+	h := sha256.New()
+	hr := newOverlapHashReader(body, h)
+	var obj depot.Object
+	_, err = ap.PutAtomic(ctx, key, hr, func(n int64) (Attrs, error) {
+		hr.Wait()
+		switch {
+		case opts.Size >= 0 && n != opts.Size:
+			return Attrs{}, depot.Errorf(depot.CodeSizeMismatch, "received %d bytes, expected %d", n, opts.Size)
+		case opts.Size < 0 && s.max > 0 && n > s.max:
+			return Attrs{}, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
+		}
+		sum := hex.EncodeToString(h.Sum(nil))
+		if want != "" && want != sum {
+			return Attrs{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
+		}
+		obj = depot.Object{Key: key, Size: n, SHA256: sum, ModTime: now(s.clock), Class: opts.Class}
+		return Attrs{SHA256: sum, Class: string(opts.Class)}, nil
+	})
+	hr.Wait()
+	if err != nil {
+		return depot.Object{}, storageErr("put", err)
 	}
 	return obj, nil
 }
