@@ -68,6 +68,9 @@ type Config struct {
 	// Depot-Trusted-User (a signed header) when no token is forwarded. Only
 	// for deployments whose web tier sits behind a single-sign-on proxy.
 	TrustWebUsers bool
+	// CheckpointBytes is how many bytes of a streaming append are made
+	// durable and recorded at a time. Default 8 MiB.
+	CheckpointBytes int64
 }
 
 // Server serves the internal API.
@@ -91,6 +94,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = 60 * time.Second
+	}
+	if cfg.CheckpointBytes <= 0 {
+		cfg.CheckpointBytes = 8 << 20
 	}
 	s := &Server{cfg: cfg, throttle: newThrottle(cfg.Now)}
 	s.verifier = httpauth.NewVerifier(cfg.Keys, cfg.ClockSkew, cfg.Now)

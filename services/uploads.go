@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -128,8 +129,12 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	checkpoint := s.cfg.CheckpointBytes
+	if v, err := strconv.ParseInt(r.Header.Get(wire.HeaderCheckpoint), 10, 64); err == nil {
+		checkpoint = min(max(v, 64<<10), 256<<20)
+	}
 	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	u, err = s.cfg.Store.Append(r.Context(), u.ID, offset, body)
+	u, err = s.appendCheckpointed(r.Context(), u, offset, body, checkpoint)
 	body.Done()
 	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
 	if err != nil {
@@ -141,6 +146,38 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, u)
+}
+
+// appendCheckpointed appends a body of any length in segments of checkpoint
+// bytes (the web tier's chunk size, from Depot-Checkpoint): each segment is made durable and recorded before the next
+// is read, so a long streaming PATCH loses at most one segment when it is cut.
+// The body's position is tracked apart from the session's offset so that a
+// body starting before the current offset (a replay) is compared, not
+// appended twice.
+func (s *Server) appendCheckpointed(ctx context.Context, u depot.Upload, offset int64, body io.Reader, checkpoint int64) (depot.Upload, error) {
+	pos := offset
+	for {
+		seg := &countingReader{r: io.LimitReader(body, checkpoint)}
+		next, err := s.cfg.Store.Append(ctx, u.ID, pos, seg)
+		pos += seg.n
+		if next.ID != "" {
+			u = next
+		}
+		if err != nil || seg.n < checkpoint {
+			return u, err
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
