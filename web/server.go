@@ -89,6 +89,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("POST /api/v1/admin/cleanup", s.requestCleanup)
 	mux.HandleFunc("GET /api/v1/me", s.me)
+	mux.HandleFunc("GET /{$}", s.page)       // the upload page (page.go)
+	mux.HandleFunc("GET /static/", s.static) // its embedded CSS, JS and vendored tus-js-client
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
 	})
