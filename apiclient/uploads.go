@@ -79,7 +79,11 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, chunk []by
 
 // Complete verifies and commits an upload session.
 func (c *Client) Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error) {
-	body, _ := json.Marshal(wire.CompleteUpload{Size: size, SHA256: sha256})
+	return c.complete(ctx, id, wire.CompleteUpload{Size: size, SHA256: sha256})
+}
+
+func (c *Client) complete(ctx context.Context, id string, req wire.CompleteUpload) (depot.Object, error) {
+	body, _ := json.Marshal(req)
 	var obj depot.Object
 	err := c.retry(ctx, func() error {
 		r, err := c.newRequest(ctx, http.MethodPost, wire.UploadPrefix+id+"/complete", bytes.NewReader(body))

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"hash"
 	"io"
 )
 
@@ -14,14 +13,14 @@ import (
 // using the hash.
 type overlapHashReader struct {
 	r       io.Reader
-	h       hash.Hash
+	h       io.Writer
 	jobs    chan []byte
 	done    chan struct{}
 	pending bool
 	closed  bool
 }
 
-func newOverlapHashReader(r io.Reader, h hash.Hash) *overlapHashReader {
+func newOverlapHashReader(r io.Reader, h io.Writer) *overlapHashReader {
 	hr := &overlapHashReader{r: r, h: h, jobs: make(chan []byte), done: make(chan struct{})}
 	go func() {
 		for b := range hr.jobs {

@@ -65,6 +65,9 @@ type CreateUpload struct {
 type CompleteUpload struct {
 	Size   int64  `json:"size"` // -1: do not check
 	SHA256 string `json:"sha256,omitempty"`
+	// CRC32C is the lowercase hex CRC-32C (Castagnoli) of every byte the web
+	// tier sent, checked by services against what it received.
+	CRC32C string `json:"crc32c,omitempty"`
 }
 
 // AuthRequest is the body of POST /internal/v1/auth; the token travels in

@@ -43,6 +43,7 @@ func (d *Driver) PutAtomic(ctx context.Context, key string, r io.Reader, finish 
 		if !committed {
 			f.Close()
 			_ = d.root.Remove(tmp)
+			d.pruneDirs(dir) // leave no empty directory behind a failed write
 		}
 	}()
 	bp := bufPool.Get().(*[]byte)
