@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 echo "== environment"
 go version
 scripts/ensure-postgres.sh
-if [ -x scripts/install-tus-js-client.sh ]; then
-	scripts/install-tus-js-client.sh
-fi
+# Each installer does nothing when its tool is already there.
+for script in install-tus-js-client.sh install-chromium.sh; do
+	if [ -x "scripts/$script" ]; then "scripts/$script"; fi
+done
+scripts/s3-server.sh install
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
