@@ -53,7 +53,8 @@ func checkLinear(t *testing.T, db *auditdb.DB) []depot.AuditEvent {
 		prev = ev.Hash
 	}
 	rep, err := db.VerifyChain(context.Background())
-	if err != nil || !rep.OK || rep.LastSeq != int64(len(evs)) {
+	// Other writers (maintenance jobs) may append between the two reads.
+	if err != nil || !rep.OK || rep.LastSeq < int64(len(evs)) {
 		t.Fatalf("VerifyChain: %+v, %v (records %d)", rep, err, len(evs))
 	}
 	return evs
