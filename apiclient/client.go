@@ -196,8 +196,10 @@ func decodeError(resp *http.Response) error {
 		if resp.StatusCode == http.StatusBadRequest {
 			// Not an answer of a services handler (those are JSON) but
 			// net/http's own "400 Bad Request" to a request that arrived
-			// truncated or garbled: damaged in transit, worth a retry.
-			return &netError{err: e}
+			// truncated or garbled: damaged in transit, worth a retry, and
+			// when retries run out a transient failure (503), not the
+			// client's fault.
+			return &netError{err: depot.Errorf(depot.CodeUnavailable, "a request to the services tier was damaged in transit")}
 		}
 		return e
 	}
