@@ -129,12 +129,8 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	checkpoint := s.cfg.CheckpointBytes
-	if v, err := strconv.ParseInt(r.Header.Get(wire.HeaderCheckpoint), 10, 64); err == nil {
-		checkpoint = min(max(v, 64<<10), 256<<20)
-	}
 	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	u, err = s.appendCheckpointed(r.Context(), u, offset, body, checkpoint)
+	u, err = s.appendCheckpointed(r.Context(), u, offset, body, s.cfg.CheckpointBytes)
 	body.Done()
 	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
 	if err != nil {
@@ -149,7 +145,7 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // appendCheckpointed appends a body of any length in segments of checkpoint
-// bytes (the web tier's chunk size, from Depot-Checkpoint): each segment is made durable and recorded before the next
+// bytes (CheckpointBytes): each segment is made durable and recorded before the next
 // is read, so a long streaming PATCH loses at most one segment when it is cut.
 // The body's position is tracked apart from the session's offset so that a
 // body starting before the current offset (a replay) is compared, not

@@ -13,9 +13,8 @@
 package main
 
 import (
-	"bufio"
+	"depot/bench/internal/benchkit"
 	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +36,7 @@ func main() {
 	runs := flag.Int("runs", 1, "runs of (a) and (b); the median is reported")
 	chunk := flag.Int("chunk", 8<<20, "DEPOT_CHUNK_SIZE of the web tier")
 	flag.Parse()
-	n, err := parseSize(*size)
+	n, err := benchkit.ParseSize(*size)
 	if err != nil {
 		fail(err)
 	}
@@ -50,18 +48,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "GiB"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "GiB")
-	case strings.HasSuffix(s, "MiB"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	return v * mult, err
 }
 
 const key = "0123456789abcdef0123456789abcdef"
@@ -78,27 +64,27 @@ func run(size int64, runs, chunk int) error {
 	}
 	db := "sqlite://" + filepath.Join(dir, "depot.db")
 	for _, args := range [][]string{{"migrate"}, {"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if out, err := cli(bin, db, args...); err != nil {
+		if out, err := benchkit.CLI(bin, db, args...); err != nil {
 			return fmt.Errorf("%v: %v: %s", args, err, out)
 		}
 	}
-	out, err := cli(bin, db, "tokens", "create", "bench")
+	out, err := benchkit.CLI(bin, db, "tokens", "create", "bench")
 	if err != nil {
 		return err
 	}
 	token := strings.TrimSpace(out)
-	svc, svcAddr, err := serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
+	svc, svcAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
 		"DEPOT_STORAGE_URL=file://"+filepath.Join(dir, "files"), "DEPOT_DATABASE_URL="+db)
 	if err != nil {
 		return err
 	}
-	defer stop(svc)
-	web, webAddr, err := serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
+	defer benchkit.Stop(svc)
+	web, webAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
 		"DEPOT_INTERNAL_KEY="+key, "DEPOT_CHUNK_SIZE="+strconv.Itoa(chunk))
 	if err != nil {
 		return err
 	}
-	defer stop(web)
+	defer benchkit.Stop(web)
 	c := &client{token: token, hc: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
 
 	var a, b []float64
@@ -153,7 +139,7 @@ func run(size int64, runs, chunk int) error {
 	}
 	faultTime := time.Since(t0)
 
-	ma, mb := median(a), median(b)
+	ma, mb := benchkit.Median(a), benchkit.Median(b)
 	fmt.Printf("\nsize %d MiB, chunk %d MiB, %d run(s) (medians)\n", size>>20, chunk>>20, runs)
 	fmt.Printf("(a) plain streamed PUT through web      : %7.0f MiB/s\n", ma)
 	fmt.Printf("(b) tus POST + PATCH through web        : %7.0f MiB/s\n", mb)
@@ -361,57 +347,4 @@ func (p *cutProxy) handle(in *net.TCPConn) {
 		}
 	}
 	out.CloseWrite()
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
-func cli(bin, db string, args ...string) (string, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "DEPOT_DATABASE_URL="+db)
-	out, err := cmd.Output()
-	return string(out), err
-}
-
-func serve(bin string, env ...string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, nil
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, "", fmt.Errorf("%v did not start", env)
-	}
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-	}
 }

@@ -17,9 +17,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
+	"depot/bench/internal/benchkit"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -32,8 +32,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +49,7 @@ func main() {
 	endpoint := flag.String("endpoint", "", "use this S3 server (http://host:port) instead of starting versitygw")
 	bucket := flag.String("bucket", "", "bucket on -endpoint (must exist); default: a new bucket on the started server")
 	flag.Parse()
-	n, err := parseSize(*size)
+	n, err := benchkit.ParseSize(*size)
 	if err != nil {
 		fail(err)
 	}
@@ -63,18 +61,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "GiB"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "GiB")
-	case strings.HasSuffix(s, "MiB"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	return v * mult, err
 }
 
 func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
@@ -93,7 +79,7 @@ func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
 		if err != nil {
 			return err
 		}
-		defer stop(gwCmd)
+		defer benchkit.Stop(gwCmd)
 	}
 	eu, err := url.Parse(endpoint)
 	if err != nil {
@@ -120,29 +106,29 @@ func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
 	}
 	db := "sqlite://" + filepath.Join(dir, "depot.db")
 	for _, args := range [][]string{{"migrate"}, {"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if out, err := cli(bin, db, args...); err != nil {
+		if out, err := benchkit.CLI(bin, db, args...); err != nil {
 			return fmt.Errorf("%v: %v: %s", args, err, out)
 		}
 	}
-	out, err := cli(bin, db, "tokens", "create", "bench")
+	out, err := benchkit.CLI(bin, db, "tokens", "create", "bench")
 	if err != nil {
 		return err
 	}
 	token := strings.TrimSpace(out)
 	storageURL := fmt.Sprintf("s3://%s/%s/depot?endpoint=%s&region=us-east-1", bucket, prefix, endpoint)
-	svc, svcAddr, err := serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+internalKey,
+	svc, svcAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+internalKey,
 		"DEPOT_STORAGE_URL="+storageURL, "DEPOT_DATABASE_URL="+db, "DEPOT_MAINTENANCE=off",
 		"AWS_ACCESS_KEY_ID="+access, "AWS_SECRET_ACCESS_KEY="+secret)
 	if err != nil {
 		return err
 	}
-	defer stop(svc)
-	web, webAddr, err := serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
+	defer benchkit.Stop(svc)
+	web, webAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
 		"DEPOT_INTERNAL_KEY="+internalKey, "DEPOT_CHUNK_SIZE="+chunk)
 	if err != nil {
 		return err
 	}
-	defer stop(web)
+	defer benchkit.Stop(web)
 
 	direct := func(i int) (float64, string, error) {
 		r, sum := gen(size, i)
@@ -204,15 +190,15 @@ func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
 			_ = s3c.RemoveObject(ctx, bucket, k, minio.RemoveObjectOptions{})
 		}
 	}
-	ma, mb := median(a), median(b)
+	ma, mb := benchkit.Median(a), benchkit.Median(b)
 	fmt.Printf("\nsize %d MiB, %d run(s), web chunk %s bytes, S3 server %s (medians)\n", size>>20, runs, chunk, endpoint)
 	fmt.Printf("(a) minio-go PutObject straight to S3 : %7.1f MiB/s\n", ma)
 	fmt.Printf("(b) PUT through web → services → S3   : %7.1f MiB/s\n", mb)
 	fmt.Printf("ratio (b)/(a)                         : %7.2f\n", mb/ma)
-	fmt.Printf("web peak RSS (VmHWM)                  : %7.1f MiB\n", float64(vmHWM(web.Process.Pid))/1024)
-	fmt.Printf("services peak RSS (VmHWM)             : %7.1f MiB\n", float64(vmHWM(svc.Process.Pid))/1024)
+	fmt.Printf("web peak RSS (VmHWM)                  : %7.1f MiB\n", float64(benchkit.VmHWM(web.Process.Pid))/1024)
+	fmt.Printf("services peak RSS (VmHWM)             : %7.1f MiB\n", float64(benchkit.VmHWM(svc.Process.Pid))/1024)
 	if gwCmd != nil {
-		fmt.Printf("versitygw peak RSS (VmHWM)            : %7.1f MiB\n", float64(vmHWM(gwCmd.Process.Pid))/1024)
+		fmt.Printf("versitygw peak RSS (VmHWM)            : %7.1f MiB\n", float64(benchkit.VmHWM(gwCmd.Process.Pid))/1024)
 	}
 	return nil
 }
@@ -226,12 +212,6 @@ func gen(size int64, seed int) (io.Reader, func() string) {
 	s[0] = byte(seed)
 	h := sha256.New()
 	return io.TeeReader(io.LimitReader(rand.NewChaCha8(s), size), h), func() string { return hex.EncodeToString(h.Sum(nil)) }
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 // startVersitygw runs versitygw over dir on a free loopback port.
@@ -260,82 +240,9 @@ func startVersitygw(bin, dir, access, secret string) (*exec.Cmd, string, error) 
 			return cmd, "http://" + addr, nil
 		}
 		if time.Now().After(deadline) {
-			stop(cmd)
+			benchkit.Stop(cmd)
 			return nil, "", fmt.Errorf("versitygw did not listen on %s", addr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func cli(bin, db string, args ...string) (string, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "DEPOT_DATABASE_URL="+db)
-	out, err := cmd.Output()
-	return string(out), err
-}
-
-func serve(bin string, env ...string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	addr := make(chan string, 1)
-	var logs strings.Builder
-	logc := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
-			}
-			select {
-			case logc <- sc.Text():
-			default:
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, nil
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		for len(logc) > 0 {
-			logs.WriteString(<-logc + "\n")
-		}
-		return nil, "", fmt.Errorf("%v did not start:\n%s", env[0], logs.String())
-	}
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// vmHWM returns a process's peak resident set in KiB.
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return -1
 }

@@ -8,8 +8,7 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
+	"depot/bench/internal/benchkit"
 	"flag"
 	"fmt"
 	"io"
@@ -18,8 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,7 +28,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs of each measurement; the median is reported")
 	chunk := flag.String("chunk", "8388608", "DEPOT_CHUNK_SIZE of the web tier")
 	flag.Parse()
-	n, err := parseSize(*size)
+	n, err := benchkit.ParseSize(*size)
 	if err != nil {
 		fail(err)
 	}
@@ -43,18 +40,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "GiB"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "GiB")
-	case strings.HasSuffix(s, "MiB"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	return v * mult, err
 }
 
 const key = "0123456789abcdef0123456789abcdef"
@@ -71,27 +56,27 @@ func run(size int64, runs int, chunk string) error {
 	}
 	db := "sqlite://" + filepath.Join(dir, "depot.db")
 	for _, args := range [][]string{{"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if out, err := cli(bin, db, args...); err != nil {
+		if out, err := benchkit.CLI(bin, db, args...); err != nil {
 			return fmt.Errorf("%v: %v: %s", args, err, out)
 		}
 	}
-	out, err := cli(bin, db, "tokens", "create", "bench")
+	out, err := benchkit.CLI(bin, db, "tokens", "create", "bench")
 	if err != nil {
 		return err
 	}
 	token := strings.TrimSpace(out)
-	svc, svcAddr, err := serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
+	svc, svcAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
 		"DEPOT_STORAGE_URL=file://"+filepath.Join(dir, "files"), "DEPOT_DATABASE_URL="+db)
 	if err != nil {
 		return err
 	}
-	defer stop(svc)
-	web, webAddr, err := serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
+	defer benchkit.Stop(svc)
+	web, webAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=web", "DEPOT_ADDR=127.0.0.1:0", "DEPOT_SERVICES_URL=http://"+svcAddr,
 		"DEPOT_INTERNAL_KEY="+key, "DEPOT_CHUNK_SIZE="+chunk)
 	if err != nil {
 		return err
 	}
-	defer stop(web)
+	defer benchkit.Stop(web)
 
 	direct := func(i int) (*http.Request, error) {
 		req, err := http.NewRequest("PUT", "http://"+svcAddr+"/internal/v1/object", gen(size, i))
@@ -125,13 +110,13 @@ func run(size int64, runs int, chunk string) error {
 		a, b = append(a, ra), append(b, rb)
 		fmt.Printf("run %d: direct %.0f MiB/s, through web %.0f MiB/s\n", i+1, ra, rb)
 	}
-	ma, mb := median(a), median(b)
+	ma, mb := benchkit.Median(a), benchkit.Median(b)
 	fmt.Printf("\nsize %d MiB, %d runs, chunk %s bytes (medians)\n", size>>20, runs, chunk)
 	fmt.Printf("(a) PUT straight to services : %7.0f MiB/s\n", ma)
 	fmt.Printf("(b) PUT through web          : %7.0f MiB/s\n", mb)
 	fmt.Printf("ratio (b)/(a)                : %7.2f\n", mb/ma)
-	fmt.Printf("web peak RSS (VmHWM)         : %7.1f MiB\n", float64(vmHWM(web.Process.Pid))/1024)
-	fmt.Printf("services peak RSS (VmHWM)    : %7.1f MiB\n", float64(vmHWM(svc.Process.Pid))/1024)
+	fmt.Printf("web peak RSS (VmHWM)         : %7.1f MiB\n", float64(benchkit.VmHWM(web.Process.Pid))/1024)
+	fmt.Printf("services peak RSS (VmHWM)    : %7.1f MiB\n", float64(benchkit.VmHWM(svc.Process.Pid))/1024)
 	return nil
 }
 
@@ -159,72 +144,4 @@ func timeUpload(mk func(int) (*http.Request, error), size int64, i int) (float64
 		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, body)
 	}
 	return float64(size) / (1 << 20) / time.Since(t0).Seconds(), nil
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
-func cli(bin, db string, args ...string) (string, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "DEPOT_DATABASE_URL="+db)
-	out, err := cmd.Output()
-	return string(out), err
-}
-
-func serve(bin string, env ...string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, nil
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, "", fmt.Errorf("%v did not start", env)
-	}
-}
-
-func stop(cmd *exec.Cmd) {
-	_ = cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-	}
-}
-
-// vmHWM returns a process's peak resident set in KiB.
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return -1
 }

@@ -31,7 +31,7 @@ const Header = "Depot-Signature"
 var SignedHeaders = []string{
 	"Depot-Key", "Depot-Prefix", "Depot-After", "Depot-Offset", "Depot-Size", "Depot-Sha256",
 	"Depot-Class", "Depot-User-Token", "Depot-Resume", "Depot-File-Name", "Depot-Request-Id",
-	"Depot-Client-Ip", "Depot-User-Agent", "Depot-Web-Node", "Range", "Content-Type", "Depot-Trusted-User", "Depot-Checkpoint",
+	"Depot-Client-Ip", "Depot-User-Agent", "Depot-Web-Node", "Range", "Content-Type", "Depot-Trusted-User",
 }
 
 // Errors returned by Verify.

@@ -42,7 +42,6 @@ const (
 	HeaderClientIP    = "Depot-Client-Ip"    // the end user's address as web saw it
 	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
 	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
-	HeaderCheckpoint  = "Depot-Checkpoint"   // bytes between durable checkpoints of a streaming append
 )
 
 // EncodeKey percent-encodes a key or file name for a header.
