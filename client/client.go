@@ -183,5 +183,9 @@ func isRetryable(err error) bool {
 		return false
 	}
 	code := depot.ErrorCode(err)
-	return code == depot.CodeUnavailable || code == depot.CodeInternal || code == depot.CodeConflict
+	// An offset mismatch means the server holds more (or less) than assumed,
+	// e.g. the bytes of an interrupted earlier attempt were still landing:
+	// ask for the offset again and go on from there.
+	return code == depot.CodeUnavailable || code == depot.CodeInternal || code == depot.CodeConflict ||
+		code == depot.CodeOffsetMismatch
 }
