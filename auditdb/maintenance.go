@@ -17,6 +17,8 @@ const (
 	RunRunning = "running"
 	RunSuccess = "success"
 	RunFailure = "failure"
+	// RunInterrupted is a run cut short by a shutdown: not a failure.
+	RunInterrupted = "interrupted"
 )
 
 // JobRun is one run of a maintenance job.
@@ -27,7 +29,7 @@ type JobRun struct {
 	Node      string
 	Started   time.Time
 	Finished  *time.Time
-	Outcome   string // RunRunning, RunSuccess or RunFailure
+	Outcome   string // RunRunning, RunSuccess, RunFailure or RunInterrupted
 	ErrorCode string
 	Summary   string // JSON counts; never file names
 }

@@ -156,7 +156,13 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 	}
 	summary, err := fn(ctx)
 	outcome, code := auditdb.RunSuccess, ""
-	if err != nil {
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		// Cut short by a shutdown (or a caller giving up): not a failure
+		// of the job. Verification resumes from its cursor next time.
+		outcome, code = auditdb.RunInterrupted, "interrupted"
+	default:
 		outcome, code = auditdb.RunFailure, string(depot.ErrorCode(err))
 		if code == "" {
 			code = "internal"
@@ -171,13 +177,16 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 		ms.JobRuns.WithLabelValues(job, outcome).Inc()
 		ms.JobDuration.WithLabelValues(job).Observe(dur.Seconds())
 	}
-	if err != nil {
+	switch {
+	case outcome == auditdb.RunInterrupted:
+		m.log.Warn("job interrupted", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds())
+	case err != nil:
 		m.log.Error("job failed", "job", job, "run", id, "trigger", trigger, "code", code, "duration_ms", dur.Milliseconds())
 		_, _ = m.audit(context.WithoutCancel(ctx), depot.AuditEvent{
 			Action: depot.ActionJobFailed, Outcome: depot.OutcomeFailure, ErrorCode: code,
 			Metadata: map[string]string{"job": job, "run": itoa(id), "trigger": trigger},
 		})
-	} else {
+	default:
 		m.log.Info("job done", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds(), "summary", json.RawMessage(b))
 	}
 	return err

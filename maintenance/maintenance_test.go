@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -575,4 +576,47 @@ func TestMissedRunAlert(t *testing.T) {
 	if f.hook.kinds()[maintenance.AlertMissedRun] != 1 {
 		t.Fatalf("alerts: %v", f.hook.kinds())
 	}
+}
+
+// cancellingDriver cancels the job's context on the first object read, as a
+// shutdown does in the middle of a verification pass.
+type cancellingDriver struct {
+	storage.Driver
+	cancel context.CancelFunc
+}
+
+func (d *cancellingDriver) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	d.cancel()
+	return nil, ctx.Err()
+}
+
+// TestInterruptedRunIsNotFailure: a run cut short by a shutdown is recorded
+// as interrupted, raises no job-failed audit record and does not count as a
+// failure in the report.
+func TestInterruptedRunIsNotFailure(t *testing.T) {
+	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f := newFixture(t, e, func(d storage.Driver) storage.Driver {
+			return &cancellingDriver{Driver: d, cancel: cancel}
+		}, nil)
+		f.put("c1/a.csv", []byte("a,b\n1,2\n"), depot.Permanent, 0)
+		if _, err := f.m.Verify(ctx, maintenance.TriggerCLI); err == nil {
+			t.Fatal("verify with a cancelled context succeeded")
+		}
+		runs, err := f.db.JobRuns(f.ctx, maintenance.JobVerify, 10)
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("runs %+v, %v", runs, err)
+		}
+		if r := runs[0]; r.Outcome != auditdb.RunInterrupted || r.Finished == nil {
+			t.Fatalf("run %+v, want interrupted and finished", r)
+		}
+		if evs := f.events(depot.ActionJobFailed); len(evs) != 0 {
+			t.Fatalf("job.failed records for an interrupted run: %+v", evs)
+		}
+		fails, err := f.db.JobFailuresSince(f.ctx, time.Time{})
+		if err != nil || fails[maintenance.JobVerify] != 0 {
+			t.Fatalf("failures %v, %v", fails, err)
+		}
+	})
 }
