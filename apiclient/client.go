@@ -186,6 +186,11 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 // decodeError reads an internal error body. Messages from services are
 // client-safe by construction; the offset of a mismatch is preserved.
 func decodeError(resp *http.Response) error {
+	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get(wire.HeaderKeyRejected) != "" {
+		// Web and services share no internal key: a fault of the
+		// deployment, not of the user's credentials.
+		return ErrKeyRejected
+	}
 	var body httpx.ErrorBody
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
 		code := httpx.CodeOfStatus(resp.StatusCode)
@@ -209,6 +214,10 @@ func decodeError(resp *http.Response) error {
 	}
 	return e
 }
+
+// ErrKeyRejected is the error of every call that services refused because
+// of this web tier's internal key (unavailable: 503 to the user).
+var ErrKeyRejected = depot.Errorf(depot.CodeUnavailable, "the services tier does not accept this web tier's internal key")
 
 // netError marks a failure that may succeed when retried.
 type netError struct{ err *depot.Error }
@@ -239,11 +248,15 @@ func (c *Client) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	httpauth.Sign(req, []byte(c.key.Load().(string)), time.Now())
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get(wire.HeaderKeyRejected) != "" {
+		return ErrKeyRejected
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("services not ready: %d", resp.StatusCode)
 	}

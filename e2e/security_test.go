@@ -189,3 +189,42 @@ func TestLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestWrongInternalKey: a web tier whose internal key services does not
+// accept is not ready, and its users get 503 (a fault of the deployment),
+// not 401 (which would tell them their valid token is wrong).
+func TestWrongInternalKey(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	web2 := start(t, map[string]string{
+		"DEPOT_ROLE": "web", "DEPOT_ADDR": "127.0.0.1:0", "DEPOT_SERVICES_URL": c.services.url(),
+		"DEPOT_INTERNAL_KEY": "ffffffffffffffffffffffffffffffff",
+	})
+	get := func(base, path string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(web2.url(), "/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("readyz of a web tier with a wrong key: %d, want 503", got)
+	}
+	if got := get(web2.url(), "/api/v1/me"); got != http.StatusServiceUnavailable {
+		t.Errorf("me through a web tier with a wrong key: %d, want 503", got)
+	}
+	// The right key: ready, and the same token is accepted.
+	if got := get(c.web.url(), "/readyz"); got != http.StatusOK {
+		t.Errorf("readyz: %d, want 200", got)
+	}
+	if got := get(c.web.url(), "/api/v1/me"); got != http.StatusOK {
+		t.Errorf("me: %d, want 200", got)
+	}
+	// An unsigned probe (a load balancer's) still gets services' readiness.
+	if got := get(c.services.url(), "/readyz"); got != http.StatusOK {
+		t.Errorf("unsigned services readyz: %d, want 200", got)
+	}
+}

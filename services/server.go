@@ -175,21 +175,40 @@ func Routes() []string {
 // configured key is tried, compared in constant time.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.verifier.Verify(r); err != nil {
-			s.cfg.Log.Warn("internal request rejected", "remote", remoteHost(r), "reason", err.Error(), "request_id", r.Header.Get(wire.HeaderRequestID))
-			w.Header().Set("Connection", "close")
-			httpx.WriteError(w, depot.Errorf(depot.CodeUnauthorized, "missing or invalid internal key"))
+		if !s.verified(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// verified checks r's internal signature; when it is refused it answers
+// 401 marked with HeaderKeyRejected (so that web reports a configuration
+// fault, not a user's bad token) and returns false.
+func (s *Server) verified(w http.ResponseWriter, r *http.Request) bool {
+	err := s.verifier.Verify(r)
+	if err == nil {
+		return true
+	}
+	s.cfg.Log.Warn("internal request rejected", "remote", remoteHost(r), "reason", err.Error(), "request_id", r.Header.Get(wire.HeaderRequestID))
+	w.Header().Set("Connection", "close")
+	w.Header().Set(wire.HeaderKeyRejected, "1")
+	httpx.WriteError(w, depot.Errorf(depot.CodeUnauthorized, "missing or invalid internal key"))
+	return false
+}
+
 // SetKeys replaces the accepted internal keys, so that a key rotation needs
 // no restart.
 func (s *Server) SetKeys(keys []string) { s.verifier.SetKeys(keys) }
 
+// ready answers /readyz: the database and the storage answer. It needs no
+// signature (load balancers probe it), but a signed probe (web's) has its
+// signature checked too, so that a web tier without a valid key is not
+// reported ready.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(httpauth.Header) != "" && !s.verified(w, r) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.cfg.DB.Ping(ctx); err != nil {

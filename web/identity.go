@@ -1,9 +1,11 @@
 package web
 
 import (
+	"net"
 	"net/http"
 	"net/netip"
 	"sort"
+	"strings"
 
 	"depot/internal/httpx"
 )
@@ -19,16 +21,54 @@ func (s *Server) trustedUser(r *http.Request) string {
 	if user == "" {
 		return ""
 	}
-	addr, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	if !s.fromTrustedProxy(r) {
 		return ""
 	}
+	return user
+}
+
+// fromTrustedProxy reports whether r's peer is one of TrustedProxies.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && s.trusted(addr.Addr())
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
 	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(addr.Addr().Unmap()) {
-			return user
+		if p.Contains(a.Unmap()) {
+			return true
 		}
 	}
-	return ""
+	return false
+}
+
+// clientIP is the address of the client r was made for: the peer's
+// address, or, when the peer is a trusted proxy, the right-most address of
+// X-Forwarded-For that is not itself a trusted proxy (the addresses left of
+// it were written by the client and prove nothing). A malformed header
+// leaves the proxy's own address.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(peer); err == nil {
+		peer = host
+	}
+	if !s.fromTrustedProxy(r) {
+		return peer
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return peer
+		}
+		if !s.trusted(a) {
+			return a.Unmap().String()
+		}
+	}
+	return peer
 }
 
 // MeJSON describes the signed-in user for the upload page.

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -57,7 +56,11 @@ type Config struct {
 	// requests without a bearer token that come from TrustedProxies. Off
 	// when empty.
 	TrustedUserHeader string
-	TrustedProxies    []netip.Prefix
+	// TrustedProxies are the reverse proxies in front of web. A request
+	// from one of them has its client's address taken from X-Forwarded-For
+	// (for the audit trail and the sign-in throttle), and may carry
+	// TrustedUserHeader.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the public HTTP API.
@@ -137,6 +140,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.cfg.ServicesReady(ctx); err != nil {
+			s.cfg.Log.Warn("not ready: services", "err", err.Error())
 			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "services unavailable"})
 			return
 		}
@@ -152,20 +156,12 @@ func (s *Server) withCaller(w http.ResponseWriter, r *http.Request, fileName str
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	token = strings.TrimSpace(token)
 	caller := apiclient.Caller{
-		Token: token, RequestID: id, ClientIP: clientIP(r), UserAgent: r.UserAgent(), FileName: fileName,
+		Token: token, RequestID: id, ClientIP: s.clientIP(r), UserAgent: r.UserAgent(), FileName: fileName,
 	}
 	if token == "" {
 		caller.TrustedUser = s.trustedUser(r)
 	}
 	return apiclient.WithCaller(r.Context(), caller)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // writeError writes err for a public client. Messages that came from the

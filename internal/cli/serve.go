@@ -139,6 +139,9 @@ func runWeb(ctx context.Context, s settings) error {
 	}
 	defer stopMetrics()
 	watchKeyFile(ctx, s, config.InternalKey, config.InternalKeyFile, log, func(keys []string) { client.SetKey(keys[0]) })
+	// The "listening" line describes the public listener; this one the
+	// internal hop (web is the TLS client there).
+	log.Info("services hop", "url", servicesURL, "tls", clientTLS != nil, "client_certificate", clientTLS != nil && len(clientTLS.Certificates) > 0)
 	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler(), publicTLS)
 }
 

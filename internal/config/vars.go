@@ -62,7 +62,7 @@ var (
 	URL               = Var{"DEPOT_URL", "", "address of depot's web tier, for the command-line client (upload, download, ls, rm)"}
 	Token             = Var{"DEPOT_TOKEN", "", "personal access token of the command-line client"}
 	TrustedUserHeader = Var{"DEPOT_TRUSTED_USER_HEADER", "", "header carrying the user authenticated by a single-sign-on proxy (web); off when empty"}
-	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the proxies whose user header web honours"}
+	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured"}
 	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
 )
 

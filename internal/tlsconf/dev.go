@@ -25,8 +25,10 @@ var DevFiles = []string{
 // tests into dir: a server certificate for the services tier and one for the
 // web tier (both valid for hosts), and a client certificate for the web
 // tier's side of the internal hop. Keys are ECDSA P-256, valid for lifetime.
+// Missing directories are created 0755 (the service users must reach their
+// files; every private key is written 0600, certificates 0644).
 func WriteDev(dir string, hosts []string, lifetime time.Duration) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	now := time.Now().Add(-time.Hour)

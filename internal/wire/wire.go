@@ -42,6 +42,9 @@ const (
 	HeaderClientIP    = "Depot-Client-Ip"    // the end user's address as web saw it
 	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
 	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
+	// HeaderKeyRejected is set by services on its 401 to a request whose
+	// internal signature it refused (not a user's credentials).
+	HeaderKeyRejected = "Depot-Key-Rejected"
 )
 
 // EncodeKey percent-encodes a key or file name for a header.
