@@ -191,6 +191,7 @@ func decodeError(resp *http.Response) error {
 		// deployment, not of the user's credentials.
 		return ErrKeyRejected
 	}
+	transient := resp.Header.Get(wire.HeaderTransient) != ""
 	var body httpx.ErrorBody
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil || body.Error.Code == "" {
 		code := httpx.CodeOfStatus(resp.StatusCode)
@@ -211,6 +212,9 @@ func decodeError(resp *http.Response) error {
 	e := &depot.Error{Code: body.Error.Code, Message: body.Error.Message}
 	if body.Error.Offset != nil {
 		e.Err = OffsetError{Current: *body.Error.Offset}
+	}
+	if transient {
+		return &netError{err: e} // damaged in transit: retried
 	}
 	return e
 }

@@ -25,8 +25,7 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	r = withToken(r)
 	c := s.callerOf(r)
 	var req wire.CreateUpload
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
+	if !decodeBody(w, r, &req, false) {
 		return
 	}
 	if err := depot.ValidateKey(req.Key); err != nil {
@@ -64,6 +63,25 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set(wire.HeaderOffset, "0")
 	httpx.WriteJSON(w, http.StatusCreated, u)
+}
+
+// decodeBody decodes r's JSON body into v (an empty body only when
+// allowEmpty). A body cut short in transit (a connection that failed inside
+// it) is not the caller's mistake: it is answered 503 marked
+// HeaderTransient, which web retries; malformed JSON is 400. It reports
+// whether v was decoded, having answered otherwise.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+	err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v)
+	switch {
+	case err == nil, err == io.EOF && allowEmpty:
+		return true
+	case errors.Is(err, io.ErrUnexpectedEOF) || r.ContentLength > 0 && err == io.EOF:
+		w.Header().Set(wire.HeaderTransient, "1")
+		httpx.WriteError(w, depot.Errorf(depot.CodeUnavailable, "the request body was cut short in transit"))
+	default:
+		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
+	}
+	return false
 }
 
 // ownUpload loads upload id and checks that the caller created it (or is an
@@ -181,8 +199,7 @@ func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
 	c := s.callerOf(r)
 	var req wire.CompleteUpload
 	req.Size = -1
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil && err != io.EOF {
-		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
+	if !decodeBody(w, r, &req, true) {
 		return
 	}
 	u, err := s.ownUpload(r, c)

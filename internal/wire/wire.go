@@ -45,6 +45,9 @@ const (
 	// HeaderKeyRejected is set by services on its 401 to a request whose
 	// internal signature it refused (not a user's credentials).
 	HeaderKeyRejected = "Depot-Key-Rejected"
+	// HeaderTransient marks an error answer caused by the request being
+	// damaged in transit (e.g. its body cut short): worth a retry.
+	HeaderTransient = "Depot-Transient"
 )
 
 // EncodeKey percent-encodes a key or file name for a header.
