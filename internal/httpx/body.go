@@ -34,10 +34,19 @@ func (p *ProgressReader) renew(now time.Time) {
 	p.renewed = now
 }
 
-// Read reads from the body and renews the deadline on progress.
+// Read reads from the body and renews the deadline on progress. At the end
+// of the body (or on a read error) it clears the deadline at once: net/http
+// then starts its background read of the connection, which would otherwise
+// inherit the deadline, time out while the handler still works (e.g. a
+// commit that takes longer than idle), and cancel the context of every later
+// request on that keep-alive connection.
 func (p *ProgressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.n += int64(n)
+	if err != nil {
+		p.Done()
+		return n, err
+	}
 	if n > 0 && p.idle > 0 {
 		if now := time.Now(); now.Sub(p.renewed) > p.idle/4 {
 			p.renew(now)
@@ -50,7 +59,8 @@ func (p *ProgressReader) Read(b []byte) (int, error) {
 func (p *ProgressReader) N() int64 { return p.n }
 
 // Done clears the read deadline once the body is consumed, so that the
-// connection can be reused for the next request.
+// connection can be reused for the next request. Read calls it at the end of
+// the body; call it too when a handler stops reading early.
 func (p *ProgressReader) Done() { _ = p.rc.SetReadDeadline(time.Time{}) }
 
 // CopyBuffer copies src to dst with a buffer of the given size, never letting
