@@ -497,6 +497,26 @@ func closeIdle() {
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 }
 
+// testSeed returns the seed of a test's fault plan: fixed (def) so that CI
+// is repeatable, or DEPOT_TEST_SEED: "random" (the clock) or a number, to
+// explore other plans. It logs the seed, so that a failure can be replayed.
+func testSeed(t *testing.T, def uint64) uint64 {
+	seed := def
+	switch v := os.Getenv("DEPOT_TEST_SEED"); v {
+	case "":
+	case "random":
+		seed = uint64(time.Now().UnixNano())
+	default:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("DEPOT_TEST_SEED=%q: want random or a number", v)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (DEPOT_TEST_SEED=random explores others)", seed)
+	return seed
+}
+
 // TestResilienceFaults uploads 200 files of random sizes (0 B to 64 MiB)
 // over tus through two fault-injecting proxies, client↔web and
 // web↔services, that reset and close connections at random byte offsets,
@@ -511,19 +531,7 @@ func TestResilienceFaults(t *testing.T) {
 		closeIdle()
 		goleak.VerifyNone(t, ignore)
 	})
-	// A fixed seed keeps CI repeatable; DEPOT_TEST_SEED=random (or a number)
-	// explores other fault plans.
-	seed := uint64(1795978337127361328)
-	switch v := os.Getenv("DEPOT_TEST_SEED"); v {
-	case "":
-	case "random":
-		seed = uint64(time.Now().UnixNano())
-	default:
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			seed = n
-		}
-	}
-	t.Logf("seed %d", seed)
+	seed := testSeed(t, 1795978337127361328)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	metricsAddr := freeAddr(t)
 	mix := defaultMix(0.2, 2*time.Second)
@@ -618,8 +626,7 @@ func TestResilienceFaults(t *testing.T) {
 // TestResilienceConcurrent runs 32 resumable uploads at once through both
 // fault-injecting proxies; all complete byte-exact.
 func TestResilienceConcurrent(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testSeed(t, 1795985324851391848)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	c, front, back := faultedCluster(t, defaultMix(0.3, 2*time.Second), seed, 64, "")
 	var jobs []job
