@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"strings"
 
@@ -31,7 +32,7 @@ var serveVars = []config.Var{
 	config.TLSCert, config.TLSKey, config.InternalTLSCert, config.InternalTLSKey, config.InternalClientCA,
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
-	config.MaxHeaderBytes, config.MetricsAddr, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
+	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
 }
 
 func serveCmd(e *env) *cobra.Command {
@@ -282,11 +283,26 @@ func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), er
 	if addr == "" {
 		return func() {}, nil
 	}
+	var h http.Handler = m.Handler()
+	switch s.get(config.Pprof) {
+	case "on":
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", h)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		h = mux
+	case "off", "":
+	default:
+		return nil, usageErr("%s must be on or off", config.Pprof.Env)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
-	srv := httpx.NewServer(context.Background(), m.Handler(), log, httpx.ServerOptions{})
+	srv := httpx.NewServer(context.Background(), h, log, httpx.ServerOptions{})
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
