@@ -2,7 +2,7 @@ package httpx
 
 import (
 	"io"
-	"net"
+
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -36,12 +36,6 @@ func TestProgressReaderKeepsConnectionUsable(t *testing.T) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
-	conns := 0
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns++
-		}
-	}
 	for i, method := range []string{http.MethodPut, http.MethodHead, http.MethodHead} {
 		req, _ := http.NewRequest(method, srv.URL, nil)
 		if method == http.MethodPut {
@@ -60,10 +54,6 @@ func TestProgressReaderKeepsConnectionUsable(t *testing.T) {
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("request %d (%s): %d", i, method, resp.StatusCode)
 		}
-	}
-	if conns != 1 {
-		// Not the situation the test is about; it still must pass.
-		t.Logf("%d connections (the test wants the requests to share one)", conns)
 	}
 }
 
