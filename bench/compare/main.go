@@ -26,10 +26,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"depot/bench/internal/benchkit"
 )
 
 func main() {
@@ -58,24 +59,6 @@ type options struct {
 	dir            string
 	nginx, tusd    string
 	depotEnv       []string
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suf string
-		m   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if strings.HasSuffix(s, u.suf) {
-			mult, s = u.m, strings.TrimSuffix(s, u.suf)
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("bad size %q (want e.g. 2GiB, 256MiB, 4KiB)", s)
-	}
-	return v * mult, nil
 }
 
 var allSystems = []struct {
@@ -129,13 +112,13 @@ func run() error {
 		}
 	}
 	var err error
-	if o.size, err = parseSize(*size); err != nil {
+	if o.size, err = benchkit.ParseSize(*size); err != nil {
 		return err
 	}
-	if o.concSize, err = parseSize(*concSize); err != nil {
+	if o.concSize, err = benchkit.ParseSize(*concSize); err != nil {
 		return err
 	}
-	if o.fileSize, err = parseSize(*fileSize); err != nil {
+	if o.fileSize, err = benchkit.ParseSize(*fileSize); err != nil {
 		return err
 	}
 	for _, f := range strings.Split(*conc, ",") {
@@ -293,36 +276,18 @@ func findNginx(flagPath string) string {
 // that may upload to cohort "b", and its token. Every depot measurement
 // starts from a copy of it.
 func (b *bench) prepareDepot() error {
-	b.depotBin = filepath.Join(b.work, "depot")
 	fmt.Fprintln(os.Stderr, "building ./cmd/depot")
-	if out, err := exec.Command("go", "build", "-o", b.depotBin, "./cmd/depot").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
+	bin, err := benchkit.Build(b.work)
+	if err != nil {
+		return err
 	}
+	b.depotBin = bin
 	b.template = filepath.Join(b.work, "template")
 	if err := os.Mkdir(b.template, 0o755); err != nil {
 		return err
 	}
-	db := "DEPOT_DATABASE_URL=sqlite://" + filepath.Join(b.template, "depot.db")
-	cli := func(args ...string) (string, error) {
-		cmd := exec.Command(b.depotBin, args...)
-		cmd.Env = append(os.Environ(), db)
-		out, err := cmd.Output()
-		if ee, ok := err.(*exec.ExitError); ok {
-			err = fmt.Errorf("depot %v: %v: %s", args, err, ee.Stderr)
-		}
-		return string(out), err
-	}
-	for _, args := range [][]string{{"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if _, err := cli(args...); err != nil {
-			return err
-		}
-	}
-	out, err := cli("tokens", "create", "bench")
-	if err != nil {
-		return err
-	}
-	b.token = strings.TrimSpace(out)
-	return nil
+	b.token, err = benchkit.Account(bin, "sqlite://"+filepath.Join(b.template, "depot.db"))
+	return err
 }
 
 func human(n int64) string {
@@ -357,16 +322,4 @@ func kvs(v []kv, format string) string {
 		parts = append(parts, x.k+" "+fmt.Sprintf(format, x.v))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"depot/bench/internal/benchkit"
 )
 
 // group is one measured party (a process, or nginx's master and workers).
@@ -62,26 +61,11 @@ func groupCPU(g group) float64 {
 	return t
 }
 
-// statusKiB reads one field (VmHWM, VmRSS) of /proc/<pid>/status in KiB.
-func statusKiB(pid int, field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
-}
-
 // groupHWM is the sum of the peak RSS of the group's processes, in MiB.
 func groupHWM(g group) float64 {
 	var t int64
 	for _, p := range g.pids() {
-		t += statusKiB(p, "VmHWM")
+		t += max(benchkit.VmHWM(p), 0)
 	}
 	return float64(t) / 1024
 }
@@ -130,45 +114,5 @@ func waitTCP(addr string, d time.Duration) error {
 			return fmt.Errorf("%s not reachable: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// startDepot starts `depot serve` and returns it with the address from its
-// "listening" log line.
-func startDepot(bin string, env ...string) (*exec.Cmd, string, error) {
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, "", err
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr, Level string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && (rec.Level == "WARN" || rec.Level == "ERROR") {
-				fmt.Fprintf(os.Stderr, "depot: %s\n", sc.Bytes())
-			}
-			if rec.Msg == "listening" {
-				select {
-				case addr <- rec.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return cmd, a, nil
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, "", fmt.Errorf("depot %v did not start", env)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"depot/bench/internal/benchkit"
 )
 
 type row struct {
@@ -45,7 +47,7 @@ func medianKV(samples []sample, get func(sample) []kv) []kv {
 	}
 	var out []kv
 	for _, k := range keys {
-		out = append(out, kv{k, median(vals[k])})
+		out = append(out, kv{k, benchkit.Median(vals[k])})
 	}
 	return out
 }
@@ -61,7 +63,7 @@ func makeTable(sc scenario, order []string, res map[string][]sample) table {
 		for _, s := range ss {
 			v, p50, p99 = append(v, s.mibps), append(p50, s.p50), append(p99, s.p99)
 		}
-		t.rows = append(t.rows, row{name: name, val: median(v), p50: median(p50), p99: median(p99),
+		t.rows = append(t.rows, row{name: name, val: benchkit.Median(v), p50: benchkit.Median(p50), p99: benchkit.Median(p99),
 			cpu: medianKV(ss, func(s sample) []kv { return s.cpu }), rss: medianKV(ss, func(s sample) []kv { return s.rss }), runs: len(ss)})
 	}
 	var ng float64

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"depot/bench/internal/benchkit"
 	"depot/internal/httpauth"
 )
 
@@ -433,7 +434,7 @@ func (b *bench) startDepot(sc scenario, servicesOnly bool) (svc, web *exec.Cmd, 
 	svcEnv := []string{"DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0",
 		"DEPOT_INTERNAL_KEYS=" + internalKey, "DEPOT_STORAGE_URL=file://" + filepath.Join(dir, "files"),
 		"DEPOT_DATABASE_URL=sqlite://" + filepath.Join(dir, "depot.db"), "DEPOT_MAINTENANCE=off"}
-	svc, svcAddr, err = startDepot(b.depotBin, append(svcEnv, b.depotEnv...)...)
+	svc, svcAddr, err = benchkit.Serve(b.depotBin, append(svcEnv, b.depotEnv...)...)
 	if err != nil {
 		return
 	}
@@ -446,7 +447,7 @@ func (b *bench) startDepot(sc scenario, servicesOnly bool) (svc, web *exec.Cmd, 
 	if sc.small() || sc.streams > 1 { // default limits are 8 uploads per user and 16 buffers
 		env = append(env, "DEPOT_MAX_UPLOADS_PER_USER=128", "DEPOT_MAX_BUFFERS=64")
 	}
-	web, webAddr, err = startDepot(b.depotBin, append(env, b.depotEnv...)...)
+	web, webAddr, err = benchkit.Serve(b.depotBin, append(env, b.depotEnv...)...)
 	if err != nil {
 		return
 	}

@@ -13,22 +13,21 @@
 package main
 
 import (
-	"depot/bench/internal/benchkit"
 	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"depot/bench/internal/benchkit"
 )
 
 func main() {
@@ -58,21 +57,15 @@ func run(size int64, runs, chunk int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "depot")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/depot").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
-	}
-	db := "sqlite://" + filepath.Join(dir, "depot.db")
-	for _, args := range [][]string{{"migrate"}, {"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if out, err := benchkit.CLI(bin, db, args...); err != nil {
-			return fmt.Errorf("%v: %v: %s", args, err, out)
-		}
-	}
-	out, err := benchkit.CLI(bin, db, "tokens", "create", "bench")
+	bin, err := benchkit.Build(dir)
 	if err != nil {
 		return err
 	}
-	token := strings.TrimSpace(out)
+	db := "sqlite://" + filepath.Join(dir, "depot.db")
+	token, err := benchkit.Account(bin, db)
+	if err != nil {
+		return err
+	}
 	svc, svcAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
 		"DEPOT_STORAGE_URL=file://"+filepath.Join(dir, "files"), "DEPOT_DATABASE_URL="+db)
 	if err != nil {
@@ -155,22 +148,13 @@ func run(size int64, runs, chunk int) error {
 
 func mibps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 
-// gen returns bytes [off, size) of a deterministic pseudo-random stream.
-func gen(size int64, seed int, off int64) io.Reader {
-	var s [32]byte
-	s[0] = byte(seed)
-	r := io.LimitReader(rand.NewChaCha8(s), size)
-	io.CopyN(io.Discard, r, off)
-	return r
-}
-
 type client struct {
 	token string
 	hc    *http.Client
 }
 
 func (c *client) put(base, name string, size int64, seed int) error {
-	req, err := http.NewRequest("PUT", base+"/api/v1/files/b/"+name, gen(size, seed, 0))
+	req, err := http.NewRequest("PUT", base+"/api/v1/files/b/"+name, benchkit.Payload(size, seed, 0))
 	if err != nil {
 		return err
 	}
@@ -237,7 +221,7 @@ func (c *counter) Read(p []byte) (int, error) {
 // patch sends bytes [off, size) and returns the new offset and the body
 // bytes the transport took.
 func (c *client) patch(base, loc string, size, off int64, seed int) (int64, int64, error) {
-	body := &counter{r: gen(size, seed, off)}
+	body := &counter{r: benchkit.Payload(size, seed, off)}
 	resp, err := c.tus("PATCH", base+loc, body, size-off, map[string]string{"Upload-Offset": strconv.FormatInt(off, 10)})
 	if err != nil {
 		return 0, body.n, err

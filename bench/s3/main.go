@@ -19,24 +19,23 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"depot/bench/internal/benchkit"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"depot/bench/internal/benchkit"
 )
 
 const internalKey = "0123456789abcdef0123456789abcdef"
@@ -100,21 +99,15 @@ func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
 	}
 	prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 
-	bin := filepath.Join(dir, "depot")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/depot").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
-	}
-	db := "sqlite://" + filepath.Join(dir, "depot.db")
-	for _, args := range [][]string{{"migrate"}, {"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if out, err := benchkit.CLI(bin, db, args...); err != nil {
-			return fmt.Errorf("%v: %v: %s", args, err, out)
-		}
-	}
-	out, err := benchkit.CLI(bin, db, "tokens", "create", "bench")
+	bin, err := benchkit.Build(dir)
 	if err != nil {
 		return err
 	}
-	token := strings.TrimSpace(out)
+	db := "sqlite://" + filepath.Join(dir, "depot.db")
+	token, err := benchkit.Account(bin, db)
+	if err != nil {
+		return err
+	}
 	storageURL := fmt.Sprintf("s3://%s/%s/depot?endpoint=%s&region=us-east-1", bucket, prefix, endpoint)
 	svc, svcAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+internalKey,
 		"DEPOT_STORAGE_URL="+storageURL, "DEPOT_DATABASE_URL="+db, "DEPOT_MAINTENANCE=off",
@@ -208,10 +201,8 @@ func mibps(size int64, d time.Duration) float64 { return float64(size) / (1 << 2
 // gen returns size deterministic pseudo-random bytes, generated on the fly,
 // and a function that reports their SHA-256 once read.
 func gen(size int64, seed int) (io.Reader, func() string) {
-	var s [32]byte
-	s[0] = byte(seed)
 	h := sha256.New()
-	return io.TeeReader(io.LimitReader(rand.NewChaCha8(s), size), h), func() string { return hex.EncodeToString(h.Sum(nil)) }
+	return io.TeeReader(benchkit.Payload(size, seed, 0), h), func() string { return hex.EncodeToString(h.Sum(nil)) }
 }
 
 // startVersitygw runs versitygw over dir on a free loopback port.

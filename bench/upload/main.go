@@ -8,18 +8,15 @@
 package main
 
 import (
-	"depot/bench/internal/benchkit"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"depot/bench/internal/benchkit"
 	"depot/internal/httpauth"
 )
 
@@ -50,21 +47,15 @@ func run(size int64, runs int, chunk string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "depot")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/depot").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
-	}
-	db := "sqlite://" + filepath.Join(dir, "depot.db")
-	for _, args := range [][]string{{"users", "add", "bench"}, {"cohorts", "add", "b"}, {"cohorts", "grant", "bench", "b", "uploader"}} {
-		if out, err := benchkit.CLI(bin, db, args...); err != nil {
-			return fmt.Errorf("%v: %v: %s", args, err, out)
-		}
-	}
-	out, err := benchkit.CLI(bin, db, "tokens", "create", "bench")
+	bin, err := benchkit.Build(dir)
 	if err != nil {
 		return err
 	}
-	token := strings.TrimSpace(out)
+	db := "sqlite://" + filepath.Join(dir, "depot.db")
+	token, err := benchkit.Account(bin, db)
+	if err != nil {
+		return err
+	}
 	svc, svcAddr, err := benchkit.Serve(bin, "DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0", "DEPOT_INTERNAL_KEYS="+key,
 		"DEPOT_STORAGE_URL=file://"+filepath.Join(dir, "files"), "DEPOT_DATABASE_URL="+db)
 	if err != nil {
@@ -79,7 +70,7 @@ func run(size int64, runs int, chunk string) error {
 	defer benchkit.Stop(web)
 
 	direct := func(i int) (*http.Request, error) {
-		req, err := http.NewRequest("PUT", "http://"+svcAddr+"/internal/v1/object", gen(size, i))
+		req, err := http.NewRequest("PUT", "http://"+svcAddr+"/internal/v1/object", benchkit.Payload(size, i, 0))
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +81,7 @@ func run(size int64, runs int, chunk string) error {
 		return req, nil
 	}
 	viaWeb := func(i int) (*http.Request, error) {
-		req, err := http.NewRequest("PUT", fmt.Sprintf("http://%s/api/v1/files/b/web-%d.bin", webAddr, i), gen(size, i))
+		req, err := http.NewRequest("PUT", fmt.Sprintf("http://%s/api/v1/files/b/web-%d.bin", webAddr, i), benchkit.Payload(size, i, 0))
 		if err != nil {
 			return nil, err
 		}
@@ -118,13 +109,6 @@ func run(size int64, runs int, chunk string) error {
 	fmt.Printf("web peak RSS (VmHWM)         : %7.1f MiB\n", float64(benchkit.VmHWM(web.Process.Pid))/1024)
 	fmt.Printf("services peak RSS (VmHWM)    : %7.1f MiB\n", float64(benchkit.VmHWM(svc.Process.Pid))/1024)
 	return nil
-}
-
-// gen returns size deterministic pseudo-random bytes, generated on the fly.
-func gen(size int64, seed int) io.Reader {
-	var s [32]byte
-	s[0] = byte(seed)
-	return io.LimitReader(rand.NewChaCha8(s), size)
 }
 
 func timeUpload(mk func(int) (*http.Request, error), size int64, i int) (float64, error) {
