@@ -1,24 +1,22 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"depot/storage/s3store/s3test"
 )
 
 // The S3 server of the e2e tests: one versitygw process per test binary,
@@ -40,40 +38,10 @@ var s3srv struct {
 	buckets  int
 }
 
-// versitygwBinary returns the path of versitygw ($DEPOT_VERSITYGW or
-// .cache/bin/versitygw at the module root), building it with
-// scripts/s3-server.sh install when CI=true. It returns a skip reason
-// when the binary is missing outside CI.
-func versitygwBinary() (bin, skip string, err error) {
-	root, err := filepath.Abs("..") // tests run in e2e/
-	if err != nil {
-		return "", "", err
-	}
-	bin = os.Getenv("DEPOT_VERSITYGW")
-	if bin == "" {
-		bin = filepath.Join(root, ".cache", "bin", "versitygw")
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin, "", nil
-	}
-	if os.Getenv("CI") != "true" {
-		return "", fmt.Sprintf("versitygw not installed at %s (run scripts/s3-server.sh install)", bin), nil
-	}
-	cmd := exec.Command(filepath.Join(root, "scripts", "s3-server.sh"), "install")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("scripts/s3-server.sh install: %v\n%s", err, out)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return "", "", fmt.Errorf("versitygw still missing after install: %v", err)
-	}
-	return bin, "", nil
-}
-
 // startS3Server starts versitygw over a temporary directory on a free
 // loopback port, once per test binary.
 func startS3Server() {
-	bin, skip, err := versitygwBinary()
+	bin, skip, err := s3test.Binary()
 	if skip != "" || err != nil {
 		s3srv.skip, s3srv.err = skip, err
 		return
@@ -83,68 +51,20 @@ func startS3Server() {
 		s3srv.err = err
 		return
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := s3test.Start(bin, dir, s3AccessKey, s3SecretKey)
 	if err != nil {
+		os.RemoveAll(dir)
 		s3srv.err = err
 		return
 	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--port", addr, "posix", dir)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3AccessKey, "ROOT_SECRET_KEY="+s3SecretKey)
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		s3srv.err = err
-		return
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	afterAll = append(afterAll, func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		srv.Stop()
 		os.RemoveAll(dir)
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			s3srv.err = fmt.Errorf("versitygw exited:\n%s", logs.String())
-			return
-		default:
-		}
-		if time.Now().After(deadline) {
-			s3srv.err = fmt.Errorf("versitygw did not listen on %s:\n%s", addr, logs.String())
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s3srv.endpoint = "http://" + addr
-	s3srv.client, s3srv.err = minio.New(addr, &minio.Options{
+	s3srv.endpoint = srv.Endpoint
+	s3srv.client, s3srv.err = minio.New(srv.Addr, &minio.Options{
 		Creds: credentials.NewStaticV4(s3AccessKey, s3SecretKey, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath,
 	})
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // s3Storage returns the storage options of a cluster on S3: a fresh bucket

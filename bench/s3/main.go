@@ -24,11 +24,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -36,6 +34,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"depot/bench/internal/benchkit"
+	"depot/storage/s3store/s3test"
 )
 
 const internalKey = "0123456789abcdef0123456789abcdef"
@@ -71,14 +70,15 @@ func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
 	ctx := context.Background()
 
 	access, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	var gwCmd *exec.Cmd
+	var gwSrv *s3test.Server
 	if endpoint == "" {
 		access, secret = "depotbenchaccess", "depotbenchsecret0123456789"
-		gwCmd, endpoint, err = startVersitygw(gw, filepath.Join(dir, "s3"), access, secret)
+		gwSrv, err = s3test.Start(gw, filepath.Join(dir, "s3"), access, secret)
 		if err != nil {
 			return err
 		}
-		defer benchkit.Stop(gwCmd)
+		defer gwSrv.Stop()
+		endpoint = gwSrv.Endpoint
 	}
 	eu, err := url.Parse(endpoint)
 	if err != nil {
@@ -190,8 +190,8 @@ func run(size int64, runs int, chunk, gw, endpoint, bucket string) error {
 	fmt.Printf("ratio (b)/(a)                         : %7.2f\n", mb/ma)
 	fmt.Printf("web peak RSS (VmHWM)                  : %7.1f MiB\n", float64(benchkit.VmHWM(web.Process.Pid))/1024)
 	fmt.Printf("services peak RSS (VmHWM)             : %7.1f MiB\n", float64(benchkit.VmHWM(svc.Process.Pid))/1024)
-	if gwCmd != nil {
-		fmt.Printf("versitygw peak RSS (VmHWM)            : %7.1f MiB\n", float64(benchkit.VmHWM(gwCmd.Process.Pid))/1024)
+	if gwSrv != nil {
+		fmt.Printf("versitygw peak RSS (VmHWM)            : %7.1f MiB\n", float64(benchkit.VmHWM(gwSrv.Pid()))/1024)
 	}
 	return nil
 }
@@ -203,37 +203,4 @@ func mibps(size int64, d time.Duration) float64 { return float64(size) / (1 << 2
 func gen(size int64, seed int) (io.Reader, func() string) {
 	h := sha256.New()
 	return io.TeeReader(benchkit.Payload(size, seed, 0), h), func() string { return hex.EncodeToString(h.Sum(nil)) }
-}
-
-// startVersitygw runs versitygw over dir on a free loopback port.
-func startVersitygw(bin, dir, access, secret string) (*exec.Cmd, string, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, "", fmt.Errorf("versitygw: %v (run scripts/s3-server.sh install)", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--port", addr, "posix", dir)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+access, "ROOT_SECRET_KEY="+secret)
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return cmd, "http://" + addr, nil
-		}
-		if time.Now().After(deadline) {
-			benchkit.Stop(cmd)
-			return nil, "", fmt.Errorf("versitygw did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

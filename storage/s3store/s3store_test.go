@@ -10,10 +10,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -24,6 +20,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"depot/storage"
+	"depot/storage/s3store/s3test"
 	"depot/storage/storagetest"
 )
 
@@ -39,105 +36,33 @@ type server struct {
 	creds    *credentials.Credentials
 }
 
-// moduleRoot walks up from the working directory to go.mod.
-func moduleRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-// versitygw returns the path of the versitygw binary: $DEPOT_VERSITYGW or
-// .cache/bin/versitygw. When it is missing the test is skipped, except
-// with CI=true, where scripts/s3-server.sh install builds it.
-func versitygw(t *testing.T) string {
-	root := moduleRoot(t)
-	bin := os.Getenv("DEPOT_VERSITYGW")
-	if bin == "" {
-		bin = filepath.Join(root, ".cache", "bin", "versitygw")
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if os.Getenv("CI") != "true" {
-		t.Skipf("versitygw not installed at %s (run scripts/s3-server.sh install)", bin)
-	}
-	cmd := exec.Command(filepath.Join(root, "scripts", "s3-server.sh"), "install")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/s3-server.sh install: %v\n%s", err, out)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("versitygw still missing after install: %v", err)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer starts versitygw on a free loopback port over a temporary
-// directory; it is stopped when t ends.
+// directory; it is stopped when t ends. Without versitygw the test is
+// skipped, except with CI=true, where it is built.
 func startServer(t *testing.T) *server {
-	bin := versitygw(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--port", addr, "posix", dir)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+testAccessKey, "ROOT_SECRET_KEY="+testSecretKey)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	bin, skip, err := s3test.Binary()
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	if skip != "" {
+		t.Skip(skip)
+	}
+	srv, err := s3test.Start(bin, t.TempDir(), testAccessKey, testSecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		srv.Stop()
 		if t.Failed() {
-			t.Logf("versitygw output:\n%s", tailOf(logs.String(), 4000))
+			t.Logf("versitygw output:\n%s", tailOf(srv.Logs(), 4000))
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("versitygw exited:\n%s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not listen on %s:\n%s", addr, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	creds := credentials.NewStaticV4(testAccessKey, testSecretKey, "")
-	admin, err := minio.New(addr, &minio.Options{Creds: creds, Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	admin, err := minio.New(srv.Addr, &minio.Options{Creds: creds, Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &server{endpoint: "http://" + addr, admin: admin, creds: creds}
+	return &server{endpoint: srv.Endpoint, admin: admin, creds: creds}
 }
 
 func tailOf(s string, n int) string {
