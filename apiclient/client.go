@@ -246,23 +246,17 @@ func sanitizeHeader(s string) string {
 	}, s)
 }
 
-// Ready checks that services answers its readiness probe.
+// Ready checks that services answers its readiness probe, which it checks
+// signed: a web tier whose key services refuses is not ready.
 func (c *Client) Ready(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.BaseURL+wire.PathReady, nil)
 	if err != nil {
 		return err
 	}
-	httpauth.Sign(req, []byte(c.key.Load().(string)), time.Now())
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req) // signed: a refused key is ErrKeyRejected
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get(wire.HeaderKeyRejected) != "" {
-		return ErrKeyRejected
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("services not ready: %d", resp.StatusCode)
-	}
 	return nil
 }

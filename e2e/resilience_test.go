@@ -27,9 +27,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"depot"
-	"depot/auditdb"
 )
 
 // genAt returns bytes [off, size) of payload(seed, size), generated on the fly.
@@ -326,21 +323,12 @@ func webGoroutines(t *testing.T, addr string) int {
 	return 0
 }
 
-// completedCounts returns the number of upload.completed records per key.
+// completedCounts returns the number of upload.completed records per key
+// under prefix.
 func completedCounts(t *testing.T, c *cluster, prefix string) map[string]int {
 	t.Helper()
-	ctx := context.Background()
-	db, err := auditdb.Open(ctx, c.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	evs, err := db.Events(ctx, auditdb.Filter{Action: depot.ActionUploadCompleted, KeyPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	for _, e := range evs {
+	for _, e := range completedUnder(t, c, prefix) {
 		out[e.Key]++
 	}
 	return out

@@ -120,23 +120,30 @@ func checkAbsent(t *testing.T, c *cluster, rel string) {
 // completedRecords returns the upload.completed audit records of key.
 func completedRecords(t *testing.T, c *cluster, key string) []depot.AuditEvent {
 	t.Helper()
+	var out []depot.AuditEvent
+	for _, e := range completedUnder(t, c, key) {
+		if e.Key == key {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// completedUnder returns the upload.completed audit records of the keys
+// under prefix, read from c's database.
+func completedUnder(t *testing.T, c *cluster, prefix string) []depot.AuditEvent {
+	t.Helper()
 	ctx := context.Background()
 	db, err := auditdb.Open(ctx, c.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	evs, err := db.Events(ctx, auditdb.Filter{Action: depot.ActionUploadCompleted, KeyPrefix: key})
+	evs, err := db.Events(ctx, auditdb.Filter{Action: depot.ActionUploadCompleted, KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []depot.AuditEvent
-	for _, e := range evs {
-		if e.Key == key {
-			out = append(out, e)
-		}
-	}
-	return out
+	return evs
 }
 
 func b64sum(algo string, b []byte) string {
