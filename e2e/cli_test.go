@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -60,14 +59,7 @@ func TestCommandLineClient(t *testing.T) {
 	if err := os.WriteFile(big, bigData, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var slow atomic.Bool
-	slow.Store(true)
-	proxy := newFaultProxy(t, c.web.addr, func(int64) fault {
-		if slow.Load() {
-			return fault{kind: faultSlow, rate: 6 << 20, slowFor: 1 << 40}
-		}
-		return fault{}
-	})
+	proxy, unthrottle := throttledProxy(t, c.web.addr, 6<<20)
 	penv := map[string]string{"DEPOT_URL": proxy.url(), "DEPOT_TOKEN": c.token, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
 	first := exec.Command(binary, "upload", big, "--cohort", "c1", "-q")
 	first.Env = baseEnv(penv)
@@ -77,7 +69,7 @@ func TestCommandLineClient(t *testing.T) {
 	time.Sleep(3 * time.Second) // about 18 MiB at 6 MiB/s
 	_ = first.Process.Signal(syscall.SIGKILL)
 	_ = first.Wait()
-	slow.Store(false)
+	unthrottle()
 	proxy.resetAll()
 
 	out = depotCLI(t, penv, "upload", big, "--cohort", "c1", "-q")

@@ -377,6 +377,21 @@ func (p *faultProxy) handle(client *net.TCPConn, f fault) {
 	finish()
 }
 
+// throttledProxy is a proxy to target whose connections run at rate
+// bytes/s until unthrottle is called; connections opened after that run at
+// full speed.
+func throttledProxy(t *testing.T, target string, rate int64) (p *faultProxy, unthrottle func()) {
+	var slow atomic.Bool
+	slow.Store(true)
+	p = newFaultProxy(t, target, func(int64) fault {
+		if slow.Load() {
+			return fault{kind: faultSlow, rate: rate, slowFor: 1 << 40}
+		}
+		return fault{}
+	})
+	return p, func() { slow.Store(false) }
+}
+
 // faultMix describes random faults: each connection gets one with
 // probability p, of a kind drawn by weight, at a byte offset drawn
 // log-uniformly in [64 B, maxAt) so that small requests are hit as often as

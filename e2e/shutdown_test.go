@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,14 +23,7 @@ func TestGracefulShutdownAndResume(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var slow atomic.Bool
-	slow.Store(true)
-	proxy := newFaultProxy(t, c.web.addr, func(int64) fault {
-		if slow.Load() {
-			return fault{kind: faultSlow, rate: 8 << 20, slowFor: 1 << 40}
-		}
-		return fault{}
-	})
+	proxy, unthrottle := throttledProxy(t, c.web.addr, 8<<20)
 	up := exec.Command(binary, "upload", file, "--cohort", "c1", "-q")
 	up.Env = baseEnv(map[string]string{"DEPOT_URL": proxy.url(), "DEPOT_TOKEN": c.token, "XDG_CACHE_HOME": filepath.Join(dir, "cache")})
 	var out strings.Builder
@@ -61,7 +53,7 @@ func TestGracefulShutdownAndResume(t *testing.T) {
 
 	// A new web process takes over behind the same address; the client,
 	// still retrying, resumes there.
-	slow.Store(false)
+	unthrottle()
 	c.startWeb(c.services.url(), nil)
 	proxy.setTarget(c.web.addr)
 	select {
