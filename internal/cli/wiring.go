@@ -27,7 +27,16 @@ func openStore(ctx context.Context, raw string, opts storage.Options) (*storage.
 		if u.Host != "" || !filepath.IsAbs(u.Path) {
 			return nil, usageErr("DEPOT_STORAGE_URL must be file:///absolute/path")
 		}
-		d, err := localstore.New(u.Path)
+		var lopts localstore.Options
+		for name, vals := range u.Query() {
+			switch {
+			case name == "io" && len(vals) == 1 && (vals[0] == "direct" || vals[0] == "buffered"):
+				lopts.BufferedIO = vals[0] == "buffered"
+			default:
+				return nil, usageErr("DEPOT_STORAGE_URL: unknown option %q for file:// (io=direct or io=buffered)", name)
+			}
+		}
+		d, err := localstore.Open(u.Path, lopts)
 		if err != nil {
 			return nil, usageErr("cannot open storage: %v", err)
 		}

@@ -46,11 +46,15 @@ func (d *Driver) PutAtomic(ctx context.Context, key string, r io.Reader, finish 
 			d.pruneDirs(dir) // leave no empty directory behind a failed write
 		}
 	}()
-	bp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx, r}, *bp)
-	bufPool.Put(bp)
+	direct := d.openDirect(tmp)
+	n, err := d.writeFrom(ctx, f, direct, 0, r)
+	if direct != nil {
+		if cerr := direct.Close(); err == nil && cerr != nil {
+			err = fail("close", cerr)
+		}
+	}
 	if err != nil {
-		return n, fail("write", scrub(err))
+		return n, err
 	}
 	attrs, err := finish(n)
 	if err != nil {

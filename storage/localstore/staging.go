@@ -61,8 +61,9 @@ func (d *Driver) CreateStaging(ctx context.Context, st *storage.Staging) error {
 }
 
 // WriteStaging truncates the staging file to offset and copies r to it from
-// there through a 1 MiB buffer, then fsyncs the file. An offset past the
-// staged data is an error: it would leave a hole of zeros.
+// there (writeFrom: direct I/O for whole blocks where possible), then
+// fsyncs the file. An offset past the staged data is an error: it would
+// leave a hole of zeros.
 func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset int64, r io.Reader) (int64, error) {
 	if err := d.checkStaging(ctx, st); err != nil {
 		return 0, err
@@ -71,14 +72,14 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	if err != nil {
 		return 0, fail("open staging", err)
 	}
-	n, err := writeAt(ctx, f, offset, r)
+	n, err := d.writeAt(ctx, f, partName(st), offset, r)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fail("close staging", cerr)
 	}
 	return n, err
 }
 
-func writeAt(ctx context.Context, f *os.File, offset int64, r io.Reader) (int64, error) {
+func (d *Driver) writeAt(ctx context.Context, f *os.File, name string, offset int64, r io.Reader) (int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, fail("stat staging", err)
@@ -91,16 +92,15 @@ func writeAt(ctx context.Context, f *os.File, offset int64, r io.Reader) (int64,
 			return 0, fail("truncate staging", err)
 		}
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return 0, fail("seek staging", err)
+	direct := d.openDirect(name)
+	n, err := d.writeFrom(ctx, f, direct, offset, r)
+	if direct != nil {
+		if cerr := direct.Close(); err == nil && cerr != nil {
+			err = fail("close staging", cerr)
+		}
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	// Neither side may expose ReaderFrom/WriterTo, or io.CopyBuffer would
-	// bypass the 1 MiB buffer.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx, r}, *bp)
 	if err != nil {
-		return n, fmt.Errorf("localstore: write staging: %w", scrub(err))
+		return n, err
 	}
 	if err := f.Sync(); err != nil {
 		return n, fail("sync staging", err)
