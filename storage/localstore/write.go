@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -49,39 +50,70 @@ func (d *Driver) openDirect(name string) *os.File {
 }
 
 // writeFrom copies r into f from offset on and returns the bytes written.
-// Reads fill a whole buffer before it is written. When direct is not nil (f
-// opened again with O_DIRECT), every whole aligned block goes through it:
-// the device reads the buffer itself, where a write through the page cache
-// costs the CPU a copy of every byte (most of the services tier's CPU time
-// in an upload, measured). Bytes before the first block boundary and after
-// the last go through f; both descriptors write disjoint blocks, which the
-// kernel keeps coherent. A file system that refuses a direct write turns
-// direct writes off for the driver and the bytes go through f. Nothing is
-// fsynced here.
+// Reading and writing overlap: one buffer fills from r (and is hashed by
+// the Store's reader) while the previous one is written, each buffer full
+// before it is written. When direct is not nil (f opened again with
+// O_DIRECT), every whole aligned block goes through it: the device reads
+// the buffer itself, where a write through the page cache costs the CPU a
+// copy of every byte (most of the services tier's CPU time in an upload,
+// measured). Bytes before the first block boundary and after the last go
+// through f; both descriptors write disjoint blocks, which the kernel keeps
+// coherent. A file system that refuses a direct write turns direct writes
+// off for the driver and the bytes go through f. Nothing is fsynced here.
 func (d *Driver) writeFrom(ctx context.Context, f, direct *os.File, offset int64, r io.Reader) (int64, error) {
-	buf := d.bufs.get()
-	defer d.bufs.put(buf)
+	type filled struct {
+		buf []byte
+		pos int64
+	}
+	free := make(chan []byte, 2)
+	free <- d.bufs.get()
+	free <- d.bufs.get()
+	full := make(chan filled)
+	var failed atomic.Bool
+	werr := make(chan error, 1)
+	go func() { // the writer: one buffer at a time, in order
+		var err error
+		for b := range full {
+			if err == nil {
+				if err = d.writeBlocks(f, &direct, b.buf, b.pos); err != nil {
+					failed.Store(true)
+				}
+			}
+			free <- b.buf[:cap(b.buf)]
+		}
+		werr <- err
+	}()
+	alignHead := direct != nil // read by this goroutine only; the writer may clear direct
 	src := ctxReader{ctx, r}
 	pos := offset
-	for {
+	var rerr error
+	for rerr == nil && !failed.Load() {
+		buf := <-free
 		want := len(buf)
-		if direct != nil && pos%directAlign != 0 { // fill up to the next block boundary first
+		if alignHead && pos%directAlign != 0 { // fill up to the next block boundary first
 			want = int(directAlign - pos%directAlign)
 		}
-		n, rerr := io.ReadFull(src, buf[:want])
-		if n > 0 {
-			if err := d.writeBlocks(f, &direct, buf[:n], pos); err != nil {
-				return pos - offset, fmt.Errorf("localstore: write: %w", scrub(err))
-			}
-			pos += int64(n)
+		var n int
+		n, rerr = io.ReadFull(src, buf[:want])
+		if n == 0 {
+			free <- buf
+			continue
 		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return pos - offset, nil
-		case rerr != nil:
-			return pos - offset, fmt.Errorf("localstore: write: %w", scrub(rerr))
-		}
+		full <- filled{buf[:n], pos}
+		pos += int64(n)
 	}
+	close(full)
+	err := <-werr
+	d.bufs.put(<-free)
+	d.bufs.put(<-free)
+	if err != nil {
+		// Bytes handed to the writer after the failed one were not written.
+		return 0, fmt.Errorf("localstore: write: %w", scrub(err))
+	}
+	if rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+		return pos - offset, fmt.Errorf("localstore: write: %w", scrub(rerr))
+	}
+	return pos - offset, nil
 }
 
 // writeBlocks writes b at pos: its aligned prefix through *direct when
