@@ -6,6 +6,7 @@
 package apiclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -56,6 +57,8 @@ type Client struct {
 	cfg  Config
 	http *http.Client
 	bufs *bufferPool
+
+	wholeBodies atomic.Int64 // request bodies written in one call (wholeChunkConn)
 }
 
 // New returns a Client.
@@ -75,9 +78,10 @@ func New(cfg Config) *Client {
 		cfg.ResponseHeaderTimeout = 60 * time.Second
 	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	c := &Client{cfg: cfg}
 	tr := &http.Transport{
 		Proxy:                 nil, // the internal hop never goes through a proxy
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialWholeChunks((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext, &c.wholeBodies),
 		TLSClientConfig:       cfg.TLS,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -93,7 +97,7 @@ func New(cfg Config) *Client {
 		cfg.MaxBuffers = 16
 	}
 	// No http.Client.Timeout: it would bound whole streams.
-	c := &Client{cfg: cfg, http: &http.Client{Transport: tr}, bufs: newBufferPool(cfg.ChunkSize, cfg.MaxBuffers)}
+	c.http, c.bufs = &http.Client{Transport: tr}, newBufferPool(cfg.ChunkSize, cfg.MaxBuffers)
 	c.key.Store(cfg.Key)
 	return c
 }
@@ -139,6 +143,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+path, body)
 	if err != nil {
 		return nil, depot.WrapError(depot.CodeInternal, "bad internal request", err)
+	}
+	if br, ok := body.(*bytes.Reader); ok && br.Len() > 0 {
+		setChunkBody(req, br)
 	}
 	h := req.Header
 	cl := CallerFrom(ctx)
