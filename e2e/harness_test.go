@@ -59,13 +59,14 @@ type proc struct {
 	mu   sync.Mutex
 	log  bytes.Buffer
 	done chan struct{}
+	read chan struct{} // closed when all of stderr is in log
 }
 
 // start runs "depot serve" with env (and nothing else of DEPOT_*), waits
 // until it logs its listening address and returns it.
 func start(t *testing.T, env map[string]string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, done: make(chan struct{})}
+	p := &proc{t: t, done: make(chan struct{}), read: make(chan struct{})}
 	p.cmd = exec.Command(binary, append([]string{"serve"}, extra...)...)
 	p.cmd.Env = baseEnv(env)
 	if d, ok := env["PWD"]; ok {
@@ -80,6 +81,7 @@ func start(t *testing.T, env map[string]string, extra ...string) *proc {
 	}
 	addrc := make(chan string, 1)
 	go func() {
+		defer close(p.read)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -93,12 +95,18 @@ func start(t *testing.T, env map[string]string, extra ...string) *proc {
 			}
 		}
 	}()
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	go func() {
+		<-p.read // Wait closes the pipe: read it to the end first
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
 	t.Cleanup(func() {
-		p.stop()
 		if t.Failed() {
+			p.dumpGoroutines()
 			t.Logf("log of pid %d (%s):\n%s", p.cmd.Process.Pid, env["DEPOT_ROLE"], p.logs())
+			return
 		}
+		p.stop()
 	})
 	select {
 	case p.addr = <-addrc:
@@ -119,6 +127,24 @@ func (p *proc) logs() string {
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 func (p *proc) url() string { return "http://" + p.addr }
+
+// dumpGoroutines ends a process that is still running with SIGQUIT, so
+// that its log ends with the stacks of all its goroutines: what a hung
+// upload was waiting for.
+func (p *proc) dumpGoroutines() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
 
 // stop terminates the process gracefully (SIGTERM), killing it after 10 s.
 func (p *proc) stop() {

@@ -160,9 +160,10 @@ func (c *tusClient) upload(ctx context.Context, path string, seed uint64, size i
 		return res, nil // completed by the POST
 	}
 	head := func() (int64, error) {
+		first, last := "none", "none"
 		for i := 0; ; i++ {
 			if ctx.Err() != nil {
-				return 0, fmt.Errorf("HEAD %s: %w", path, ctx.Err())
+				return 0, fmt.Errorf("HEAD %s: %w (%d attempts; first answer: %s; last: %s)", path, ctx.Err(), i, first, last)
 			}
 			resp, err := c.req(ctx, http.MethodHead, res.loc, nil, 0, nil)
 			if err == nil && resp.StatusCode == http.StatusOK {
@@ -170,6 +171,14 @@ func (c *tusClient) upload(ctx context.Context, path string, seed uint64, size i
 			}
 			if err == nil && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
 				return 0, fmt.Errorf("HEAD %s: status %d", path, resp.StatusCode)
+			}
+			if err != nil {
+				last = err.Error()
+			} else {
+				last = fmt.Sprintf("%s (request %s)", resp.Status, resp.Header.Get("X-Request-Id"))
+			}
+			if i == 0 {
+				first = last
 			}
 			backoff(i)
 		}
