@@ -131,29 +131,20 @@ func (p *proc) url() string { return "http://" + p.addr }
 // dumpGoroutines ends a process that is still running with SIGQUIT, so
 // that its log ends with the stacks of all its goroutines: what a hung
 // upload was waiting for.
-func (p *proc) dumpGoroutines() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *proc) dumpGoroutines() { p.end(syscall.SIGQUIT) }
 
-// stop terminates the process gracefully (SIGTERM), killing it after 10 s.
-func (p *proc) stop() {
+// stop terminates the process gracefully (SIGTERM).
+func (p *proc) stop() { p.end(syscall.SIGTERM) }
+
+// end sends sig to a process that is still running and waits for it to
+// exit, killing it after 10 s.
+func (p *proc) end(sig syscall.Signal) {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):

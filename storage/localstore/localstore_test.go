@@ -17,20 +17,28 @@ import (
 	"depot/storage/storagetest"
 )
 
+// TestDriver runs the conformance suite with direct I/O on (the default)
+// and off.
 func TestDriver(t *testing.T) {
-	storagetest.RunDriverTests(t, storagetest.Harness{
-		New: func(t *testing.T) storage.Driver { return newDriver(t, t.TempDir()) },
-		Reopen: func(t *testing.T, d storage.Driver) storage.Driver {
-			return newDriver(t, d.(*Driver).dir)
-		},
-	})
+	for name, opts := range map[string]Options{"direct": {}, "buffered": {BufferedIO: true}} {
+		t.Run(name, func(t *testing.T) {
+			storagetest.RunDriverTests(t, storagetest.Harness{
+				New: func(t *testing.T) storage.Driver { return openDriver(t, t.TempDir(), opts) },
+				Reopen: func(t *testing.T, d storage.Driver) storage.Driver {
+					return openDriver(t, d.(*Driver).dir, opts)
+				},
+			})
+		})
+	}
 }
 
-func newDriver(t *testing.T, dir string) *Driver {
+func newDriver(t *testing.T, dir string) *Driver { return openDriver(t, dir, Options{}) }
+
+func openDriver(t *testing.T, dir string, opts Options) *Driver {
 	t.Helper()
-	d, err := New(dir)
+	d, err := Open(dir, opts)
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	return d
 }

@@ -9,27 +9,7 @@ import (
 	"testing"
 
 	"depot/storage"
-	"depot/storage/storagetest"
 )
-
-// TestDriverBufferedIO runs the conformance suite with direct I/O off.
-func TestDriverBufferedIO(t *testing.T) {
-	storagetest.RunDriverTests(t, storagetest.Harness{
-		New: func(t *testing.T) storage.Driver { return openBuffered(t, t.TempDir()) },
-		Reopen: func(t *testing.T, d storage.Driver) storage.Driver {
-			return openBuffered(t, d.(*Driver).dir)
-		},
-	})
-}
-
-func openBuffered(t *testing.T, dir string) *Driver {
-	t.Helper()
-	d, err := Open(dir, Options{BufferedIO: true})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return d
-}
 
 // TestWritesAtAnyAlignment appends pieces of awkward sizes (around block
 // and buffer boundaries), rewinds to unaligned offsets and checks the staged
