@@ -1,7 +1,9 @@
 package httpx
 
 import (
+	"context"
 	"io"
+	"log/slog"
 
 	"net/http"
 	"net/http/httptest"
@@ -77,4 +79,24 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	copy(p[:n], strings.Repeat("x", n))
 	s.left -= n
 	return n, nil
+}
+
+// TestCancelledConnectionIsClosed: a request that arrives with its context
+// already ended is answered 503 with Connection: close (so the client
+// reconnects) and never reaches the handler; a live one does.
+func TestCancelledConnectionIsClosed(t *testing.T) {
+	reached := 0
+	h := closeCancelled(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached++ }), slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/api/v1/uploads/x", nil).WithContext(ctx))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Connection") != "close" || reached != 0 {
+		t.Fatalf("cancelled: status %d, Connection %q, handler reached %d times", rec.Code, rec.Header().Get("Connection"), reached)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, "/api/v1/uploads/x", nil))
+	if reached != 1 || rec.Header().Get("Connection") != "" {
+		t.Fatalf("live request: handler reached %d times, Connection %q", reached, rec.Header().Get("Connection"))
+	}
 }
