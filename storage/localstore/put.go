@@ -46,13 +46,7 @@ func (d *Driver) PutAtomic(ctx context.Context, key string, r io.Reader, finish 
 			d.pruneDirs(dir) // leave no empty directory behind a failed write
 		}
 	}()
-	direct := d.openDirect(tmp)
-	n, err := d.writeFrom(ctx, f, direct, 0, r)
-	if direct != nil {
-		if cerr := direct.Close(); err == nil && cerr != nil {
-			err = fail("close", cerr)
-		}
-	}
+	n, err := d.writeFile(ctx, f, tmp, 0, r)
 	if err != nil {
 		return n, err
 	}

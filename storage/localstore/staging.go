@@ -92,13 +92,7 @@ func (d *Driver) writeAt(ctx context.Context, f *os.File, name string, offset in
 			return 0, fail("truncate staging", err)
 		}
 	}
-	direct := d.openDirect(name)
-	n, err := d.writeFrom(ctx, f, direct, offset, r)
-	if direct != nil {
-		if cerr := direct.Close(); err == nil && cerr != nil {
-			err = fail("close staging", cerr)
-		}
-	}
+	n, err := d.writeFile(ctx, f, name, offset, r)
 	if err != nil {
 		return n, err
 	}

@@ -49,6 +49,20 @@ func (d *Driver) openDirect(name string) *os.File {
 	return f
 }
 
+// writeFile copies r into f (the root-relative file name, opened for
+// writing) from offset on through writeFrom, with a direct descriptor on
+// the same file when the file system allows it. Nothing is fsynced here.
+func (d *Driver) writeFile(ctx context.Context, f *os.File, name string, offset int64, r io.Reader) (int64, error) {
+	direct := d.openDirect(name)
+	n, err := d.writeFrom(ctx, f, direct, offset, r)
+	if direct != nil {
+		if cerr := direct.Close(); err == nil && cerr != nil {
+			err = fail("close", cerr)
+		}
+	}
+	return n, err
+}
+
 // writeFrom copies r into f from offset on and returns the bytes written.
 // Reading and writing overlap: one buffer fills from r (and is hashed by
 // the Store's reader) while the previous one is written, each buffer full
