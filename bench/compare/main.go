@@ -94,9 +94,10 @@ func run() error {
 	flag.StringVar(&o.dir, "dir", "", "scratch/data directory (default: a new directory in $TMPDIR)")
 	flag.StringVar(&o.nginx, "nginx", "", "nginx binary (default: PATH, /usr/sbin/nginx)")
 	flag.StringVar(&o.tusd, "tusd", ".cache/bin/tusd", "tusd binary")
-	flag.Func("depot-env", "extra KEY=VALUE for both depot processes (repeatable), e.g. DEPOT_CHUNK_SIZE=33554432", func(v string) error {
-		if !strings.HasPrefix(v, "DEPOT_") || !strings.Contains(v, "=") {
-			return fmt.Errorf("want DEPOT_NAME=value")
+	depotBin := flag.String("depot-bin", "", "depot binary to measure (default: build ./cmd/depot), e.g. to compare two builds")
+	flag.Func("depot-env", "extra KEY=VALUE for both depot processes (repeatable), e.g. DEPOT_CHUNK_SIZE=33554432 or GOMAXPROCS=1", func(v string) error {
+		if !(strings.HasPrefix(v, "DEPOT_") || strings.HasPrefix(v, "GO")) || !strings.Contains(v, "=") {
+			return fmt.Errorf("want DEPOT_NAME=value or GONAME=value")
 		}
 		o.depotEnv = append(o.depotEnv, v)
 		return nil
@@ -142,7 +143,7 @@ func run() error {
 	}
 	root, _ := os.Getwd()
 
-	b := &bench{root: root, depotEnv: o.depotEnv}
+	b := &bench{root: root, depotEnv: o.depotEnv, depotBin: *depotBin}
 	var skipped []string
 	var systems []system
 	for _, s := range allSystems {
@@ -276,16 +277,20 @@ func findNginx(flagPath string) string {
 // that may upload to cohort "b", and its token. Every depot measurement
 // starts from a copy of it.
 func (b *bench) prepareDepot() error {
-	fmt.Fprintln(os.Stderr, "building ./cmd/depot")
-	bin, err := benchkit.Build(b.work)
-	if err != nil {
-		return err
+	bin := b.depotBin
+	if bin == "" {
+		fmt.Fprintln(os.Stderr, "building ./cmd/depot")
+		var err error
+		if bin, err = benchkit.Build(b.work); err != nil {
+			return err
+		}
+		b.depotBin = bin
 	}
-	b.depotBin = bin
 	b.template = filepath.Join(b.work, "template")
 	if err := os.Mkdir(b.template, 0o755); err != nil {
 		return err
 	}
+	var err error
 	b.token, err = benchkit.Account(bin, "sqlite://"+filepath.Join(b.template, "depot.db"))
 	return err
 }
