@@ -63,3 +63,52 @@ func TestOverlapHashReaderMatchesSequential(t *testing.T) {
 		t.Fatal("overlapped hash differs from a sequential one")
 	}
 }
+
+// TestOverlapHashReaderTwoBuffers reads into two buffers in turn, as the
+// drivers' writers do, and overwrites each buffer as soon as the next Read
+// returns: the hash must still be that of the stream, and each Read must
+// fill its buffer (one hand-off per buffer).
+func TestOverlapHashReaderTwoBuffers(t *testing.T) {
+	data := make([]byte, 5<<20+123)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	h := sha256.New()
+	// iotest-like reader that returns at most 4000 bytes per Read.
+	hr := newOverlapHashReader(&shortReads{r: bytes.NewReader(data), max: 4000}, h)
+	bufs := [2][]byte{make([]byte, 1<<20), make([]byte, 1<<20)}
+	var got []byte
+	var last []byte
+	for i := 0; ; i++ {
+		b := bufs[i%2]
+		n, err := hr.Read(b)
+		if last != nil {
+			clear(last) // the buffer returned before may be reused now
+		}
+		if err == nil && n != len(b) {
+			t.Fatalf("read %d bytes into a %d-byte buffer before the end", n, len(b))
+		}
+		got = append(got, b[:n]...)
+		last = b[:n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hr.Wait()
+	want := sha256.Sum256(data)
+	if !bytes.Equal(h.Sum(nil), want[:]) || !bytes.Equal(got, data) {
+		t.Fatal("hash or bytes differ from the stream")
+	}
+}
+
+type shortReads struct {
+	r   io.Reader
+	max int
+}
+
+func (s *shortReads) Read(p []byte) (int, error) {
+	return s.r.Read(p[:min(len(p), s.max)])
+}
