@@ -164,22 +164,35 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // appendCheckpointed appends a body of any length in segments of checkpoint
-// bytes (CheckpointBytes): each segment is made durable and recorded before the next
-// is read, so a long streaming PATCH loses at most one segment when it is cut.
-// The body's position is tracked apart from the session's offset so that a
-// body starting before the current offset (a replay) is compared, not
-// appended twice.
+// bytes (CheckpointBytes): each segment is made durable and recorded in
+// order, so a long streaming PATCH loses at most the segments not yet
+// durable when it is cut. A segment is made durable while the next one is
+// written (Store.StartAppend). The body's position is tracked apart from
+// the session's offset so that a body starting before the current offset
+// (a replay) is compared, not appended twice.
 func (s *Server) appendCheckpointed(ctx context.Context, u depot.Upload, offset int64, body io.Reader, checkpoint int64) (depot.Upload, error) {
 	pos := offset
-	for {
-		seg := &countingReader{r: io.LimitReader(body, checkpoint)}
-		next, err := s.cfg.Store.Append(ctx, u.ID, pos, seg)
-		pos += seg.n
+	var prev func() (depot.Upload, error) // the segment being made durable
+	settle := func(wait func() (depot.Upload, error)) error {
+		next, err := wait()
 		if next.ID != "" {
 			u = next
 		}
-		if err != nil || seg.n < checkpoint {
-			return u, err
+		return err
+	}
+	for {
+		seg := &countingReader{r: io.LimitReader(body, checkpoint)}
+		wait := s.cfg.Store.StartAppend(ctx, u.ID, pos, seg)
+		pos += seg.n
+		if prev != nil {
+			if err := settle(prev); err != nil {
+				_, _ = wait() // fails with prev, or ends on its own
+				return u, err
+			}
+		}
+		prev = wait
+		if seg.n < checkpoint {
+			return u, settle(prev)
 		}
 		// Go on only when the body has more: a body that ends exactly at
 		// a segment boundary (web's chunks do) must not cost an empty
@@ -190,7 +203,7 @@ func (s *Server) appendCheckpointed(ctx context.Context, u depot.Upload, offset 
 		case n == 1:
 			body = io.MultiReader(bytes.NewReader(one[:]), body)
 		case rerr == io.EOF:
-			return u, nil
+			return u, settle(prev)
 		default: // let Append meet the read error, as it would have
 			body = failingReader{rerr}
 		}

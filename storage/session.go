@@ -137,6 +137,11 @@ func validSessionID(id string) bool {
 
 // sessionLocks serialises operations on one session inside this process,
 // and across processes when shared is set (see Store.ShareSessionLocks).
+// The shared lock of a session is taken by the first operation that needs
+// it and kept while any operation or hold (see hold) of this process still
+// needs it, so that appends whose bytes are still being made durable keep
+// other processes away from the session without keeping the next append
+// of this process waiting.
 type sessionLocks struct {
 	mu     sync.Mutex
 	locks  map[string]*sessionLock
@@ -144,8 +149,11 @@ type sessionLocks struct {
 }
 
 type sessionLock struct {
-	mu   sync.Mutex
-	refs int
+	mu   sync.Mutex // held by the operation that changes the session
+	refs int        // operations waiting for or holding mu, plus holds
+
+	sharedRefs   int    // holders of mu and holds that need the shared lock
+	unlockShared func() // releases the shared lock, when sharedRefs > 0
 }
 
 // lock blocks until the session id is free or ctx ends, and returns the
@@ -163,31 +171,68 @@ func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
 	sl.refs++
 	l.mu.Unlock()
 
-	release := func() {
-		l.mu.Lock()
-		sl.refs--
-		if sl.refs == 0 {
-			delete(l.locks, id)
-		}
-		l.mu.Unlock()
-	}
 	acquired := make(chan struct{})
 	go func() { sl.mu.Lock(); close(acquired) }()
 	select {
 	case <-acquired:
-		if l.shared == nil {
-			return func() { sl.mu.Unlock(); release() }, nil
-		}
+	case <-ctx.Done():
+		go func() { <-acquired; sl.mu.Unlock(); l.release(id, sl, false) }()
+		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
+	}
+	if l.shared == nil {
+		return func() { sl.mu.Unlock(); l.release(id, sl, false) }, nil
+	}
+	l.mu.Lock()
+	inherited := sl.sharedRefs > 0 // held for appends still being made durable
+	if inherited {
+		sl.sharedRefs++
+	}
+	l.mu.Unlock()
+	if !inherited {
+		// Nobody else in this process can change sharedRefs now: holds are
+		// only taken by the holder of sl.mu, and there are none.
 		unlockShared, err := l.shared(ctx, id)
 		if err != nil {
 			sl.mu.Unlock()
-			release()
+			l.release(id, sl, false)
 			return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", err)
 		}
-		return func() { unlockShared(); sl.mu.Unlock(); release() }, nil
-	case <-ctx.Done():
-		go func() { <-acquired; sl.mu.Unlock(); release() }()
-		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
+		l.mu.Lock()
+		sl.sharedRefs, sl.unlockShared = 1, unlockShared
+		l.mu.Unlock()
+	}
+	return func() { sl.mu.Unlock(); l.release(id, sl, true) }, nil
+}
+
+// hold keeps session id referenced, and its shared lock taken, until the
+// returned function is called. The caller must hold the session's lock.
+func (l *sessionLocks) hold(id string) func() {
+	l.mu.Lock()
+	sl := l.locks[id]
+	sl.refs++
+	if l.shared != nil {
+		sl.sharedRefs++
+	}
+	l.mu.Unlock()
+	return func() { l.release(id, sl, l.shared != nil) }
+}
+
+// release drops one reference to sl (and one to its shared lock when
+// shared), releasing the shared lock and forgetting sl when they end.
+func (l *sessionLocks) release(id string, sl *sessionLock, shared bool) {
+	var unlockShared func()
+	l.mu.Lock()
+	if shared {
+		if sl.sharedRefs--; sl.sharedRefs == 0 {
+			unlockShared, sl.unlockShared = sl.unlockShared, nil
+		}
+	}
+	if sl.refs--; sl.refs == 0 {
+		delete(l.locks, id)
+	}
+	l.mu.Unlock()
+	if unlockShared != nil {
+		unlockShared()
 	}
 }
 

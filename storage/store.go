@@ -33,6 +33,9 @@ type Store struct {
 	expiry time.Duration
 	clock  func() time.Time
 	locks  sessionLocks
+	// pending holds each session's appends that are written but not yet
+	// durable (see Append).
+	pending pendingAppends
 }
 
 // New returns a Store over d.
@@ -119,41 +122,82 @@ func (s *Store) Upload(ctx context.Context, id string) (depot.Upload, error) {
 // a lost response). A wrong offset returns CodeOffsetMismatch and the current
 // state; bytes beyond the declared size return CodeSizeMismatch and advance
 // nothing. The new offset is durable when Append returns.
+//
+// With a driver that is a DeferredSyncer, Append releases the session once
+// its bytes are written and makes them durable afterwards: the next Append
+// of the session may write its bytes meanwhile, continuing from this one's
+// offset, and returns only after this one is durable (or fails with it).
 func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader) (depot.Upload, error) {
+	return s.StartAppend(ctx, id, offset, r)()
+}
+
+// StartAppend is Append in two steps: it returns once the bytes of r are
+// written (or the append has failed), and the function it returns waits
+// until they are durable and returns what Append would. The next
+// StartAppend of the session may be called before that function, so that
+// a caller streaming many segments writes one while the one before is made
+// durable. The returned function must be called.
+func (s *Store) StartAppend(ctx context.Context, id string, offset int64, r io.Reader) (wait func() (depot.Upload, error)) {
+	// On failure the state returned is the durable one, not that of an
+	// append still being made durable.
+	durable := func(u depot.Upload) depot.Upload {
+		if d, err := s.Upload(context.WithoutCancel(ctx), id); err == nil {
+			return d
+		}
+		return u
+	}
+	u, p, err := s.appendStart(ctx, id, offset, r)
+	if p == nil {
+		if err != nil {
+			u = durable(u)
+		}
+		return func() (depot.Upload, error) { return u, err }
+	}
+	return func() (depot.Upload, error) {
+		if err := p.wait(ctx); err != nil {
+			return durable(u), err
+		}
+		return p.rec.Upload, nil
+	}
+}
+
+// appendStart does the work of Append up to the written bytes. It returns
+// the pending append that makes them durable, or nil with Append's result.
+func (s *Store) appendStart(ctx context.Context, id string, offset int64, r io.Reader) (depot.Upload, *pendingAppend, error) {
 	unlock, err := s.locks.lock(ctx, id)
 	if err != nil {
-		return depot.Upload{}, err
+		return depot.Upload{}, nil, err
 	}
 	defer unlock()
-	rec, err := s.loadRecord(ctx, id)
+	rec, prev, err := s.appendBase(ctx, id, offset)
 	if err != nil {
-		return depot.Upload{}, err
+		return depot.Upload{}, nil, err
 	}
 	cur := rec.Upload.Offset
 	if rec.Upload.Completed {
 		if n, _ := io.ReadFull(r, make([]byte, 1)); n == 0 && offset == cur {
-			return rec.Upload, nil
+			return rec.Upload, nil, nil
 		}
-		return rec.Upload, depot.Errorf(depot.CodeConflict, "the upload is already complete")
+		return rec.Upload, nil, depot.Errorf(depot.CodeConflict, "the upload is already complete")
 	}
 	if offset < 0 || offset > cur {
-		return rec.Upload, offsetMismatch(cur)
+		return rec.Upload, nil, offsetMismatch(cur)
 	}
 	if offset < cur {
 		same, consumed, err := s.compareStaged(ctx, rec, offset, cur-offset, r)
 		if err != nil {
-			return rec.Upload, err
+			return rec.Upload, nil, err
 		}
 		if !same {
-			return rec.Upload, depot.Errorf(depot.CodeConflict, "bytes at offset %d differ from those already received", offset)
+			return rec.Upload, nil, depot.Errorf(depot.CodeConflict, "bytes at offset %d differ from those already received", offset)
 		}
 		if consumed < cur-offset { // the whole body was already stored
-			return rec.Upload, nil
+			return rec.Upload, nil, nil
 		}
 	}
 	h, err := rec.hasher()
 	if err != nil {
-		return rec.Upload, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+		return rec.Upload, nil, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
 	body := r
 	if rec.Upload.DeclaredSize >= 0 {
@@ -162,20 +206,22 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 		body = io.LimitReader(r, s.max-cur+1)
 	}
 	st := rec.staging()
+	ds, deferSync := s.d.(DeferredSyncer)
+	write := s.d.WriteStaging
+	if deferSync {
+		write = ds.WriteStagingUnsynced
+	}
 	hr := newOverlapHashReader(body, h)
-	n, err := s.d.WriteStaging(ctx, st, cur, hr)
+	n, err := write(ctx, st, cur, hr)
 	hr.Wait()
 	if err != nil {
-		return rec.Upload, storageErr("write staging", err)
+		return rec.Upload, nil, storageErr("write staging", err)
 	}
 	if rec.Upload.DeclaredSize >= 0 && cur+n > rec.Upload.DeclaredSize {
-		return rec.Upload, depot.Errorf(depot.CodeSizeMismatch, "body is longer than the declared size of %d bytes", rec.Upload.DeclaredSize)
+		return rec.Upload, nil, depot.Errorf(depot.CodeSizeMismatch, "body is longer than the declared size of %d bytes", rec.Upload.DeclaredSize)
 	}
 	if s.max > 0 && cur+n > s.max {
-		return rec.Upload, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
-	}
-	if n == 0 {
-		return rec.Upload, nil
+		return rec.Upload, nil, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
 	}
 	next := *rec
 	next.Upload.Offset = cur + n
@@ -183,12 +229,49 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	next.Upload.Expires = next.Upload.Updated.Add(s.expiry)
 	next.DriverState = st.State
 	if err := next.saveHasher(h); err != nil {
-		return rec.Upload, err
+		return rec.Upload, nil, err
 	}
-	if err := s.saveRecord(ctx, &next); err != nil {
-		return rec.Upload, err
+	if !deferSync || n == 0 {
+		if n == 0 {
+			// Nothing new; the offset is durable once prev (if any) is.
+			return rec.Upload, prev, nil
+		}
+		if err := s.saveRecord(ctx, &next); err != nil {
+			return rec.Upload, nil, err
+		}
+		return next.Upload, nil, nil
 	}
-	return next.Upload, nil
+	p := &pendingAppend{rec: &next, prev: prev, done: make(chan struct{})}
+	s.pending.set(id, p)
+	// Until p is durable, the session stays locked against other
+	// processes (but not against the next append of this one).
+	release := s.locks.hold(id)
+	go func() {
+		defer release()
+		s.commitAppend(ctx, ds, st, p)
+	}()
+	return rec.Upload, p, nil
+}
+
+// appendBase returns the record an Append at offset continues from: the
+// record of the session's last pending append (with that append, prev),
+// so that consecutive chunks write while earlier ones are made durable,
+// or else the durable record. A retried or misplaced chunk (offset other
+// than the pending offset) and a completed session wait for the pending
+// appends and see the durable record. Called with the session lock held.
+func (s *Store) appendBase(ctx context.Context, id string, offset int64) (*record, *pendingAppend, error) {
+	if p := s.pending.get(id); p != nil {
+		if offset == p.rec.Upload.Offset && !p.rec.Upload.Completed {
+			return p.rec, p, nil
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return nil, nil, depot.WrapError(depot.CodeUnavailable, "request cancelled", context.Cause(ctx))
+		}
+	}
+	rec, err := s.loadRecord(ctx, id)
+	return rec, nil, err
 }
 
 // compareStaged compares up to length bytes of r with the staged bytes at
@@ -247,7 +330,7 @@ func (s *Store) CompleteChecked(ctx context.Context, id string, wantSize int64, 
 // complete commits session id; keep leaves a completed record behind until
 // it expires (for resumable clients), otherwise the record is removed.
 func (s *Store) complete(ctx context.Context, id string, wantSize int64, wantSHA256, wantCRC string, keep bool) (depot.Object, error) {
-	unlock, err := s.locks.lock(ctx, id)
+	unlock, err := s.lockSettled(ctx, id)
 	if err != nil {
 		return depot.Object{}, err
 	}
@@ -319,7 +402,7 @@ func (e *AlreadyCompleted) Error() string { return "upload already completed" }
 
 // Abort discards an upload session and its staged bytes.
 func (s *Store) Abort(ctx context.Context, id string) error {
-	unlock, err := s.locks.lock(ctx, id)
+	unlock, err := s.lockSettled(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -399,6 +482,10 @@ func (s *Store) ExpireUploads(ctx context.Context) ([]depot.Upload, error) {
 		unlock, err := s.locks.lock(lctx, u.ID)
 		cancel()
 		if err != nil {
+			continue
+		}
+		if s.pending.get(u.ID) != nil { // chunks are being stored: active
+			unlock()
 			continue
 		}
 		rec, err := s.loadRecord(ctx, u.ID)

@@ -65,6 +65,37 @@ func (d *Driver) CreateStaging(ctx context.Context, st *storage.Staging) error {
 // fsyncs the file. An offset past the staged data is an error: it would
 // leave a hole of zeros.
 func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset int64, r io.Reader) (int64, error) {
+	return d.writeStaging(ctx, st, offset, r, true)
+}
+
+// WriteStagingUnsynced is WriteStaging without the fsync
+// (storage.DeferredSyncer): the Store calls SyncStaging afterwards, while
+// the next chunk is written.
+func (d *Driver) WriteStagingUnsynced(ctx context.Context, st *storage.Staging, offset int64, r io.Reader) (int64, error) {
+	return d.writeStaging(ctx, st, offset, r, false)
+}
+
+// SyncStaging fsyncs the staging file: every byte written to it so far
+// is durable when it returns.
+func (d *Driver) SyncStaging(ctx context.Context, st *storage.Staging) error {
+	if err := d.checkStaging(ctx, st); err != nil {
+		return err
+	}
+	f, err := d.root.OpenFile(partName(st), os.O_WRONLY, 0)
+	if err != nil {
+		return fail("open staging", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fail("sync staging", err)
+	}
+	return nil
+}
+
+func (d *Driver) writeStaging(ctx context.Context, st *storage.Staging, offset int64, r io.Reader, sync bool) (int64, error) {
 	if err := d.checkStaging(ctx, st); err != nil {
 		return 0, err
 	}
@@ -73,6 +104,11 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 		return 0, fail("open staging", err)
 	}
 	n, err := d.writeAt(ctx, f, partName(st), offset, r)
+	if err == nil && sync {
+		if err = f.Sync(); err != nil {
+			err = fail("sync staging", err)
+		}
+	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fail("close staging", cerr)
 	}
@@ -92,14 +128,7 @@ func (d *Driver) writeAt(ctx context.Context, f *os.File, name string, offset in
 			return 0, fail("truncate staging", err)
 		}
 	}
-	n, err := d.writeFile(ctx, f, name, offset, r)
-	if err != nil {
-		return n, err
-	}
-	if err := f.Sync(); err != nil {
-		return n, fail("sync staging", err)
-	}
-	return n, nil
+	return d.writeFile(ctx, f, name, offset, r)
 }
 
 // ReadStaging reads staged bytes [offset, offset+length); length -1 means to

@@ -165,6 +165,25 @@ func (d *Driver) Commit(ctx context.Context, st *storage.Staging, size int64, at
 	return nil
 }
 
+// WriteStagingUnsynced is WriteStaging (storage.DeferredSyncer): memory
+// has nothing to make durable.
+func (d *Driver) WriteStagingUnsynced(ctx context.Context, st *storage.Staging, offset int64, r io.Reader) (int64, error) {
+	return d.WriteStaging(ctx, st, offset, r)
+}
+
+// SyncStaging reports a missing staging area; there is nothing else to do.
+func (d *Driver) SyncStaging(ctx context.Context, st *storage.Staging) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.staging[st.ID]; !ok {
+		return notExist("sync staging")
+	}
+	return nil
+}
+
 // DiscardStaging releases the staging area; missing is not an error.
 func (d *Driver) DiscardStaging(ctx context.Context, st *storage.Staging) error {
 	if err := ctx.Err(); err != nil {
