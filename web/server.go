@@ -113,10 +113,11 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	logged := logFailures(s.cfg.Log, h)
 	if s.cfg.Metrics == nil {
-		return h
+		return logged
 	}
-	return s.cfg.Metrics.Instrument(routeLabel, h)
+	return s.cfg.Metrics.Instrument(routeLabel, logged)
 }
 
 // routeLabel is the metrics label of a public request: its API area, never
@@ -168,6 +169,7 @@ func (s *Server) withCaller(w http.ResponseWriter, r *http.Request, fileName str
 // services tier are replaced by this tier's own wording, so that nothing of
 // services (paths, hosts, internals) reaches the client.
 func writeError(w http.ResponseWriter, err error) {
+	noteCause(w, err)
 	code := depot.ErrorCode(err)
 	var local *localError
 	if asLocal(err, &local) {
