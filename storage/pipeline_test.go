@@ -15,34 +15,44 @@ import (
 	"depot/storage/memstore"
 )
 
-// gatedSync is a memory driver whose SyncStaging waits for a value on gate
-// and returns it: a test decides when (and whether) written bytes become
-// durable.
+// gatedSync is a memory driver whose SyncStaging announces itself on
+// entered with a channel of its own and returns what the test sends there:
+// a test decides when, and whether, written bytes become durable.
 type gatedSync struct {
 	*memstore.Driver
-	gate chan error
+	entered chan chan error
 }
 
 func (g *gatedSync) SyncStaging(ctx context.Context, st *storage.Staging) error {
-	if err := <-g.gate; err != nil {
+	gate := make(chan error)
+	g.entered <- gate
+	if err := <-gate; err != nil {
 		return err
 	}
 	return g.Driver.SyncStaging(ctx, st)
 }
 
-// release lets one waiting SyncStaging return err.
-func (g *gatedSync) release(t *testing.T, err error) {
+// next returns the gate of the next SyncStaging to begin.
+func (g *gatedSync) next(t *testing.T) chan<- error {
 	t.Helper()
 	select {
-	case g.gate <- err:
+	case gate := <-g.entered:
+		return gate
 	case <-time.After(10 * time.Second):
-		t.Fatal("no SyncStaging waited: the bytes were made durable before Append returned")
+		t.Fatal("no SyncStaging began: the bytes were made durable before Append returned")
+		return nil
 	}
+}
+
+// release lets the next SyncStaging to begin return err.
+func (g *gatedSync) release(t *testing.T, err error) {
+	t.Helper()
+	g.next(t) <- err
 }
 
 func newGated(t *testing.T) (*storage.Store, *gatedSync, string) {
 	t.Helper()
-	g := &gatedSync{Driver: memstore.New(), gate: make(chan error)}
+	g := &gatedSync{Driver: memstore.New(), entered: make(chan chan error)}
 	s := storage.New(g, storage.Options{})
 	u, err := s.CreateUpload(t.Context(), "c/pipelined.csv", storage.UploadOptions{Size: -1})
 	if err != nil {
@@ -60,6 +70,15 @@ func durableOffset(t *testing.T, s *storage.Store, id string) int64 {
 	return u.Offset
 }
 
+// startTwo starts appending a and then b to session id, the second while
+// the first is not yet durable (no sync is released yet).
+func startTwo(s *storage.Store, id string, a, b []byte) (waitA, waitB func() (depot.Upload, error)) {
+	ctx := context.Background()
+	waitA = s.StartAppend(ctx, id, 0, bytes.NewReader(a))
+	waitB = s.StartAppend(ctx, id, int64(len(a)), bytes.NewReader(b))
+	return waitA, waitB
+}
+
 // TestStartAppendWritesWhileEarlierSyncs checks the point of StartAppend:
 // the next segment is written while the one before it is still being made
 // durable, offsets become durable in order, and the object is whole.
@@ -67,9 +86,8 @@ func TestStartAppendWritesWhileEarlierSyncs(t *testing.T) {
 	s, g, id := newGated(t)
 	ctx := t.Context()
 	a, b := bytes.Repeat([]byte("a"), 5000), bytes.Repeat([]byte("b"), 3000)
-	waitA := s.StartAppend(ctx, id, 0, bytes.NewReader(a))
 	// The first segment's sync is blocked, yet the second is written.
-	waitB := s.StartAppend(ctx, id, int64(len(a)), bytes.NewReader(b))
+	waitA, waitB := startTwo(s, id, a, b)
 	if got := durableOffset(t, s, id); got != 0 {
 		t.Fatalf("durable offset %d before any sync, want 0", got)
 	}
@@ -101,17 +119,13 @@ func TestFailedSyncFailsLaterSegments(t *testing.T) {
 	ctx := t.Context()
 	a, b := bytes.Repeat([]byte("x"), 4096), bytes.Repeat([]byte("y"), 4096)
 	waitA := s.StartAppend(ctx, id, 0, bytes.NewReader(a))
+	gateA := g.next(t) // the first segment's sync has begun and waits
 	waitB := s.StartAppend(ctx, id, int64(len(a)), bytes.NewReader(b))
-	disk := errors.New("injected: device gone")
-	done := make(chan struct{})
-	go func() { // whichever sync comes first fails; the other succeeds
-		g.gate <- disk
-		g.gate <- nil
-		close(done)
-	}()
+	gateB := g.next(t)
+	gateA <- errors.New("injected: device gone")
+	gateB <- nil // the second segment's own bytes would be durable
 	_, errA := waitA()
 	_, errB := waitB()
-	<-done
 	if errA == nil || errB == nil {
 		t.Fatalf("both segments must fail when one sync fails: %v, %v", errA, errB)
 	}
@@ -122,7 +136,7 @@ func TestFailedSyncFailsLaterSegments(t *testing.T) {
 		t.Fatalf("durable offset %d after the failure, want 0", got)
 	}
 	// The client starts again at the durable offset.
-	go func() { g.gate <- nil }()
+	go func() { (<-g.entered) <- nil }()
 	if u, err := s.Append(ctx, id, 0, bytes.NewReader(append(a, b...))); err != nil || u.Offset != int64(len(a)+len(b)) {
 		t.Fatalf("append after failure: offset %d, %v", u.Offset, err)
 	}
