@@ -40,10 +40,14 @@ func (s *Store) StartAppend(ctx context.Context, id string, offset int64, r io.R
 	}
 	u, p, err := s.appendStart(ctx, id, offset, r)
 	if p == nil {
-		if err != nil {
-			u = durable(u)
+		return func() (depot.Upload, error) {
+			if err != nil {
+				// Read when waited for: appends started before this one
+				// may have become durable since.
+				u = durable(u)
+			}
+			return u, err
 		}
-		return func() (depot.Upload, error) { return u, err }
 	}
 	return func() (depot.Upload, error) {
 		if err := p.wait(ctx); err != nil {
