@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -81,19 +80,16 @@ func (c *Client) PutSession(ctx context.Context, key string, r io.Reader, opts d
 		}
 		u = &created
 	}
-	// The web tier checks the internal hop with CRC-32C (hardware-assisted,
-	// ~20× cheaper than SHA-256); services computes the SHA-256 that
-	// identifies the file, and verifies a SHA-256 the client declared.
-	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	n, err := c.stream(ctx, u.ID, u.Offset, r, crc, false)
+	// Every chunk carries its CRC-32C (hardware-assisted, ~20× cheaper than
+	// SHA-256), which services checks before it counts the bytes (Append);
+	// services computes the SHA-256 that identifies the file, and verifies
+	// a SHA-256 the client declared.
+	n, err := c.stream(ctx, u.ID, u.Offset, r, nil, false)
 	if err != nil {
 		c.abortQuietly(ctx, u.ID)
 		return depot.Object{}, err
 	}
 	req := wire.CompleteUpload{Size: u.Offset + n, SHA256: opts.SHA256}
-	if u.Offset == 0 {
-		req.CRC32C = hex.EncodeToString(crc.Sum(nil))
-	}
 	obj, err := c.complete(ctx, u.ID, req)
 	if err != nil {
 		if depot.ErrorCode(err) != depot.CodeSizeMismatch {

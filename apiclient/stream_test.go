@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -32,6 +33,10 @@ type fakeSession struct {
 	refused  atomic.Int64                     // offset mismatches answered
 	inFlight atomic.Int64
 	maxSeen  atomic.Int64
+	// damage, when set, says whether the chunk at an offset arrives
+	// damaged (its bytes no longer match its CRC-32C header).
+	damage  func(offset int64) bool
+	damaged atomic.Int64 // chunks answered as damaged in transit
 }
 
 func (f *fakeSession) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +59,17 @@ func (f *fakeSession) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "body: %v", err))
 		return
 	}
+	sum := fmt.Sprintf("%08x", crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+	if want := r.Header.Get(wire.HeaderCRC32C); want != sum || f.damage != nil && f.damage(off) {
+		if want == "" {
+			httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "chunk without %s", wire.HeaderCRC32C))
+			return
+		}
+		f.damaged.Add(1)
+		w.Header().Set(wire.HeaderTransient, "1")
+		httpx.WriteError(w, depot.Errorf(depot.CodeUnavailable, "damaged in transit"))
+		return
+	}
 	if have := f.data[off:min(cur, off+int64(len(body)))]; !bytes.Equal(have, body[:len(have)]) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeConflict, "bytes differ"))
 		return
@@ -61,6 +77,40 @@ func (f *fakeSession) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.data = append(f.data, body[cur-off:]...)
 	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(int64(len(f.data)), 10))
 	json.NewEncoder(w).Encode(depot.Upload{ID: "u", Offset: int64(len(f.data))})
+}
+
+// TestStreamResendsDamagedChunks: every chunk carries its CRC-32C (the fake
+// refuses one without); a chunk that services finds damaged is sent again,
+// and the session ends up with exactly the stream.
+func TestStreamResendsDamagedChunks(t *testing.T) {
+	const chunkSize = 64 << 10
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	f := &fakeSession{stall: func(int64) time.Duration { return 0 }, damage: func(off int64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		first := !seen[off]
+		seen[off] = true
+		return first // every chunk arrives damaged the first time
+	}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	c := New(Config{BaseURL: srv.URL, Key: "0123456789abcdef0123456789abcdef", ChunkSize: chunkSize})
+	defer c.Close()
+	data := make([]byte, 5*chunkSize+17)
+	for i := range data {
+		data[i] = byte(i * 13 / 5)
+	}
+	n, err := c.stream(t.Context(), "u", 0, bytes.NewReader(data), nil, false)
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("stream: %d bytes, %v", n, err)
+	}
+	if !bytes.Equal(f.data, data) {
+		t.Fatal("the session holds other bytes than the stream")
+	}
+	if got := f.damaged.Load(); got < 6 {
+		t.Fatalf("%d chunks answered damaged, want every one of the 6", got)
+	}
 }
 
 // TestStreamTwoChunksInFlight: chunks go out while the one before is still

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,12 +46,15 @@ func (c *Client) Upload(ctx context.Context, id string) (depot.Upload, error) {
 	return u, err
 }
 
-// Append sends chunk at offset, retrying network failures at the same
-// offset with backoff. A retry of a chunk that services already stored is
-// harmless: services compares the bytes and answers with the same offset.
-// It returns the new offset.
+// Append sends chunk at offset with its CRC-32C, retrying network failures
+// (and bytes damaged on the way) at the same offset with backoff. A retry of
+// a chunk that services already stored is harmless: services compares the
+// bytes and answers with the same offset. It returns the new offset.
 func (c *Client) Append(ctx context.Context, id string, offset int64, chunk []byte, resume bool) (int64, error) {
 	var next int64
+	// Services checks the bytes it received against this before it counts
+	// them, and answers a mismatch as damaged in transit: retried.
+	sum := fmt.Sprintf("%08x", crc32.Checksum(chunk, crc32.MakeTable(crc32.Castagnoli)))
 	err := c.retry(ctx, func() error {
 		r, err := c.newRequest(ctx, http.MethodPatch, wire.UploadPrefix+id, bytes.NewReader(chunk))
 		if err != nil {
@@ -58,6 +63,7 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, chunk []by
 		r.ContentLength = int64(len(chunk))
 		r.Header.Set("Content-Type", "application/offset+octet-stream")
 		r.Header.Set(wire.HeaderOffset, strconv.FormatInt(offset, 10))
+		r.Header.Set(wire.HeaderCRC32C, sum)
 		if resume {
 			r.Header.Set(wire.HeaderResume, "1")
 		}

@@ -149,9 +149,19 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	u, err = s.appendCheckpointed(r.Context(), u, offset, body, s.cfg.CheckpointBytes)
+	src, whole, err := hopChecked(r, body)
+	if err != nil {
+		httpx.WriteError(w, err)
+		return
+	}
+	// A checked body is one segment: its bytes count only if all of them
+	// match the sender's CRC-32C.
+	u, err = s.appendCheckpointed(r.Context(), u, offset, src, max(s.cfg.CheckpointBytes, whole))
 	body.Done()
 	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
+	if errors.Is(err, errHopDamaged) {
+		w.Header().Set(wire.HeaderTransient, "1") // web sends the chunk again
+	}
 	if err != nil {
 		if cur, ok := storage.CurrentOffset(err); ok {
 			httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: depot.CodeOffsetMismatch, Message: depot.ErrorMessage(err), Offset: &cur})

@@ -42,6 +42,10 @@ const (
 	HeaderClientIP    = "Depot-Client-Ip"    // the end user's address as web saw it
 	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
 	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
+	// HeaderCRC32C is the CRC-32C (Castagnoli, 8 lowercase hex digits) of
+	// an append's body as the sender computed it: services counts the
+	// bytes only if they match.
+	HeaderCRC32C = "Depot-Crc32c"
 	// HeaderKeyRejected is set by services on its 401 to a request whose
 	// internal signature it refused (not a user's credentials).
 	HeaderKeyRejected = "Depot-Key-Rejected"
@@ -70,8 +74,10 @@ type CreateUpload struct {
 type CompleteUpload struct {
 	Size   int64  `json:"size"` // -1: do not check
 	SHA256 string `json:"sha256,omitempty"`
-	// CRC32C is the lowercase hex CRC-32C (Castagnoli) of every byte the web
-	// tier sent, checked by services against what it received.
+	// CRC32C is the lowercase hex CRC-32C (Castagnoli) of every byte of the
+	// upload as its sender computed it, checked by services against what it
+	// received ("": not checked). Web checks each chunk instead
+	// (HeaderCRC32C), which also lets it send a damaged chunk again.
 	CRC32C string `json:"crc32c,omitempty"`
 }
 
