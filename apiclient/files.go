@@ -84,7 +84,7 @@ func (c *Client) PutSession(ctx context.Context, key string, r io.Reader, opts d
 	// SHA-256), which services checks before it counts the bytes (Append);
 	// services computes the SHA-256 that identifies the file, and verifies
 	// a SHA-256 the client declared.
-	n, err := c.stream(ctx, u.ID, u.Offset, r, nil, false)
+	n, err := c.stream(ctx, u.ID, u.Offset, r, false)
 	if err != nil {
 		c.abortQuietly(ctx, u.ID)
 		return depot.Object{}, err
@@ -105,7 +105,7 @@ func (c *Client) PutSession(ctx context.Context, key string, r io.Reader, opts d
 // are still appended (so a client that resumes re-sends as little as
 // possible) and the read error is returned.
 func (c *Client) AppendStream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error) {
-	return c.stream(ctx, id, offset, r, nil, resume)
+	return c.stream(ctx, id, offset, r, resume)
 }
 
 func (c *Client) abortQuietly(ctx context.Context, id string) {

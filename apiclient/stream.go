@@ -37,17 +37,15 @@ type sending struct {
 // Results are taken in order. A chunk that services saw before the one
 // ahead of it landed (an offset mismatch below its offset) is sent again
 // once that one has landed; a chunk that fails on the network is retried at
-// its offset (Append). Chunks are hashed into h in order. At most inFlight
+// its offset (Append), with its CRC-32C. At most inFlight
 // chunk buffers are in use per upload. When r fails part-way, the bytes
 // already read are still appended and the read error is returned.
-func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reader, h io.Writer, resume bool) (int64, error) {
+func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan chunk)
 	slots := make(chan struct{}, inFlight)
 	go c.readChunks(ctx, r, offset, chunks, slots)
-	hasher := newChunkHasher(h)
-	defer hasher.close()
 
 	var sent int64
 	var err, readErr error
@@ -57,7 +55,6 @@ func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reade
 		s := queue[0]
 		queue = queue[1:]
 		<-s.done
-		hasher.wait()
 		end := s.ch.offset + int64(s.ch.n)
 		var oe OffsetError
 		if err == nil && s.ch.offset > offset && errors.As(s.err, &oe) && oe.Current < s.ch.offset {
@@ -103,7 +100,6 @@ func (c *Client) stream(ctx context.Context, id string, offset int64, r io.Reade
 			if err == nil && ch.n > 0 {
 				s := &sending{ch: ch, done: make(chan struct{})}
 				first := resume && ch.offset == offset
-				hasher.start((*ch.buf)[:ch.n]) // hashing overlaps the send of the same bytes
 				go func() {
 					defer close(s.done)
 					s.next, s.err = c.Append(ctx, id, ch.offset, (*ch.buf)[:ch.n], first)
@@ -161,45 +157,5 @@ func (c *Client) readChunks(ctx context.Context, r io.Reader, offset int64, out 
 		if err != nil {
 			return
 		}
-	}
-}
-
-// chunkHasher hashes chunks in order in its own goroutine; start never
-// blocks while fewer than inFlight chunks wait to be hashed.
-type chunkHasher struct {
-	h    io.Writer
-	jobs chan []byte
-	done chan struct{}
-}
-
-func newChunkHasher(h io.Writer) *chunkHasher {
-	ch := &chunkHasher{h: h, jobs: make(chan []byte, inFlight), done: make(chan struct{}, inFlight)}
-	if h != nil {
-		go func() {
-			for b := range ch.jobs {
-				ch.h.Write(b)
-				ch.done <- struct{}{}
-			}
-		}()
-	}
-	return ch
-}
-
-// start queues b; wait returns once the oldest queued chunk is hashed.
-func (ch *chunkHasher) start(b []byte) {
-	if ch.h != nil {
-		ch.jobs <- b
-	}
-}
-
-func (ch *chunkHasher) wait() {
-	if ch.h != nil {
-		<-ch.done
-	}
-}
-
-func (ch *chunkHasher) close() {
-	if ch.h != nil {
-		close(ch.jobs)
 	}
 }
