@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"depot"
+	"depot/internal/httpauth"
+	"depot/internal/httpx"
+	"depot/internal/wire"
+	"depot/metrics"
+	"depot/services"
+	"depot/storage"
+)
+
+// TestDownloadTakesKernelFastPath: a download from local storage reaches
+// the connection's ReadFrom with the file itself, through every wrapper the
+// services process puts around a response (httpx's server, the metrics
+// middleware, the key check), which is where net.TCPConn uses sendfile(2)
+// and the bytes never pass through user space. A wrapper that hides
+// ReadFrom, or a handler that copies through a buffer, fails it. Whole
+// files and ranges both; the bytes must also be right.
+func TestDownloadTakesKernelFastPath(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	store, err := openStore(ctx, "file://"+filepath.Join(dir, "files"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Driver().Close()
+	db, err := openDatabase(ctx, "sqlite://"+filepath.Join(dir, "depot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CreateUser(ctx, "ana", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCohort(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Grant(ctx, "ana", "c", depot.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := db.CreateToken(ctx, "ana", "test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 3<<20+123)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	if _, err := store.PutBytes(ctx, "c/big.csv", content, depot.Permanent); err != nil {
+		t.Fatal(err)
+	}
+
+	const key = "0123456789abcdef0123456789abcdef"
+	srv := services.New(services.Config{Store: store, DB: servicesDB{db}, Keys: []string{key}, Metrics: metrics.New("services")})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &readFromRecorder{}
+	hs := httpx.NewServer(ctx, srv.Handler(), slog.New(slog.DiscardHandler), httpx.ServerOptions{})
+	go hs.Serve(recordingListener{ln, rec})
+	defer hs.Close()
+
+	get := func(rng string) []byte {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+wire.PathObject, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(wire.HeaderKey, wire.EncodeKey("c/big.csv"))
+		req.Header.Set(wire.HeaderUserToken, token)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		httpauth.Sign(req, []byte(key), time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("GET %q: %d %v %s", rng, resp.StatusCode, err, body)
+		}
+		return body
+	}
+	for _, tc := range []struct {
+		rng        string
+		start, end int
+	}{{"", 0, len(content)}, {"bytes=1000-2099999", 1000, 2100000}} {
+		before := rec.fileBytes()
+		if got := get(tc.rng); !bytes.Equal(got, content[tc.start:tc.end]) {
+			t.Fatalf("range %q: wrong bytes (%d of them)", tc.rng, len(got))
+		}
+		// net/http copies the first 512 bytes of a body itself (for
+		// content sniffing) before it hands the rest to ReadFrom.
+		if sent, want := rec.fileBytes()-before, int64(tc.end-tc.start-512); sent != want {
+			t.Errorf("range %q: %d bytes went from the file to the connection's ReadFrom, want %d (the rest copied through user space?)",
+				tc.rng, sent, want)
+		}
+	}
+}
+
+// readFromRecorder counts the bytes that connections' ReadFrom took from
+// an *os.File, alone or behind an io.LimitedReader: what net.TCPConn
+// sends with sendfile(2).
+type readFromRecorder struct {
+	mu    sync.Mutex
+	bytes int64
+}
+
+func (r *readFromRecorder) fileBytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
+}
+
+type recordingListener struct {
+	net.Listener
+	rec *readFromRecorder
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return recordingConn{c.(*net.TCPConn), l.rec}, nil
+}
+
+// recordingConn is a TCP connection that notes what its ReadFrom is given
+// before handing it to net.TCPConn's own.
+type recordingConn struct {
+	*net.TCPConn
+	rec *readFromRecorder
+}
+
+func (c recordingConn) ReadFrom(src io.Reader) (int64, error) {
+	_, isFile := src.(*os.File)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		_, isFile = lr.R.(*os.File)
+	}
+	n, err := c.TCPConn.ReadFrom(src)
+	if isFile {
+		c.rec.mu.Lock()
+		c.rec.bytes += n
+		c.rec.mu.Unlock()
+	}
+	return n, err
+}
