@@ -160,10 +160,8 @@ func (s *Store) appendBase(ctx context.Context, id string, offset int64) (*recor
 		if offset == p.rec.Upload.Offset && !p.rec.Upload.Completed {
 			return p.rec, p, nil
 		}
-		select {
-		case <-p.done:
-		case <-ctx.Done():
-			return nil, nil, depot.WrapError(depot.CodeUnavailable, "request cancelled", context.Cause(ctx))
+		if err := p.settled(ctx); err != nil {
+			return nil, nil, err
 		}
 	}
 	rec, err := s.loadRecord(ctx, id)

@@ -35,9 +35,18 @@ type pendingAppend struct {
 
 // wait blocks until the append is durable or has failed, or ctx ends.
 func (p *pendingAppend) wait(ctx context.Context) error {
+	if err := p.settled(ctx); err != nil {
+		return err
+	}
+	return p.err
+}
+
+// settled blocks until the append has finished, durable or not, and
+// returns an error only when ctx ends first.
+func (p *pendingAppend) settled(ctx context.Context) error {
 	select {
 	case <-p.done:
-		return p.err
+		return nil
 	case <-ctx.Done():
 		return depot.WrapError(depot.CodeUnavailable, "request cancelled", context.Cause(ctx))
 	}
@@ -122,11 +131,9 @@ func (s *Store) lockSettled(ctx context.Context, id string) (func(), error) {
 		return nil, err
 	}
 	if p := s.pending.get(id); p != nil {
-		select {
-		case <-p.done:
-		case <-ctx.Done():
+		if err := p.settled(ctx); err != nil {
 			unlock()
-			return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
+			return nil, err
 		}
 	}
 	return unlock, nil
