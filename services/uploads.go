@@ -252,7 +252,7 @@ func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
 	c.start = u.Created
 	ev := c.event(depot.ActionUploadCompleted, u.Key)
 	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, &u.Created, u.Offset
-	obj, err := s.cfg.Store.CompleteChecked(r.Context(), u.ID, req.Size, req.SHA256, req.CRC32C)
+	obj, err := s.cfg.Store.Complete(r.Context(), u.ID, req.Size, req.SHA256)
 	var done *storage.AlreadyCompleted
 	if errors.As(err, &done) { // a retry of a completion that succeeded: answer again, record nothing
 		httpx.WriteJSON(w, http.StatusCreated, done.Object)

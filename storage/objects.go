@@ -25,7 +25,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts depot.Put
 		_ = s.Abort(context.WithoutCancel(ctx), u.ID)
 		return depot.Object{}, err
 	}
-	obj, err := s.complete(ctx, u.ID, opts.Size, "", "", false)
+	obj, err := s.complete(ctx, u.ID, opts.Size, "", false)
 	if err != nil {
 		_ = s.Abort(context.WithoutCancel(ctx), u.ID)
 		return depot.Object{}, err

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/crc32"
 	"sync"
 	"time"
 
@@ -20,10 +19,11 @@ import (
 // record is the durable state of one upload session, persisted through
 // Driver.PutSession after every successful change. It is the source of truth
 // for the offset: staged bytes past Upload.Offset are ignored and overwritten.
+// Records written before the whole-upload CRC-32C was dropped also hold a
+// "crc_state"; it is ignored.
 type record struct {
 	Upload      depot.Upload `json:"upload"`
 	HashState   []byte       `json:"hash_state"`   // marshalled sha256 state at Upload.Offset
-	CRCState    []byte       `json:"crc_state"`    // marshalled CRC-32C state at Upload.Offset
 	DriverState []byte       `json:"driver_state"` // Staging.State
 }
 
@@ -31,59 +31,23 @@ func (rec *record) staging() *Staging {
 	return &Staging{ID: rec.Upload.ID, Key: rec.Upload.Key, State: rec.DriverState}
 }
 
-// digests are the running checksums of an upload: SHA-256, the file's
-// identity, and CRC-32C, which the web tier also computes (cheaply) to check
-// the internal hop. crcKnown is false for a session whose CRC state was
-// never recorded.
-type digests struct {
-	sha      hash.Hash
-	crc      hash.Hash32
-	crcKnown bool
-}
-
-func (d *digests) Write(p []byte) (int, error) {
-	d.sha.Write(p)
-	d.crc.Write(p)
-	return len(p), nil
-}
-
-// crcHex is the lowercase hex CRC-32C, or "" when unknown.
-func (d *digests) crcHex() string {
-	if !d.crcKnown {
-		return ""
-	}
-	return hex.EncodeToString(d.crc.Sum(nil))
-}
-
-func (rec *record) hasher() (*digests, error) {
-	d := &digests{sha: sha256.New(), crc: crc32.New(crc32.MakeTable(crc32.Castagnoli)), crcKnown: true}
+// hasher returns the upload's running SHA-256, restored at Upload.Offset.
+func (rec *record) hasher() (hash.Hash, error) {
+	h := sha256.New()
 	if len(rec.HashState) > 0 {
-		if err := d.sha.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
 			return nil, fmt.Errorf("restore hash state of session %s: %w", rec.Upload.ID, err)
 		}
 	}
-	switch {
-	case len(rec.CRCState) > 0:
-		if err := d.crc.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.CRCState); err != nil {
-			return nil, fmt.Errorf("restore CRC state of session %s: %w", rec.Upload.ID, err)
-		}
-	case rec.Upload.Offset > 0:
-		d.crcKnown = false
-	}
-	return d, nil
+	return h, nil
 }
 
-func (rec *record) saveHasher(d *digests) error {
-	state, err := d.sha.(encoding.BinaryMarshaler).MarshalBinary()
+func (rec *record) saveHasher(h hash.Hash) error {
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("save hash state: %w", err)
 	}
 	rec.HashState = state
-	if d.crcKnown {
-		if rec.CRCState, err = d.crc.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
-			return fmt.Errorf("save CRC state: %w", err)
-		}
-	}
 	return nil
 }
 

@@ -120,19 +120,12 @@ func (s *Store) Upload(ctx context.Context, id string) (depot.Upload, error) {
 // creation. On a size shortfall the session is kept so that the client can
 // continue; on a checksum mismatch it is discarded and nothing is committed.
 func (s *Store) Complete(ctx context.Context, id string, wantSize int64, wantSHA256 string) (depot.Object, error) {
-	return s.complete(ctx, id, wantSize, wantSHA256, "", true)
-}
-
-// CompleteChecked is Complete that also checks the CRC-32C (lowercase hex)
-// the sending tier computed over every byte it sent ("": none): a mismatch
-// means bytes changed on the way, and nothing is committed.
-func (s *Store) CompleteChecked(ctx context.Context, id string, wantSize int64, wantSHA256, wantCRC32C string) (depot.Object, error) {
-	return s.complete(ctx, id, wantSize, wantSHA256, wantCRC32C, true)
+	return s.complete(ctx, id, wantSize, wantSHA256, true)
 }
 
 // complete commits session id; keep leaves a completed record behind until
 // it expires (for resumable clients), otherwise the record is removed.
-func (s *Store) complete(ctx context.Context, id string, wantSize int64, wantSHA256, wantCRC string, keep bool) (depot.Object, error) {
+func (s *Store) complete(ctx context.Context, id string, wantSize int64, wantSHA256 string, keep bool) (depot.Object, error) {
 	unlock, err := s.lockSettled(ctx, id)
 	if err != nil {
 		return depot.Object{}, err
@@ -159,11 +152,7 @@ func (s *Store) complete(ctx context.Context, id string, wantSize int64, wantSHA
 	if err != nil {
 		return depot.Object{}, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
-	sum := hex.EncodeToString(h.sha.Sum(nil))
-	if crc := h.crcHex(); wantCRC != "" && crc != "" && !strings.EqualFold(wantCRC, crc) {
-		s.discard(ctx, rec)
-		return depot.Object{}, depot.Errorf(depot.CodeHashMismatch, "the bytes received differ from the bytes sent (CRC-32C)")
-	}
+	sum := hex.EncodeToString(h.Sum(nil))
 	want, err := normaliseSHA256(wantSHA256)
 	if err != nil {
 		return depot.Object{}, err

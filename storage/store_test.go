@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -315,30 +313,3 @@ func TestConcurrentSessions(t *testing.T) {
 	})
 }
 
-func TestCompleteCheckedCRC(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, s *storage.Store, _ func() *storage.Store, _ *fakeClock) {
-		ctx := t.Context()
-		data := random(9, 100_000)
-		crcOf := func(b []byte) string {
-			return fmt.Sprintf("%08x", crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
-		}
-		u, _ := s.CreateUpload(ctx, "c/crc-bad", storage.UploadOptions{Size: -1})
-		if _, err := s.Append(ctx, u.ID, 0, bytes.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
-		bad := bytes.Clone(data)
-		bad[5]++
-		if _, err := s.CompleteChecked(ctx, u.ID, -1, "", crcOf(bad)); depot.ErrorCode(err) != depot.CodeHashMismatch {
-			t.Fatalf("CRC mismatch: %v", err)
-		}
-		if _, err := s.Stat(ctx, "c/crc-bad"); depot.ErrorCode(err) != depot.CodeNotFound {
-			t.Fatalf("committed despite a CRC mismatch: %v", err)
-		}
-		u, _ = s.CreateUpload(ctx, "c/crc-good", storage.UploadOptions{Size: -1})
-		s.Append(ctx, u.ID, 0, bytes.NewReader(data[:40_000]))
-		s.Append(ctx, u.ID, 40_000, bytes.NewReader(data[40_000:]))
-		if obj, err := s.CompleteChecked(ctx, u.ID, -1, "", crcOf(data)); err != nil || obj.SHA256 != sum(data) {
-			t.Fatalf("CRC match: %+v %v", obj, err)
-		}
-	})
-}

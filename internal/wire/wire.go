@@ -74,11 +74,6 @@ type CreateUpload struct {
 type CompleteUpload struct {
 	Size   int64  `json:"size"` // -1: do not check
 	SHA256 string `json:"sha256,omitempty"`
-	// CRC32C is the lowercase hex CRC-32C (Castagnoli) of every byte of the
-	// upload as its sender computed it, checked by services against what it
-	// received ("": not checked). Web checks each chunk instead
-	// (HeaderCRC32C), which also lets it send a damaged chunk again.
-	CRC32C string `json:"crc32c,omitempty"`
 }
 
 // AuthRequest is the body of POST /internal/v1/auth; the token travels in
