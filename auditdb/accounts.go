@@ -175,9 +175,9 @@ func (db *DB) CohortGrants(ctx context.Context, cohort string) (map[string]depot
 	return db.grantMap(ctx, `SELECT user_name, role FROM grants WHERE cohort = $1`, cohort)
 }
 
-// grantMap runs a two-column (name, role) query into a map.
+// grantMap runs a fixed two-column (name, role) query into a map.
 func (db *DB) grantMap(ctx context.Context, q string, arg string) (map[string]depot.Role, error) {
-	rows, err := db.sql.QueryContext(ctx, q, arg)
+	rows, err := db.stmts.query(ctx, q, arg)
 	if err != nil {
 		return nil, db.wrap(err, "read grants")
 	}

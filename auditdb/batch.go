@@ -119,6 +119,15 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		}
 		return nil, depot.WrapError(depot.CodeUnavailable, "audit log unavailable", err)
 	}
+	// Prepared before the transaction takes SQLite's only connection.
+	head, err := db.stmts.get(ctx, selectChainHead)
+	if err != nil {
+		return fail(err)
+	}
+	insert, err := db.stmts.get(ctx, insertEvent)
+	if err != nil {
+		return fail(err)
+	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(err)
@@ -130,19 +139,20 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		}
 	}
 	seq, prev := int64(0), GenesisHash
-	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	err = tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&seq, &prev)
 	if err != nil && err != sql.ErrNoRows && !notFound(err) {
 		return fail(err)
 	}
 	if err != nil {
 		seq, prev = 0, GenesisHash
 	}
+	insertTx := tx.StmtContext(ctx, insert)
 	out := make([]depot.AuditEvent, len(batch))
 	for i, r := range batch {
 		ev := r.ev
 		ev.Seq, ev.PrevHash = seq+1, prev
 		ev.Hash = Hash(ev)
-		if _, err := tx.ExecContext(ctx, insertEvent, eventArgs(ev, r.meta)...); err != nil {
+		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
 			return fail(err)
 		}
 		seq, prev = ev.Seq, ev.Hash

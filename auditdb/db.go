@@ -59,6 +59,7 @@ type DB struct {
 	closed atomic.Bool
 	dsn    string
 	locks  sessionLockPool // see sessionlock.go
+	stmts  statements      // see statements.go
 	batch  batcher
 }
 
@@ -104,7 +105,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		return nil, depot.WrapError(depot.CodeInvalid, "cannot open database", err)
 	}
 	d.configure(sqldb)
-	db := &DB{sql: sqldb, d: d, dsn: dsn}
+	db := &DB{sql: sqldb, d: d, dsn: dsn, stmts: statements{db: sqldb}}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, err
@@ -162,6 +163,7 @@ func (db *DB) Close() error {
 	db.closed.Store(true)
 	db.stopBatcher()
 	db.locks.close()
+	db.stmts.close()
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("auditdb: close: %w", err)
 	}

@@ -21,6 +21,10 @@ const eventColumns = `seq, time_ms, action, outcome, error_code, actor, auth_met
 	stream_complete_ms, duration_ms, file_class, cleanup_scheduled_for_ms, metadata,
 	prev_hash, hash`
 
+// selectChainHead reads the last record of the chain.
+const selectChainHead = `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`
+
+// insertEvent appends one record; its arguments come from eventArgs.
 const insertEvent = `INSERT INTO audit_events (` + eventColumns + `) VALUES ($1, $2, $3, $4,
 	$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
 	$24, $25, $26, $27, $28)`
@@ -182,7 +186,7 @@ func (db *DB) Events(ctx context.Context, f Filter) ([]depot.AuditEvent, error) 
 func (db *DB) Head(ctx context.Context) (int64, string, error) {
 	var seq int64
 	var hash string
-	err := db.sql.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := db.stmts.queryRow(ctx, selectChainHead).Scan(&seq, &hash)
 	if notFound(err) {
 		return 0, GenesisHash, nil
 	}

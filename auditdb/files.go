@@ -70,7 +70,7 @@ func (db *DB) PutFile(ctx context.Context, rec FileRecord) error {
 	if rec.Updated.IsZero() {
 		rec.Updated = now
 	}
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO files (`+fileColumns+`)
+	_, err := db.stmts.exec(ctx, `INSERT INTO files (`+fileColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (storage_key) DO UPDATE SET
 			cohort = excluded.cohort, size = excluded.size, sha256 = excluded.sha256,
@@ -85,7 +85,7 @@ func (db *DB) PutFile(ctx context.Context, rec FileRecord) error {
 
 // GetFile returns the state of key; CodeNotFound when there is none.
 func (db *DB) GetFile(ctx context.Context, key string) (FileRecord, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+fileColumns+` FROM files WHERE storage_key = $1`, key)
+	rows, err := db.stmts.query(ctx, `SELECT `+fileColumns+` FROM files WHERE storage_key = $1`, key)
 	if err != nil {
 		return FileRecord{}, db.wrap(err, "get file record")
 	}

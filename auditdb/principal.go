@@ -14,7 +14,7 @@ import (
 func (db *DB) PrincipalOf(ctx context.Context, user string) (depot.Principal, error) {
 	var admin bool
 	var disabled sql.NullInt64
-	err := db.sql.QueryRowContext(ctx, `SELECT admin, disabled_ms FROM users WHERE name = $1`, user).Scan(&admin, &disabled)
+	err := db.stmts.queryRow(ctx, `SELECT admin, disabled_ms FROM users WHERE name = $1`, user).Scan(&admin, &disabled)
 	switch {
 	case notFound(err):
 		return depot.Principal{}, depot.WrapError(depot.CodeUnauthorized, "unknown user", errors.New("no such user"))

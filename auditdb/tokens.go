@@ -151,7 +151,7 @@ func (db *DB) Authenticate(ctx context.Context, plaintext string) (depot.Princip
 		expires                     int64
 		revoked, lastUsed, disabled sql.NullInt64
 	)
-	err := db.sql.QueryRowContext(ctx, `SELECT t.id, t.hash, t.expires_ms, t.revoked_ms, t.last_used_ms,
+	err := db.stmts.queryRow(ctx, `SELECT t.id, t.hash, t.expires_ms, t.revoked_ms, t.last_used_ms,
 		u.name, u.admin, u.disabled_ms FROM tokens t JOIN users u ON u.name = t.user_name WHERE t.hash = $1`, h).
 		Scan(&id, &stored, &expires, &revoked, &lastUsed, &user, &admin, &disabled)
 	switch {
@@ -175,7 +175,7 @@ func (db *DB) Authenticate(ctx context.Context, plaintext string) (depot.Princip
 		return depot.Principal{}, err
 	}
 	if !lastUsed.Valid || toMS(now)-lastUsed.Int64 >= lastUsedGranularity.Milliseconds() {
-		if _, err := db.sql.ExecContext(ctx, `UPDATE tokens SET last_used_ms = $1 WHERE id = $2`, toMS(now), id); err != nil {
+		if _, err := db.stmts.exec(ctx, `UPDATE tokens SET last_used_ms = $1 WHERE id = $2`, toMS(now), id); err != nil {
 			return depot.Principal{}, db.wrap(err, "authenticate")
 		}
 	}
