@@ -312,4 +312,3 @@ func TestConcurrentSessions(t *testing.T) {
 		}
 	})
 }
-
