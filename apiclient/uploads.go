@@ -30,8 +30,10 @@ func (c *Client) CreateUpload(ctx context.Context, req wire.CreateUpload) (depot
 	return u, err
 }
 
-// Upload returns the state of an upload session.
-func (c *Client) Upload(ctx context.Context, id string) (depot.Upload, error) {
+// Upload returns the state of an upload session. A non-empty perm is a
+// permission the caller must still hold on the upload's cohort: services
+// checks it in the same request (forbidden otherwise).
+func (c *Client) Upload(ctx context.Context, id string, perm depot.Permission) (depot.Upload, error) {
 	var u depot.Upload
 	err := c.retry(ctx, func() error {
 		r, err := c.newRequest(ctx, http.MethodGet, wire.UploadPrefix+id, nil)
@@ -40,6 +42,9 @@ func (c *Client) Upload(ctx context.Context, id string) (depot.Upload, error) {
 		}
 		if CallerFrom(ctx).Resume {
 			r.Header.Set(wire.HeaderResume, "1")
+		}
+		if perm != "" {
+			r.Header.Set(wire.HeaderPermission, string(perm))
 		}
 		return c.doJSON(r, &u)
 	})

@@ -344,6 +344,28 @@ func TestTusProtocol(t *testing.T) {
 		wantStatus(t, "PATCH too long", resp, http.StatusRequestEntityTooLarge)
 		checkAbsent(t, c, "overflow.bin")
 	})
+
+	// Services checks the cohort permission with the session lookup that
+	// precedes every PATCH and HEAD (web asks for it in the same request).
+	t.Run("grant revoked mid-upload", func(t *testing.T) {
+		loc := tusCreate(t, base, bob, 10, "bob-revoked.bin")
+		wantStatus(t, "first PATCH", tusReq(t, base, bob, http.MethodPatch, loc, []byte("01234"), map[string]string{"Upload-Offset": "0"}), http.StatusNoContent)
+		depotCLI(t, c.dbEnv(), "cohorts", "revoke", "bob", "c1")
+		db := openAuditDB(t, c.dbURL)
+		after := auditHead(t, db)
+		wantStatus(t, "PATCH after revoke", tusReq(t, base, bob, http.MethodPatch, loc, []byte("56789"), map[string]string{"Upload-Offset": "5"}), http.StatusForbidden)
+		wantStatus(t, "HEAD after revoke", tusReq(t, base, bob, http.MethodHead, loc, nil, nil), http.StatusForbidden)
+		checkAbsent(t, c, "bob-revoked.bin")
+		evs := auditAfter(t, db, after)
+		if len(evs) != 2 {
+			t.Fatalf("audit records after the revoke: %d, want 2 (%+v)", len(evs), evs)
+		}
+		for _, ev := range evs {
+			if ev.Action != depot.ActionAccessDenied || ev.Actor != "bob" || ev.Key != "c1/bob-revoked.bin" || ev.Metadata["permission"] != string(depot.PermUpload) {
+				t.Fatalf("audit record %+v, want access.denied of bob's upload permission", ev)
+			}
+		}
+	})
 }
 
 // rawPatch writes a PATCH with a Content-Length of total but only the

@@ -87,6 +87,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) 
 
 // ownUpload loads upload id and checks that the caller created it (or is an
 // admin). Anyone else gets not-found, so that upload IDs cannot be probed.
+// A request with wire.HeaderPermission also needs that permission on the
+// upload's cohort (forbidden otherwise, audited like any refusal).
 func (s *Server) ownUpload(r *http.Request, c *caller) (depot.Upload, error) {
 	if err := s.authenticate1(r.Context(), c); err != nil {
 		return depot.Upload{}, err
@@ -104,6 +106,11 @@ func (s *Server) ownUpload(r *http.Request, c *caller) (depot.Upload, error) {
 		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
 	c.fileName = u.Meta[metaFileName]
+	if perm := depot.Permission(r.Header.Get(wire.HeaderPermission)); perm != "" {
+		if err := s.permit(r.Context(), c, u.Key, perm); err != nil {
+			return depot.Upload{}, err
+		}
+	}
 	return u, nil
 }
 

@@ -39,7 +39,7 @@ func (deniedBackend) Authenticate(context.Context, string, depot.Permission) (de
 func (deniedBackend) CreateUpload(context.Context, wire.CreateUpload) (depot.Upload, error) {
 	return depot.Upload{}, errDenied
 }
-func (deniedBackend) Upload(context.Context, string) (depot.Upload, error) {
+func (deniedBackend) Upload(context.Context, string, depot.Permission) (depot.Upload, error) {
 	return depot.Upload{}, errDenied
 }
 func (deniedBackend) AppendStream(context.Context, string, int64, io.Reader, bool) (int64, error) {

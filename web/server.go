@@ -27,7 +27,7 @@ type Backend interface {
 	depot.Files
 	Authenticate(ctx context.Context, cohort string, perm depot.Permission) (depot.Principal, error)
 	CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error)
-	Upload(ctx context.Context, id string) (depot.Upload, error)
+	Upload(ctx context.Context, id string, perm depot.Permission) (depot.Upload, error)
 	AppendStream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error)
 	Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error)
 	Abort(ctx context.Context, id string) error

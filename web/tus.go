@@ -236,11 +236,9 @@ func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// Services authorises the upload into the cohort when it creates the
+	// session, before any byte of a creation-with-upload body is read.
 	ctx := s.withCaller(w, r, name)
-	if _, err := s.cfg.Backend.Authenticate(ctx, cohort, depot.PermUpload); err != nil {
-		writeError(w, err)
-		return
-	}
 	u, err := s.cfg.Backend.CreateUpload(ctx, wire.CreateUpload{
 		Key: key, Size: size, Class: class, FileName: name,
 		Meta: map[string]string{"protocol": "tus"},
@@ -264,18 +262,10 @@ func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 // loadUpload fetches session id for the caller (services answers 404 to
-// anyone but its creator) and checks the caller still may upload to its
-// cohort.
+// anyone but its creator) and, in the same request, checks that the caller
+// still may upload to its cohort.
 func (s *Server) loadUpload(ctx context.Context, id string) (depot.Upload, error) {
-	u, err := s.cfg.Backend.Upload(ctx, id)
-	if err != nil {
-		return u, err
-	}
-	cohort, _, _ := strings.Cut(u.Key, "/")
-	if _, err := s.cfg.Backend.Authenticate(ctx, cohort, depot.PermUpload); err != nil {
-		return u, err
-	}
-	return u, nil
+	return s.cfg.Backend.Upload(ctx, id, depot.PermUpload)
 }
 
 // tusHead is HEAD /api/v1/uploads/{id}. A client sends it to resume, so it

@@ -42,6 +42,7 @@ const (
 	HeaderClientIP    = "Depot-Client-Ip"    // the end user's address as web saw it
 	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
 	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
+	HeaderPermission  = "Depot-Permission"   // a permission the caller must still hold on an upload's cohort
 	// HeaderCRC32C is the CRC-32C (Castagnoli, 8 lowercase hex digits) of
 	// an append's body as the sender computed it: services counts the
 	// bytes only if they match.
