@@ -3,10 +3,10 @@ package apiclient
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -21,7 +21,9 @@ var _ depot.Files = (*Client)(nil)
 // Put streams r to key. A body that fits in one chunk is sent as a one-shot
 // upload (retried from memory); a larger or unsized body goes through an
 // upload session, one chunk at a time, while the next chunk is read from r.
-// The SHA-256 is computed while streaming and verified by services at commit.
+// Services computes the SHA-256 and checks it against opts.SHA256 when set;
+// every body or chunk carries its CRC-32C so that services can tell bytes
+// damaged on the way (and web sends them again).
 func (c *Client) Put(ctx context.Context, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
 	if opts.Size >= 0 && opts.Size <= int64(c.cfg.ChunkSize) {
 		return c.putSmall(ctx, key, r, opts)
@@ -45,11 +47,9 @@ func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts dep
 	if n, _ := io.ReadFull(r, make([]byte, 1)); n > 0 {
 		return depot.Object{}, depot.Errorf(depot.CodeSizeMismatch, "the request body is longer than its declared size")
 	}
-	sum := sha256.Sum256(buf)
-	local := hex.EncodeToString(sum[:])
-	if opts.SHA256 != "" && opts.SHA256 != local {
-		return depot.Object{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
-	}
+	// The CRC-32C checks the internal hop at a tenth of the CPU of a
+	// SHA-256 here; services hashes what it stores (and checks opts.SHA256).
+	crc := fmt.Sprintf("%08x", crc32.Checksum(buf, castagnoli))
 	var obj depot.Object
 	err = c.retry(ctx, func() error {
 		req, err := c.newRequest(ctx, http.MethodPut, wire.PathObject, bytes.NewReader(buf))
@@ -59,7 +59,10 @@ func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts dep
 		req.ContentLength = int64(len(buf))
 		req.Header.Set(wire.HeaderKey, wire.EncodeKey(key))
 		req.Header.Set(wire.HeaderSize, strconv.Itoa(len(buf)))
-		req.Header.Set(wire.HeaderSHA256, local)
+		req.Header.Set(wire.HeaderCRC32C, crc)
+		if opts.SHA256 != "" {
+			req.Header.Set(wire.HeaderSHA256, opts.SHA256)
+		}
 		if opts.Class != "" {
 			req.Header.Set(wire.HeaderClass, string(opts.Class))
 		}

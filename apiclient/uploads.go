@@ -15,6 +15,9 @@ import (
 	"depot/internal/wire"
 )
 
+// castagnoli is the CRC-32C table of the hop checks (HeaderCRC32C).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // CreateUpload starts an upload session on services.
 func (c *Client) CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error) {
 	body, _ := json.Marshal(req)
@@ -59,7 +62,7 @@ func (c *Client) Append(ctx context.Context, id string, offset int64, chunk []by
 	var next int64
 	// Services checks the bytes it received against this before it counts
 	// them, and answers a mismatch as damaged in transit: retried.
-	sum := fmt.Sprintf("%08x", crc32.Checksum(chunk, crc32.MakeTable(crc32.Castagnoli)))
+	sum := fmt.Sprintf("%08x", crc32.Checksum(chunk, castagnoli))
 	err := c.retry(ctx, func() error {
 		r, err := c.newRequest(ctx, http.MethodPatch, wire.UploadPrefix+id, bytes.NewReader(chunk))
 		if err != nil {

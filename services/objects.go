@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,9 +71,16 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	obj, err := s.cfg.Store.Put(r.Context(), key, body, opts)
+	src, _, err := hopChecked(r, body)
+	var obj depot.Object
+	if err == nil {
+		obj, err = s.cfg.Store.Put(r.Context(), key, src, opts)
+	}
 	body.Done()
 	ev.BytesTransferred = body.N()
+	if errors.Is(err, errHopDamaged) {
+		w.Header().Set(wire.HeaderTransient, "1") // web sends the body again
+	}
 	if err != nil {
 		ev.Action = depot.ActionUploadFailed
 		s.fail(w, r, c, &ev, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"depot"
+	"depot/auditdb"
 	"depot/internal/httpauth"
 	"depot/internal/httpx"
 	"depot/internal/wire"
@@ -30,30 +31,7 @@ import (
 // files and ranges both; the bytes must also be right.
 func TestDownloadTakesKernelFastPath(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	store, err := openStore(ctx, "file://"+filepath.Join(dir, "files"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Driver().Close()
-	db, err := openDatabase(ctx, "sqlite://"+filepath.Join(dir, "depot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.CreateUser(ctx, "ana", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateCohort(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Grant(ctx, "ana", "c", depot.RoleReader); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := db.CreateToken(ctx, "ana", "test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, db, token := servicesFixture(t, depot.RoleReader)
 	content := make([]byte, 3<<20+123)
 	for i := range content {
 		content[i] = byte(i * 7)
@@ -62,8 +40,7 @@ func TestDownloadTakesKernelFastPath(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const key = "0123456789abcdef0123456789abcdef"
-	srv := services.New(services.Config{Store: store, DB: servicesDB{db}, Keys: []string{key}, Metrics: metrics.New("services")})
+	srv := services.New(services.Config{Store: store, DB: servicesDB{db}, Keys: []string{fixtureKey}, Metrics: metrics.New("services")})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +61,7 @@ func TestDownloadTakesKernelFastPath(t *testing.T) {
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}
-		httpauth.Sign(req, []byte(key), time.Now())
+		httpauth.Sign(req, []byte(fixtureKey), time.Now())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -159,4 +136,40 @@ func (c recordingConn) ReadFrom(src io.Reader) (int64, error) {
 		c.rec.mu.Unlock()
 	}
 	return n, err
+}
+
+// fixtureKey is the internal key of servicesFixture's tests.
+const fixtureKey = "0123456789abcdef0123456789abcdef"
+
+// servicesFixture opens what a services process runs on (local storage and
+// a SQLite database in a temporary directory) with user "ana" holding role
+// in cohort "c", and returns them with a token of ana's.
+func servicesFixture(t *testing.T, role depot.Role) (*storage.Store, *auditdb.DB, string) {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	store, err := openStore(ctx, "file://"+filepath.Join(dir, "files"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Driver().Close() })
+	db, err := openDatabase(ctx, "sqlite://"+filepath.Join(dir, "depot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.CreateUser(ctx, "ana", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCohort(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Grant(ctx, "ana", "c", role); err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := db.CreateToken(ctx, "ana", "test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, db, token
 }
