@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -49,7 +47,7 @@ func (c *Client) putSmall(ctx context.Context, key string, r io.Reader, opts dep
 	}
 	// The CRC-32C checks the internal hop at a tenth of the CPU of a
 	// SHA-256 here; services hashes what it stores (and checks opts.SHA256).
-	crc := fmt.Sprintf("%08x", crc32.Checksum(buf, castagnoli))
+	crc := hopSum(buf)
 	var obj depot.Object
 	err = c.retry(ctx, func() error {
 		req, err := c.newRequest(ctx, http.MethodPut, wire.PathObject, bytes.NewReader(buf))

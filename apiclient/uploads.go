@@ -18,6 +18,13 @@ import (
 // castagnoli is the CRC-32C table of the hop checks (HeaderCRC32C).
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// hopSum is the HeaderCRC32C value of body: services stores or counts the
+// bytes only if they match it, and answers a mismatch as damaged in
+// transit (retried).
+func hopSum(body []byte) string {
+	return fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli))
+}
+
 // CreateUpload starts an upload session on services.
 func (c *Client) CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error) {
 	body, _ := json.Marshal(req)
@@ -60,9 +67,7 @@ func (c *Client) Upload(ctx context.Context, id string, perm depot.Permission) (
 // bytes and answers with the same offset. It returns the new offset.
 func (c *Client) Append(ctx context.Context, id string, offset int64, chunk []byte, resume bool) (int64, error) {
 	var next int64
-	// Services checks the bytes it received against this before it counts
-	// them, and answers a mismatch as damaged in transit: retried.
-	sum := fmt.Sprintf("%08x", crc32.Checksum(chunk, castagnoli))
+	sum := hopSum(chunk)
 	err := c.retry(ctx, func() error {
 		r, err := c.newRequest(ctx, http.MethodPatch, wire.UploadPrefix+id, bytes.NewReader(chunk))
 		if err != nil {

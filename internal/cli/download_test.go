@@ -7,19 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"depot"
-	"depot/auditdb"
 	"depot/internal/httpauth"
 	"depot/internal/httpx"
 	"depot/internal/wire"
-	"depot/metrics"
-	"depot/services"
-	"depot/storage"
 )
 
 // TestDownloadTakesKernelFastPath: a download from local storage reaches
@@ -31,22 +26,21 @@ import (
 // files and ranges both; the bytes must also be right.
 func TestDownloadTakesKernelFastPath(t *testing.T) {
 	ctx := t.Context()
-	store, db, token := servicesFixture(t, depot.RoleReader)
+	fx := newServicesFixture(t, depot.RoleReader)
 	content := make([]byte, 3<<20+123)
 	for i := range content {
 		content[i] = byte(i * 7)
 	}
-	if _, err := store.PutBytes(ctx, "c/big.csv", content, depot.Permanent); err != nil {
+	if _, err := fx.store.PutBytes(ctx, "c/big.csv", content, depot.Permanent); err != nil {
 		t.Fatal(err)
 	}
 
-	srv := services.New(services.Config{Store: store, DB: servicesDB{db}, Keys: []string{fixtureKey}, Metrics: metrics.New("services")})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &readFromRecorder{}
-	hs := httpx.NewServer(ctx, srv.Handler(), slog.New(slog.DiscardHandler), httpx.ServerOptions{})
+	hs := httpx.NewServer(ctx, fx.handler, slog.New(slog.DiscardHandler), httpx.ServerOptions{})
 	go hs.Serve(recordingListener{ln, rec})
 	defer hs.Close()
 
@@ -57,7 +51,7 @@ func TestDownloadTakesKernelFastPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Header.Set(wire.HeaderKey, wire.EncodeKey("c/big.csv"))
-		req.Header.Set(wire.HeaderUserToken, token)
+		req.Header.Set(wire.HeaderUserToken, fx.token)
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}
@@ -136,40 +130,4 @@ func (c recordingConn) ReadFrom(src io.Reader) (int64, error) {
 		c.rec.mu.Unlock()
 	}
 	return n, err
-}
-
-// fixtureKey is the internal key of servicesFixture's tests.
-const fixtureKey = "0123456789abcdef0123456789abcdef"
-
-// servicesFixture opens what a services process runs on (local storage and
-// a SQLite database in a temporary directory) with user "ana" holding role
-// in cohort "c", and returns them with a token of ana's.
-func servicesFixture(t *testing.T, role depot.Role) (*storage.Store, *auditdb.DB, string) {
-	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	store, err := openStore(ctx, "file://"+filepath.Join(dir, "files"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Driver().Close() })
-	db, err := openDatabase(ctx, "sqlite://"+filepath.Join(dir, "depot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.CreateUser(ctx, "ana", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateCohort(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Grant(ctx, "ana", "c", role); err != nil {
-		t.Fatal(err)
-	}
-	token, _, err := db.CreateToken(ctx, "ana", "test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return store, db, token
 }

@@ -11,8 +11,6 @@ import (
 	"depot"
 	"depot/apiclient"
 	"depot/internal/wire"
-	"depot/metrics"
-	"depot/services"
 )
 
 // TestOneShotPutDamagedInTransitIsSentAgain: web sends a body that fits in
@@ -23,8 +21,8 @@ import (
 // storage, SQLite) behind a hop that flips one byte of the first PUT.
 func TestOneShotPutDamagedInTransitIsSentAgain(t *testing.T) {
 	ctx := t.Context()
-	store, db, token := servicesFixture(t, depot.RoleUploader)
-	svc := services.New(services.Config{Store: store, DB: servicesDB{db}, Keys: []string{fixtureKey}, Metrics: metrics.New("services")}).Handler()
+	fx := newServicesFixture(t, depot.RoleUploader)
+	svc, store := fx.handler, fx.store
 
 	var puts, damaged, refused atomic.Int64
 	hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -56,7 +54,7 @@ func TestOneShotPutDamagedInTransitIsSentAgain(t *testing.T) {
 	defer hop.Close()
 	client := apiclient.New(apiclient.Config{BaseURL: hop.URL, Key: fixtureKey, Backoff: 1})
 	defer client.Close()
-	ctx = apiclient.WithCaller(ctx, apiclient.Caller{Token: token})
+	ctx = apiclient.WithCaller(ctx, apiclient.Caller{Token: fx.token})
 
 	data := bytes.Repeat([]byte("id,value\n17,0.25\n"), 4000)
 	obj, err := client.Put(ctx, "c/small.csv", bytes.NewReader(data), depot.PutOptions{Size: int64(len(data))})
