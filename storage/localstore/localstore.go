@@ -6,7 +6,7 @@
 //
 //	a/b/c.csv                          committed object "a/b/c.csv"
 //	a/b/.depot-part-<id>               staging data of session <id> for a key in a/b
-//	.depot/sessions/<id>.json          session record <id>
+//	.depot/sessions/<id>.json          session record <id> (a log of frames, sessionlog.go)
 //	.depot/sessions/.tmp-<id>-<rand>   a session record being written
 //
 // Object attributes are stored as the extended attributes user.depot.sha256
@@ -63,6 +63,7 @@ type Driver struct {
 	root *os.Root
 
 	bufs        bufferPool   // copy buffers of writeFrom
+	sessions    *sessionLogs // record files this Driver may append to
 	noDirect    atomic.Bool  // direct writes are off (Options or the file system)
 	directBytes atomic.Int64 // bytes written with direct I/O, for tests
 
@@ -97,7 +98,7 @@ func Open(root string, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localstore: open root: %w", scrub(err))
 	}
-	d := &Driver{dir: root, root: r}
+	d := &Driver{dir: root, root: r, sessions: newSessionLogs()}
 	d.noDirect.Store(opts.BufferedIO)
 	if err := r.MkdirAll(sessionsDir, dirPerm); err != nil {
 		r.Close()

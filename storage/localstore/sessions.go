@@ -2,15 +2,19 @@ package localstore
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path"
 	"strings"
 )
 
-// PutSession replaces the record of session id atomically and durably: it
-// writes .depot/sessions/.tmp-<id>-<rand>, fsyncs it, renames it to
-// <id>.json and fsyncs the directory. A crash leaves either the old or the
-// new record, plus possibly a temporary file that Strays reports.
+// PutSession replaces the record of session id atomically and durably (see
+// sessionlog.go for the format). While the record file is as this Driver
+// left it and small, it appends a frame and fsyncs the file. Otherwise
+// it writes a fresh file, .depot/sessions/.tmp-<id>-<rand>, fsyncs it,
+// renames it to <id>.json and, for a new record, fsyncs the directory. A
+// crash leaves the old or the new record (an appended frame that is not
+// whole is ignored), plus possibly a temporary file that Strays reports.
 func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -18,6 +22,59 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 	if err := checkID(id); err != nil {
 		return err
 	}
+	frame := appendFrame(make([]byte, 0, frameHeaderSize+len(record)), record)
+	defer d.sessions.lock(id)()
+	if d.sessions.known(id) {
+		err := d.appendSession(id, frame)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errNotAppendable) && !isNotExist(err) {
+			// The log may now end in a partial frame: never append after it.
+			d.sessions.forget(id)
+			return fail("append session record", err)
+		}
+	}
+	if err := d.replaceSession(id, frame); err != nil {
+		d.sessions.forget(id)
+		return err
+	}
+	return nil
+}
+
+// errNotAppendable means that the record file is not the one this Driver
+// left, or has grown too long: it must be replaced.
+var errNotAppendable = errors.New("session record not appendable")
+
+// appendSession appends frame to the record file of session id and fsyncs
+// it, if the file is still as this Driver left it.
+func (d *Driver) appendSession(id string, frame []byte) error {
+	f, err := d.root.OpenFile(sessionName(id), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	cur, err := f.Stat()
+	if err == nil && !d.sessions.appendable(id, cur, len(frame)) {
+		err = errNotAppendable
+	}
+	if err == nil {
+		_, err = f.Write(frame)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		d.sessions.wrote(id, cur, cur.Size()+int64(len(frame)))
+	}
+	return err
+}
+
+// replaceSession writes frame as the whole record file of session id: a
+// temporary file, fsynced and renamed over the record.
+func (d *Driver) replaceSession(id string, frame []byte) error {
 	_, statErr := d.root.Lstat(sessionName(id))
 	replacing := statErr == nil
 	tmp := path.Join(sessionsDir, sessTmp+id+"-"+randHex(8))
@@ -25,9 +82,13 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 	if err != nil {
 		return fail("create session record", err)
 	}
-	_, err = f.Write(record)
+	_, err = f.Write(frame)
 	if err == nil {
 		err = f.Sync()
+	}
+	fi, serr := f.Stat()
+	if err == nil {
+		err = serr
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -39,6 +100,7 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 		d.root.Remove(tmp)
 		return fail("write session record", err)
 	}
+	d.sessions.wrote(id, fi, int64(len(frame)))
 	if replacing {
 		// A replaced record needs no directory fsync: after a power failure
 		// the rename may be lost, leaving the previous record, which is an
@@ -63,7 +125,11 @@ func (d *Driver) GetSession(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, fail("read session record", err)
 	}
-	return b, nil
+	rec, ok := lastRecord(b)
+	if !ok {
+		return nil, errors.New("localstore: read session record: no whole record in the file")
+	}
+	return rec, nil
 }
 
 // DeleteSession removes the record of session id; a missing record is not an
@@ -75,6 +141,8 @@ func (d *Driver) DeleteSession(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	defer d.sessions.lock(id)()
+	d.sessions.forget(id)
 	if err := d.root.Remove(sessionName(id)); err != nil {
 		if isNotExist(err) {
 			return nil
