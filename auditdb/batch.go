@@ -3,6 +3,7 @@ package auditdb
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"sync"
 
 	"depot"
@@ -20,6 +21,7 @@ const maxBatch = 128
 type appendReq struct {
 	ev   depot.AuditEvent
 	meta string
+	file []any // arguments of upsertFile written with the record, or nil
 	resp chan appendResp
 }
 
@@ -50,9 +52,10 @@ func (db *DB) stopBatcher() {
 	db.batch.stopOnce.Do(func() { close(db.batch.done) })
 }
 
-func (db *DB) submit(ctx context.Context, ev depot.AuditEvent, meta string) (depot.AuditEvent, error) {
+// submit has req written by the batch writer and returns the stored record.
+func (db *DB) submit(ctx context.Context, req appendReq) (depot.AuditEvent, error) {
 	db.startBatcher()
-	req := appendReq{ev: ev, meta: meta, resp: make(chan appendResp, 1)}
+	req.resp = make(chan appendResp, 1)
 	select {
 	case db.batch.reqs <- req:
 	case <-db.batch.done:
@@ -111,7 +114,8 @@ func result(evs []depot.AuditEvent, err error) appendResp {
 }
 
 // appendTx writes batch as consecutive records of the chain in one
-// transaction, serialised against every other writer.
+// transaction, serialised against every other writer, with the file records
+// the requests carry.
 func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEvent, error) {
 	fail := func(err error) ([]depot.AuditEvent, error) {
 		if db.classify(err) == depot.CodeInvalid {
@@ -127,6 +131,12 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	insert, err := db.stmts.get(ctx, insertEvent)
 	if err != nil {
 		return fail(err)
+	}
+	var upsert *sql.Stmt // only prepared when a request carries a file record
+	if slices.ContainsFunc(batch, func(r appendReq) bool { return r.file != nil }) {
+		if upsert, err = db.stmts.get(ctx, upsertFile); err != nil {
+			return fail(err)
+		}
 	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -147,6 +157,10 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		seq, prev = 0, GenesisHash
 	}
 	insertTx := tx.StmtContext(ctx, insert)
+	var upsertTx *sql.Stmt
+	if upsert != nil {
+		upsertTx = tx.StmtContext(ctx, upsert)
+	}
 	out := make([]depot.AuditEvent, len(batch))
 	for i, r := range batch {
 		ev := r.ev
@@ -154,6 +168,11 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		ev.Hash = Hash(ev)
 		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
 			return fail(err)
+		}
+		if r.file != nil {
+			if _, err := upsertTx.ExecContext(ctx, r.file...); err != nil {
+				return fail(err)
+			}
 		}
 		seq, prev = ev.Seq, ev.Hash
 		out[i] = ev

@@ -52,7 +52,27 @@ func (db *DB) Append(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent
 	if err != nil {
 		return depot.AuditEvent{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
 	}
-	return db.submit(ctx, ev, meta)
+	return db.submit(ctx, appendReq{ev: ev, meta: meta})
+}
+
+// AppendWithFile is Append that also stores rec as the current state of its
+// file (see PutFile), in the same transaction: the record of a committed
+// upload and the file's state are written both or neither, with one commit
+// (shared with concurrent appends) instead of two.
+func (db *DB) AppendWithFile(ctx context.Context, ev depot.AuditEvent, rec FileRecord) (depot.AuditEvent, error) {
+	ev, err := db.normalize(ev)
+	if err != nil {
+		return depot.AuditEvent{}, err
+	}
+	meta, err := metadataJSON(ev.Metadata)
+	if err != nil {
+		return depot.AuditEvent{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
+	}
+	file, err := db.fileArgs(rec)
+	if err != nil {
+		return depot.AuditEvent{}, err
+	}
+	return db.submit(ctx, appendReq{ev: ev, meta: meta, file: file})
 }
 
 // normalize validates ev and brings it to its stored form.

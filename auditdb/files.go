@@ -46,19 +46,40 @@ const fileColumns = `storage_key, cohort, size, sha256, class, cleanup_scheduled
 // size, an unknown class, or a permanent file with a cleanup time is
 // CodeInvalid.
 func (db *DB) PutFile(ctx context.Context, rec FileRecord) error {
-	if err := depot.ValidateKey(rec.Key); err != nil {
+	args, err := db.fileArgs(rec)
+	if err != nil {
 		return err
+	}
+	_, err = db.stmts.exec(ctx, upsertFile, args...)
+	return db.wrap(err, "put file record")
+}
+
+// upsertFile stores a file record; its arguments come from fileArgs.
+const upsertFile = `INSERT INTO files (` + fileColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	ON CONFLICT (storage_key) DO UPDATE SET
+		cohort = excluded.cohort, size = excluded.size, sha256 = excluded.sha256,
+		class = excluded.class, cleanup_scheduled_for_ms = excluded.cleanup_scheduled_for_ms,
+		created_ms = COALESCE(CAST($11 AS BIGINT), files.created_ms),
+		updated_ms = excluded.updated_ms, last_verified_ms = excluded.last_verified_ms,
+		uploaded_by = excluded.uploaded_by`
+
+// fileArgs validates rec as PutFile documents and returns the arguments of
+// upsertFile.
+func (db *DB) fileArgs(rec FileRecord) ([]any, error) {
+	if err := depot.ValidateKey(rec.Key); err != nil {
+		return nil, err
 	}
 	if rec.Class == "" {
 		rec.Class = depot.Permanent
 	}
 	switch {
 	case !rec.Class.Valid():
-		return depot.Errorf(depot.CodeInvalid, "unknown file class")
+		return nil, depot.Errorf(depot.CodeInvalid, "unknown file class")
 	case rec.Size < 0:
-		return depot.Errorf(depot.CodeInvalid, "negative file size")
+		return nil, depot.Errorf(depot.CodeInvalid, "negative file size")
 	case rec.Class == depot.Permanent && rec.CleanupScheduledFor != nil:
-		return depot.Errorf(depot.CodeInvalid, "a permanent file cannot have a cleanup time")
+		return nil, depot.Errorf(depot.CodeInvalid, "a permanent file cannot have a cleanup time")
 	}
 	now := db.now()
 	var keepCreated any // NULL: keep the stored Created on update
@@ -70,17 +91,8 @@ func (db *DB) PutFile(ctx context.Context, rec FileRecord) error {
 	if rec.Updated.IsZero() {
 		rec.Updated = now
 	}
-	_, err := db.stmts.exec(ctx, `INSERT INTO files (`+fileColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (storage_key) DO UPDATE SET
-			cohort = excluded.cohort, size = excluded.size, sha256 = excluded.sha256,
-			class = excluded.class, cleanup_scheduled_for_ms = excluded.cleanup_scheduled_for_ms,
-			created_ms = COALESCE(CAST($11 AS BIGINT), files.created_ms),
-			updated_ms = excluded.updated_ms, last_verified_ms = excluded.last_verified_ms,
-			uploaded_by = excluded.uploaded_by`,
-		rec.Key, rec.Cohort, rec.Size, rec.SHA256, string(rec.Class), msOrNil(rec.CleanupScheduledFor),
-		toMS(created), toMS(rec.Updated), msOrNil(rec.LastVerified), rec.UploadedBy, keepCreated)
-	return db.wrap(err, "put file record")
+	return []any{rec.Key, rec.Cohort, rec.Size, rec.SHA256, string(rec.Class), msOrNil(rec.CleanupScheduledFor),
+		toMS(created), toMS(rec.Updated), msOrNil(rec.LastVerified), rec.UploadedBy, keepCreated}, nil
 }
 
 // GetFile returns the state of key; CodeNotFound when there is none.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,5 +130,80 @@ func TestListFiles(t *testing.T) {
 		if fmt.Sprint(seen) != "[C1/a.csv c1/a.csv c1/a_/z.csv c1/b.csv c1/tmp/t.csv c2/a.csv]" {
 			t.Fatalf("paged = %v", seen)
 		}
+	})
+}
+
+// TestAppendWithFile checks that the record of a committed upload and the
+// file's state are written together, and neither when the state cannot be:
+// refused before the transaction (an invalid record) or failing inside it
+// (a trigger raises for one key). Concurrent neighbours in the same batch
+// are written all the same.
+func TestAppendWithFile(t *testing.T) {
+	eachEngine(t, func(t *testing.T, db *auditdb.DB) {
+		ctx := context.Background()
+		if db.Engine() == auditdb.EnginePostgres {
+			mustExec(t, db, `CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN
+					IF NEW.storage_key = 'c1/boom.csv' THEN RAISE EXCEPTION 'boom'; END IF;
+					RETURN NEW;
+				END $$`)
+			mustExec(t, db, `CREATE TRIGGER refuse_boom BEFORE INSERT ON files
+				FOR EACH ROW EXECUTE FUNCTION refuse_boom()`)
+		} else {
+			mustExec(t, db, `CREATE TRIGGER refuse_boom BEFORE INSERT ON files
+				WHEN NEW.storage_key = 'c1/boom.csv' BEGIN SELECT RAISE(ABORT, 'boom'); END`)
+		}
+		completed := func(key string) depot.AuditEvent {
+			ev := sampleEvent(1)
+			ev.Action, ev.Outcome, ev.Key = depot.ActionUploadCompleted, depot.OutcomeSuccess, key
+			return ev
+		}
+		file := func(key string) auditdb.FileRecord {
+			return auditdb.FileRecord{Key: key, Cohort: "c1", Size: 7, SHA256: "ab", UploadedBy: "alice"}
+		}
+
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			key := fmt.Sprintf("c1/ok-%d.csv", i)
+			if i == 3 {
+				key = "c1/boom.csv"
+			}
+			wg.Go(func() {
+				ev, err := db.AppendWithFile(ctx, completed(key), file(key))
+				if err == nil && (ev.Seq == 0 || ev.Key != key) {
+					err = fmt.Errorf("stored record %+v", ev)
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if i == 3 {
+				wantCode(t, err, depot.CodeUnavailable)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("AppendWithFile %d: %v", i, err)
+			}
+			if _, err := db.GetFile(ctx, fmt.Sprintf("c1/ok-%d.csv", i)); err != nil {
+				t.Fatalf("GetFile %d: %v", i, err)
+			}
+		}
+		_, err := db.AppendWithFile(ctx, completed("c1/bad.csv"), auditdb.FileRecord{Key: "c1/bad.csv", Size: -1})
+		wantCode(t, err, depot.CodeInvalid)
+
+		_, err = db.GetFile(ctx, "c1/boom.csv")
+		wantCode(t, err, depot.CodeNotFound)
+		evs, err := db.Events(ctx, auditdb.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Key == "c1/boom.csv" || ev.Key == "c1/bad.csv" {
+				t.Errorf("record of %s written although its file state was not", ev.Key)
+			}
+		}
+		verifyOK(t, db, 7)
 	})
 }

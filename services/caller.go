@@ -167,8 +167,19 @@ func requestToken(ctx context.Context) string {
 // audit appends ev; a failure is returned as CodeUnavailable so that the
 // operation fails closed (503).
 func (s *Server) audit(ctx context.Context, ev depot.AuditEvent) error {
+	return s.auditFile(ctx, ev, nil)
+}
+
+// auditFile is audit that, when f is not nil, also stores f as the current
+// state of a committed file in the same transaction.
+func (s *Server) auditFile(ctx context.Context, ev depot.AuditEvent, f *FileState) error {
 	start := time.Now()
-	_, err := s.cfg.DB.Append(context.WithoutCancel(ctx), ev)
+	var err error
+	if f != nil {
+		_, err = s.cfg.DB.AppendWithFile(context.WithoutCancel(ctx), ev, *f)
+	} else {
+		_, err = s.cfg.DB.Append(context.WithoutCancel(ctx), ev)
+	}
 	if m := s.cfg.Metrics; m != nil {
 		m.AuditWrite.Observe(time.Since(start).Seconds())
 		if err != nil {

@@ -93,9 +93,9 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusCreated, obj)
 }
 
-// committed records a committed object: file state and the "upload
-// completed" audit record. If either cannot be written the object is removed
-// again and the upload fails closed.
+// committed records a committed object: its file state and the "upload
+// completed" audit record, in one transaction. If they cannot be written the
+// object is removed again and the upload fails closed.
 func (s *Server) committed(ctx context.Context, c *caller, ev *depot.AuditEvent, obj depot.Object, uploadID string) error {
 	done := s.now()
 	fs := FileState{Object: obj, Cohort: cohortOf(obj.Key), UploadedBy: c.principal.User}
@@ -106,13 +106,9 @@ func (s *Server) committed(ctx context.Context, c *caller, ev *depot.AuditEvent,
 	ev.Action, ev.Outcome = depot.ActionUploadCompleted, depot.OutcomeSuccess
 	ev.UploadID, ev.StoredSize, ev.SHA256, ev.FileClass = uploadID, obj.Size, obj.SHA256, obj.Class
 	ev.StreamComplete, ev.DurationMS, ev.CleanupScheduledFor = &done, done.Sub(c.start).Milliseconds(), fs.CleanupScheduledFor
-	err := s.cfg.DB.RecordFile(context.WithoutCancel(ctx), fs)
-	if err == nil {
-		err = s.audit(ctx, *ev)
-	} else {
-		err = depot.WrapError(depot.CodeUnavailable, "the database is unavailable; nothing was stored", err)
-	}
-	if err != nil {
+	if err := s.auditFile(ctx, *ev, &fs); err != nil {
+		// Neither the record nor the new state was written. The object is
+		// removed, so the state of a file it replaced must go too.
 		if derr := s.cfg.Store.Delete(context.WithoutCancel(ctx), obj.Key); derr != nil {
 			s.cfg.Log.Error("rollback of unaudited upload failed", "request_id", c.requestID, "err", derr)
 		}

@@ -27,8 +27,9 @@ type Database interface {
 	// PrincipalOf loads an enabled user without a token, for identities
 	// vouched for by the web tier's trusted single-sign-on proxy.
 	PrincipalOf(ctx context.Context, user string) (depot.Principal, error)
-	// RecordFile stores the current state of a committed file.
-	RecordFile(ctx context.Context, f FileState) error
+	// AppendWithFile appends ev to the audit trail (as Append) and stores f
+	// as the current state of a committed file, both or neither.
+	AppendWithFile(ctx context.Context, ev depot.AuditEvent, f FileState) (depot.AuditEvent, error)
 	// ForgetFile removes the current state of a deleted file.
 	ForgetFile(ctx context.Context, key string) error
 	Ping(ctx context.Context) error

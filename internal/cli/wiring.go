@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 
+	"depot"
 	"depot/auditdb"
 	"depot/services"
 	"depot/storage"
@@ -72,8 +73,8 @@ func openDatabase(ctx context.Context, raw string) (*auditdb.DB, error) {
 // servicesDB adapts *auditdb.DB to services.Database.
 type servicesDB struct{ *auditdb.DB }
 
-func (d servicesDB) RecordFile(ctx context.Context, f services.FileState) error {
-	return d.PutFile(ctx, auditdb.FileRecord{
+func (d servicesDB) AppendWithFile(ctx context.Context, ev depot.AuditEvent, f services.FileState) (depot.AuditEvent, error) {
+	return d.DB.AppendWithFile(ctx, ev, auditdb.FileRecord{
 		Key: f.Object.Key, Cohort: f.Cohort, Size: f.Object.Size, SHA256: f.Object.SHA256,
 		Class: f.Object.Class, CleanupScheduledFor: f.CleanupScheduledFor,
 		Created: f.Object.ModTime, Updated: f.Object.ModTime, UploadedBy: f.UploadedBy,
