@@ -345,6 +345,26 @@ func TestTusProtocol(t *testing.T) {
 		checkAbsent(t, c, "overflow.bin")
 	})
 
+	// Web trusts services' "may upload" for a moment (to count upload
+	// slots), but services authorises the PUT itself: a grant revoked right
+	// after a successful PUT stops the next one, audited once.
+	t.Run("grant revoked between PUTs", func(t *testing.T) {
+		put := func(name string) *http.Response {
+			return tusReq(t, base, bob, http.MethodPut, "/api/v1/files/c1/"+name, []byte("a,b\n1,2\n"), nil)
+		}
+		wantStatus(t, "PUT before revoke", put("bob-put-1.csv"), http.StatusCreated)
+		depotCLI(t, c.dbEnv(), "cohorts", "revoke", "bob", "c1")
+		db := openAuditDB(t, c.dbURL)
+		after := auditHead(t, db)
+		wantStatus(t, "PUT after revoke", put("bob-put-2.csv"), http.StatusForbidden)
+		checkAbsent(t, c, "bob-put-2.csv")
+		evs := auditAfter(t, db, after)
+		if len(evs) != 1 || evs[0].Action != depot.ActionAccessDenied || evs[0].Actor != "bob" || evs[0].Metadata["permission"] != string(depot.PermUpload) {
+			t.Fatalf("audit records after the revoke: %+v, want one access.denied of bob's upload permission", evs)
+		}
+		depotCLI(t, c.dbEnv(), "cohorts", "grant", "bob", "c1", "uploader")
+	})
+
 	// Services checks the cohort permission with the session lookup that
 	// precedes every PATCH and HEAD (web asks for it in the same request).
 	t.Run("grant revoked mid-upload", func(t *testing.T) {

@@ -42,10 +42,11 @@ func (u *userSlots) acquire(user string) (release func(), ok bool) {
 }
 
 // beginUpload authorises an upload into t's cohort before any body byte is
-// read, refuses a declared size over the limit, and takes one of the user's
-// upload slots. The returned function releases the slot.
+// read (an answer of services is trusted for a moment, see uploaders),
+// refuses a declared size over the limit, and takes one of the user's upload
+// slots. The returned function releases the slot.
 func (s *Server) beginUpload(ctx context.Context, cohort string, declared int64) (func(), error) {
-	p, err := s.cfg.Backend.Authenticate(ctx, cohort, depot.PermUpload)
+	p, err := s.uploaders.authorize(ctx, cohort, s.cfg.Backend.Authenticate)
 	if err != nil {
 		return nil, err
 	}

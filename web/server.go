@@ -65,9 +65,10 @@ type Config struct {
 
 // Server is the public HTTP API.
 type Server struct {
-	cfg   Config
-	bufs  sync.Pool
-	slots userSlots
+	cfg       Config
+	bufs      sync.Pool
+	slots     userSlots
+	uploaders *uploaders
 }
 
 // New returns a Server.
@@ -78,7 +79,7 @@ func New(cfg Config) *Server {
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = 60 * time.Second
 	}
-	s := &Server{cfg: cfg, slots: userSlots{max: cfg.MaxUploadsPerUser}}
+	s := &Server{cfg: cfg, slots: userSlots{max: cfg.MaxUploadsPerUser}, uploaders: newUploaders(time.Now)}
 	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	return s
 }
