@@ -44,15 +44,11 @@ const insertEvent = `INSERT INTO audit_events (` + eventColumns + `) VALUES ($1,
 // CodeInvalid; any failure to write is CodeUnavailable, so the audited
 // operation must fail.
 func (db *DB) Append(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent, error) {
-	ev, err := db.normalize(ev)
+	req, err := db.appendRequest(ev)
 	if err != nil {
 		return depot.AuditEvent{}, err
 	}
-	meta, err := metadataJSON(ev.Metadata)
-	if err != nil {
-		return depot.AuditEvent{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
-	}
-	return db.submit(ctx, appendReq{ev: ev, meta: meta})
+	return db.submit(ctx, req)
 }
 
 // AppendWithFile is Append that also stores rec as the current state of its
@@ -60,19 +56,27 @@ func (db *DB) Append(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent
 // upload and the file's state are written both or neither, with one commit
 // (shared with concurrent appends) instead of two.
 func (db *DB) AppendWithFile(ctx context.Context, ev depot.AuditEvent, rec FileRecord) (depot.AuditEvent, error) {
-	ev, err := db.normalize(ev)
+	req, err := db.appendRequest(ev)
 	if err != nil {
 		return depot.AuditEvent{}, err
+	}
+	if req.file, err = db.fileArgs(rec); err != nil {
+		return depot.AuditEvent{}, err
+	}
+	return db.submit(ctx, req)
+}
+
+// appendRequest validates ev and returns the batch request that writes it.
+func (db *DB) appendRequest(ev depot.AuditEvent) (appendReq, error) {
+	ev, err := db.normalize(ev)
+	if err != nil {
+		return appendReq{}, err
 	}
 	meta, err := metadataJSON(ev.Metadata)
 	if err != nil {
-		return depot.AuditEvent{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
+		return appendReq{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
 	}
-	file, err := db.fileArgs(rec)
-	if err != nil {
-		return depot.AuditEvent{}, err
-	}
-	return db.submit(ctx, appendReq{ev: ev, meta: meta, file: file})
+	return appendReq{ev: ev, meta: meta}, nil
 }
 
 // normalize validates ev and brings it to its stored form.

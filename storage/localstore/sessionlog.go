@@ -82,14 +82,14 @@ func lastRecord(b []byte) ([]byte, bool) {
 // the middle of an append, an earlier version) is replaced by a fresh file
 // first, so no frame is ever appended after bytes that are not whole frames.
 //
-// Writes of one session's record are serialised by one of a few stripe
+// Writes of one session's record are serialised by one of 256 stripe
 // locks, so that an append cannot race a replacement of the same file.
 type sessionLogs struct {
 	mu   sync.Mutex
 	last map[string]logEnd // the record file as this Driver left it
 
 	seed    maphash.Seed
-	writing [32]sync.Mutex
+	writing [256]sync.Mutex
 }
 
 func newSessionLogs() *sessionLogs {

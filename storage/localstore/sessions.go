@@ -141,9 +141,11 @@ func (d *Driver) DeleteSession(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	defer d.sessions.lock(id)()
+	unlock := d.sessions.lock(id)
 	d.sessions.forget(id)
-	if err := d.root.Remove(sessionName(id)); err != nil {
+	err := d.root.Remove(sessionName(id))
+	unlock()
+	if err != nil {
 		if isNotExist(err) {
 			return nil
 		}
