@@ -110,23 +110,19 @@ func (l *sessionLogs) lock(id string) (unlock func()) {
 	return m.Unlock
 }
 
-// appendable reports whether a frame of n bytes may be appended to the
-// record file of session id, which is now as cur describes it.
-func (l *sessionLogs) appendable(id string, cur fs.FileInfo, n int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	last, ok := l.last[id]
-	return ok && os.SameFile(last.file, cur) && cur.Size() == last.size &&
-		cur.Size()+int64(n) <= maxSessionLog
+// appendable reports whether a frame of n bytes may be appended to a record
+// file that is now as cur describes it and that this Driver left as e.
+func (e logEnd) appendable(cur fs.FileInfo, n int) bool {
+	return os.SameFile(e.file, cur) && cur.Size() == e.size && cur.Size()+int64(n) <= maxSessionLog
 }
 
-// known reports whether this Driver wrote the record file of session id
-// last (an append may be possible).
-func (l *sessionLogs) known(id string) bool {
+// get returns how this Driver left the record file of session id, and false
+// if it did not write it last.
+func (l *sessionLogs) get(id string) (logEnd, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.last[id]
-	return ok
+	e, ok := l.last[id]
+	return e, ok
 }
 
 // wrote records that this Driver left the record file of session id, file,

@@ -24,8 +24,8 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 	}
 	frame := appendFrame(make([]byte, 0, frameHeaderSize+len(record)), record)
 	defer d.sessions.lock(id)()
-	if d.sessions.known(id) {
-		err := d.appendSession(id, frame)
+	if last, ok := d.sessions.get(id); ok {
+		err := d.appendSession(id, last, frame)
 		if err == nil {
 			return nil
 		}
@@ -47,14 +47,14 @@ func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error
 var errNotAppendable = errors.New("session record not appendable")
 
 // appendSession appends frame to the record file of session id and fsyncs
-// it, if the file is still as this Driver left it.
-func (d *Driver) appendSession(id string, frame []byte) error {
+// it, if the file is still as this Driver left it (last).
+func (d *Driver) appendSession(id string, last logEnd, frame []byte) error {
 	f, err := d.root.OpenFile(sessionName(id), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
 	cur, err := f.Stat()
-	if err == nil && !d.sessions.appendable(id, cur, len(frame)) {
+	if err == nil && !last.appendable(cur, len(frame)) {
 		err = errNotAppendable
 	}
 	if err == nil {
