@@ -1,7 +1,8 @@
 // Command compare is the reference benchmark of issue 10: in one run, for the
 // same payloads, it measures the physical baselines (loopback TCP copy,
 // sequential disk write with fsync), nginx (proxy_request_buffering off) in
-// front of a minimal Go sink, tusd v2.9.1 (filestore, one hop, with and
+// front of a minimal Go sink (and of one that also computes SHA-256, as depot
+// does), tusd v2.9.1 (filestore, one hop, with and
 // without an fsync of the result) and depot (PUT through web → services →
 // disk, tus through web, PUT straight to services), and reports MiB/s, the
 // ratio to nginx, CPU seconds per GiB and peak RSS of every process.
@@ -35,7 +36,7 @@ import (
 
 func main() {
 	if dir := os.Getenv(sinkEnv); dir != "" {
-		sinkMain(dir)
+		sinkMain(dir, os.Getenv(sinkHashEnv) != "")
 		return
 	}
 	if err := run(); err != nil {
@@ -67,7 +68,8 @@ var allSystems = []struct {
 }{
 	{"tcp", system{[]string{"loopback TCP copy (1 MiB writes)"}, tcpCopy}},
 	{"disk", system{[]string{"disk write + fsync (1 MiB writes)"}, diskWrite}},
-	{"nginx", system{[]string{"nginx → Go sink → disk + fsync"}, nginxSink}},
+	{"nginx", system{[]string{nginxRow}, nginxSink(false)}},
+	{"nginx-sha256", system{[]string{"nginx → Go sink + SHA-256 → disk + fsync"}, nginxSink(true)}},
 	{"tusd", system{[]string{"tusd filestore (no fsync)", "tusd filestore + fsync"}, tusd}},
 	{"depot-web", system{[]string{"depot PUT web → services → disk"}, depotPutWeb}},
 	{"depot-tus", system{[]string{"depot tus (POST+PATCH) via web"}, depotTusWeb}},
@@ -87,7 +89,7 @@ func run() error {
 	flag.IntVar(&o.workers, "clients", 64, "concurrent clients of the small-file measurement")
 	fileSize := flag.String("file-size", "4KiB", "size of a small file")
 	flag.DurationVar(&o.limit, "files-limit", 20*time.Second, "time bound of a small-file measurement")
-	only := flag.String("systems", "", "comma-separated subset of: tcp,disk,nginx,tusd,depot-web,depot-tus,depot-services (default all)")
+	only := flag.String("systems", "", "comma-separated subset of: tcp,disk,nginx,nginx-sha256,tusd,depot-web,depot-tus,depot-services (default all)")
 	flag.BoolVar(&o.write, "write", true, "write the results into -docs and -chart")
 	flag.StringVar(&o.docs, "docs", "docs/performance.md", "markdown file that gets the results section")
 	flag.StringVar(&o.chart, "chart", "docs/performance-chart.png", "bar chart PNG")
@@ -151,7 +153,7 @@ func run() error {
 			continue
 		}
 		switch s.key {
-		case "nginx":
+		case "nginx", "nginx-sha256":
 			if b.nginx = findNginx(o.nginx); b.nginx == "" {
 				skipped = append(skipped, "nginx (not installed: run scripts/install-bench-tools.sh)")
 				continue

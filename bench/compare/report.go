@@ -194,6 +194,9 @@ func renderMarkdown(tables []table, o options, cmdline string, elapsed time.Dura
   (` + "`proxy_request_buffering off; proxy_http_version 1.1; client_max_body_size 0; client_body_buffer_size 1m;`" + `
   upstream keepalive, ` + "`worker_processes auto`" + `) in front of a Go sink process that
   copies each body to a file with a 1 MiB buffer, fsyncs and renames (no hashing).
+  The "+ SHA-256" row is the same sink also hashing each body as it copies it
+  (` + "`io.MultiWriter(file, sha256)`" + `): the pass-through edge doing the hashing
+  that depot does to verify every byte.
 - tusd v2.9.1 (filestore, no hooks) gets one POST and one PATCH of the whole
   body per upload. "+ fsync" adds the time to fsync every uploaded file after
   the last PATCH (tusd itself never fsyncs); for small files that is one fsync
@@ -206,7 +209,9 @@ func renderMarkdown(tables []table, o options, cmdline string, elapsed time.Dura
 - Every measurement starts fresh processes (and empty storage), so peak RSS is
   VmHWM of that measurement; CPU is utime+stime from /proc/<pid>/stat before and
   after, per GiB moved (per 1000 files for small files). nginx = master +
-  workers. Systems are interleaved within a run in an order rotated per run.
+  workers; "client" is the benchmark process itself (for tusd + fsync also
+  its fsync pass), so Σ is all the CPU the machine spent, and two cores
+  cannot move more than 2 / Σ GiB per second. Systems are interleaved within a run in an order rotated per run.
 - × nginx is MiB/s (files/s) relative to the nginx row of the same payload.
 
 `)

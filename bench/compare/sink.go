@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -19,10 +21,16 @@ import (
 // sinkEnv, when set to a directory, turns this program into the minimal Go
 // sink server behind nginx: it streams each PUT/POST body to a file in that
 // directory with a 1 MiB buffer, fsyncs, renames it into place and answers
-// 201. No hashing, no database.
-const sinkEnv = "BENCH_COMPARE_SINK_DIR"
+// 201. No database; no hashing unless sinkHashEnv is set too, and then the
+// sink computes each body's SHA-256 as it copies it (the plain
+// io.MultiWriter a service that must name files by their hash would use)
+// and answers it in a Sha256 header.
+const (
+	sinkEnv     = "BENCH_COMPARE_SINK_DIR"
+	sinkHashEnv = "BENCH_COMPARE_SINK_SHA256"
+)
 
-func sinkMain(dir string) {
+func sinkMain(dir string, hashing bool) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sink:", err)
@@ -45,7 +53,12 @@ func sinkMain(dir string) {
 		buf := pool.Get().(*[]byte)
 		// struct{ io.Writer } hides *os.File's ReadFrom, which would fall back
 		// to a 32 KiB copy and ignore the buffer.
-		_, err = io.CopyBuffer(struct{ io.Writer }{f}, r.Body, *buf)
+		var dst io.Writer = struct{ io.Writer }{f}
+		h := sha256.New()
+		if hashing {
+			dst = io.MultiWriter(f, h)
+		}
+		_, err = io.CopyBuffer(dst, r.Body, *buf)
 		pool.Put(buf)
 		if err == nil {
 			err = f.Sync()
@@ -61,6 +74,9 @@ func sinkMain(dir string) {
 			http.Error(w, err.Error(), 500)
 			return
 		}
+		if hashing {
+			w.Header().Set("Sha256", hex.EncodeToString(h.Sum(nil)))
+		}
 		w.WriteHeader(http.StatusCreated)
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -68,14 +84,18 @@ func sinkMain(dir string) {
 }
 
 // startSink starts the sink as a separate process (this same binary), so its
-// CPU and RSS are measured apart from the client's.
-func startSink(dir string) (*exec.Cmd, string, error) {
+// CPU and RSS are measured apart from the client's; hashing makes it compute
+// each body's SHA-256.
+func startSink(dir string, hashing bool) (*exec.Cmd, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), sinkEnv+"="+dir)
+	if hashing {
+		cmd.Env = append(cmd.Env, sinkHashEnv+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()

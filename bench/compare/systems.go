@@ -62,7 +62,9 @@ type bench struct {
 
 const internalKey = "0123456789abcdef0123456789abcdef"
 
-// observe runs work while measuring the groups' CPU time and peak RSS.
+// observe runs work while measuring the groups' CPU time and peak RSS, and
+// the CPU time of this process (the client) as the last CPU entry, so that
+// the sum of a row is all the CPU the machine spent on it.
 func observe(groups []group, work func() (time.Duration, int64, error)) (time.Duration, int64, []kv, []kv, error) {
 	for _, g := range groups {
 		resetHWM(g)
@@ -71,12 +73,15 @@ func observe(groups []group, work func() (time.Duration, int64, error)) (time.Du
 	for i, g := range groups {
 		before[i] = groupCPU(g)
 	}
+	client := selfCPU()
 	wall, moved, err := work()
+	client = selfCPU() - client
 	var cpu, rss []kv
 	for i, g := range groups {
 		cpu = append(cpu, kv{g.name, groupCPU(g) - before[i]})
 		rss = append(rss, kv{g.name, groupHWM(g)})
 	}
+	cpu = append(cpu, kv{"client", client})
 	return wall, moved, cpu, rss, err
 }
 
@@ -259,7 +264,15 @@ http {
 }
 `
 
-func nginxSink(b *bench, sc scenario, run int) ([]sample, error) {
+// nginxSink measures nginx in front of the Go sink, which hashes each body
+// with SHA-256 when hashing is set.
+func nginxSink(hashing bool) func(b *bench, sc scenario, run int) ([]sample, error) {
+	return func(b *bench, sc scenario, run int) ([]sample, error) {
+		return measureNginx(b, sc, run, hashing)
+	}
+}
+
+func measureNginx(b *bench, sc scenario, run int, hashing bool) ([]sample, error) {
 	dir, err := scratch(b, "nginx")
 	if err != nil {
 		return nil, err
@@ -269,7 +282,7 @@ func nginxSink(b *bench, sc scenario, run int) ([]sample, error) {
 	if err := os.Mkdir(files, 0o755); err != nil {
 		return nil, err
 	}
-	sink, sinkAddr, err := startSink(files)
+	sink, sinkAddr, err := startSink(files, hashing)
 	if err != nil {
 		return nil, err
 	}
