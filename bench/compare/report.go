@@ -210,8 +210,10 @@ func renderMarkdown(tables []table, o options, cmdline string, elapsed time.Dura
   VmHWM of that measurement; CPU is utime+stime from /proc/<pid>/stat before and
   after, per GiB moved (per 1000 files for small files). nginx = master +
   workers; "client" is the benchmark process itself (for tusd + fsync also
-  its fsync pass), so Σ is all the CPU the machine spent, and two cores
-  cannot move more than 2 / Σ GiB per second. Systems are interleaved within a run in an order rotated per run.
+  its fsync pass). Σ is all the CPU charged to the row's processes (kernel
+  threads such as page-cache writeback are not), so on two cores a row
+  cannot move more than 2 / Σ GiB per second. Systems are interleaved
+  within a run in an order rotated per run.
 - × nginx is MiB/s (files/s) relative to the nginx row of the same payload.
 
 `)
@@ -286,9 +288,9 @@ func colorOf(name string) color.RGBA {
 
 func drawChart(path string, tables []table, cmdline string) error {
 	const (
-		w       = 1100
+		w       = 1130
 		rowH    = 18
-		labelW  = 300
+		labelW  = 330 // the longest row name, 43 characters of 7 px, and the margin
 		barMaxW = 620
 		margin  = 12
 	)
