@@ -1,11 +1,11 @@
 // Command compare is the reference benchmark of issue 10: in one run, for the
 // same payloads, it measures the physical baselines (loopback TCP copy,
 // sequential disk write with fsync), nginx (proxy_request_buffering off) in
-// front of a minimal Go sink (and of one that also computes SHA-256, as depot
-// does), tusd v2.9.1 (filestore, one hop, with and
-// without an fsync of the result) and depot (PUT through web → services →
-// disk, tus through web, PUT straight to services), and reports MiB/s, the
-// ratio to nginx, CPU seconds per GiB and peak RSS of every process.
+// front of a minimal Go sink (and of one that also computes SHA-256, as
+// depot does), tusd v2.9.1 (filestore, one hop, with and without an fsync
+// of the result) and depot (PUT through web → services → disk, tus through
+// web, PUT straight to services), and reports MiB/s, the ratio to nginx,
+// CPU seconds per GiB of every process and of the client, and peak RSS.
 //
 //	scripts/install-bench-tools.sh       # nginx (apt) and tusd (.cache/bin)
 //	go run ./bench/compare               # 1×2 GiB, 8×256 MiB, 32×256 MiB, 4 KiB×64 clients; 3 runs

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -54,8 +55,9 @@ func sinkMain(dir string, hashing bool) {
 		// struct{ io.Writer } hides *os.File's ReadFrom, which would fall back
 		// to a 32 KiB copy and ignore the buffer.
 		var dst io.Writer = struct{ io.Writer }{f}
-		h := sha256.New()
+		var h hash.Hash
 		if hashing {
+			h = sha256.New()
 			dst = io.MultiWriter(f, h)
 		}
 		_, err = io.CopyBuffer(dst, r.Body, *buf)

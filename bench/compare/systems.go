@@ -64,7 +64,7 @@ const internalKey = "0123456789abcdef0123456789abcdef"
 
 // observe runs work while measuring the groups' CPU time and peak RSS, and
 // the CPU time of this process (the client) as the last CPU entry, so that
-// the sum of a row is all the CPU the machine spent on it.
+// the sum of a row is all the CPU charged to the processes that served it.
 func observe(groups []group, work func() (time.Duration, int64, error)) (time.Duration, int64, []kv, []kv, error) {
 	for _, g := range groups {
 		resetHWM(g)
