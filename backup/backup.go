@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 	"depot/storage"
 )
 
@@ -50,7 +50,7 @@ const ManifestName = "manifest.json"
 // Create writes a backup of db (whose URL is dbURL) and store into dir, which
 // must be empty or missing. With withFiles every committed file is copied
 // into dir/files/ and its SHA-256 checked while copying.
-func Create(ctx context.Context, db *auditdb.DB, dbURL string, store *storage.Store, dir string, withFiles bool) (Manifest, error) {
+func Create(ctx context.Context, db *servicedb.DB, dbURL string, store *storage.Store, dir string, withFiles bool) (Manifest, error) {
 	if err := emptyDir(dir); err != nil {
 		return Manifest{}, err
 	}
@@ -73,7 +73,7 @@ func Create(ctx context.Context, db *auditdb.DB, dbURL string, store *storage.St
 	}
 	after := ""
 	for {
-		recs, err := db.ListFiles(ctx, auditdb.FileFilter{After: after, Limit: 1000})
+		recs, err := db.ListFiles(ctx, servicedb.FileFilter{After: after, Limit: 1000})
 		if err != nil {
 			return m, err
 		}

@@ -8,7 +8,7 @@ targets=(
 	". FuzzValidateKey"
 	"./internal/httpauth FuzzVerify"
 	"./internal/wire FuzzDecodeRequest"
-	"./auditdb FuzzCanonical"
+	"./servicedb FuzzCanonical"
 	"./web FuzzTusHeaders"
 )
 for t in "${targets[@]}"; do

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 )
 
 // put sends one PUT as alice from any goroutine and returns status and body.
@@ -39,10 +39,10 @@ func (c *cluster) putRaw(path string, data []byte) (int, []byte, error) {
 
 // checkLinear asserts that the whole trail is seq 1..N without gap, every
 // prev_hash is the previous record's hash, and VerifyChain agrees.
-func checkLinear(t *testing.T, db *auditdb.DB) []depot.AuditEvent {
+func checkLinear(t *testing.T, db *servicedb.DB) []depot.AuditEvent {
 	t.Helper()
 	evs := auditAfter(t, db, 0)
-	prev := auditdb.GenesisHash
+	prev := servicedb.GenesisHash
 	for i, ev := range evs {
 		if ev.Seq != int64(i+1) {
 			t.Fatalf("record %d has seq %d: gap or duplicate", i+1, ev.Seq)
@@ -62,7 +62,7 @@ func checkLinear(t *testing.T, db *auditdb.DB) []depot.AuditEvent {
 
 func TestAuditConcurrentUploads(t *testing.T) {
 	t.Parallel()
-	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		// 50 uploads of one user at once: lift the per-user limit of web.
 		c := newCluster(t, clusterOpts{dbURL: e.URL, webEnv: map[string]string{"DEPOT_MAX_UPLOADS_PER_USER": "64"}})
 		db := openAuditDB(t, e.URL)
@@ -105,7 +105,7 @@ func TestAuditConcurrentUploads(t *testing.T) {
 
 func TestAuditFailClosed(t *testing.T) {
 	t.Parallel()
-	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		c := newCluster(t, clusterOpts{dbURL: e.URL})
 		db := openAuditDB(t, e.URL)
 		before, beforeSum := payloadBytes(400, 2000)
@@ -184,7 +184,7 @@ func expectErrorCode(t *testing.T, body []byte, code depot.Code) {
 
 func TestAuditCLIOutput(t *testing.T) {
 	t.Parallel()
-	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		c := newCluster(t, clusterOpts{dbURL: e.URL})
 		for i := range 3 {
 			data, _ := payloadBytes(uint64(500+i), 500)
@@ -228,7 +228,7 @@ func TestAuditCLIOutput(t *testing.T) {
 				t.Errorf("jsonl line %d: %+v, want record %+v", i+1, ev, all[i])
 			}
 			// The export carries everything needed to recompute the hash.
-			if auditdb.Hash(ev) != ev.Hash {
+			if servicedb.Hash(ev) != ev.Hash {
 				t.Errorf("jsonl line %d does not re-hash to its hash", i+1)
 			}
 		}
@@ -271,7 +271,7 @@ func TestAuditWriteCost(t *testing.T) {
 	if _, err := fmt.Sscan(os.Getenv("DEPOT_AUDIT_COST"), &n); err != nil || n <= 0 {
 		t.Skip("set DEPOT_AUDIT_COST=<number of PUTs> to measure")
 	}
-	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		c := newCluster(t, clusterOpts{dbURL: e.URL})
 		db := openAuditDB(t, e.URL)
 		data, _ := payloadBytes(600, 1024)

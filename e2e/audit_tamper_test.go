@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"depot"
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 )
 
 // exitIntegrity is the exit status of "depot audit verify" on a broken chain.
@@ -31,7 +31,7 @@ func auditTrail(t *testing.T, engine string, n int) (string, []int64) {
 	c.web.stop()
 	c.services.stop()
 	db := openAuditDB(t, url)
-	evs, err := db.Events(context.Background(), auditdb.Filter{Action: depot.ActionUploadCompleted})
+	evs, err := db.Events(context.Background(), servicedb.Filter{Action: depot.ActionUploadCompleted})
 	if err != nil || len(evs) != n {
 		t.Fatalf("upload.completed records: %d, %v", len(evs), err)
 	}
@@ -54,10 +54,10 @@ func auditVerify(t *testing.T, url string) (string, int) {
 
 // dropAppendOnly removes the append-only triggers, as an attacker with
 // database access would before editing the trail.
-func dropAppendOnly(t *testing.T, db *auditdb.DB) {
+func dropAppendOnly(t *testing.T, db *servicedb.DB) {
 	t.Helper()
 	stmts := []string{"DROP TRIGGER audit_events_no_update", "DROP TRIGGER audit_events_no_delete"}
-	if db.Engine() == auditdbtest.Postgres {
+	if db.Engine() == servicedbtest.Postgres {
 		stmts = []string{"DROP TRIGGER audit_events_append_only ON audit_events", "DROP TRIGGER audit_events_no_truncate ON audit_events"}
 	}
 	for _, s := range stmts {
@@ -74,7 +74,7 @@ func mustExec(t *testing.T, db *sql.DB, stmt string, args ...any) {
 
 func TestAuditVerifyTamper(t *testing.T) {
 	t.Parallel()
-	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		t.Run("intact", func(t *testing.T) {
 			url, _ := auditTrail(t, e.Engine, 3)
 			out, code := auditVerify(t, url)
@@ -99,7 +99,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 			if _, err := db.SQL().ExecContext(context.Background(), "DELETE FROM audit_events"); err == nil {
 				t.Errorf("DELETE of every record was accepted")
 			}
-			if e.Engine == auditdbtest.Postgres {
+			if e.Engine == servicedbtest.Postgres {
 				if _, err := db.SQL().ExecContext(context.Background(), "TRUNCATE audit_events"); err == nil {
 					t.Errorf("TRUNCATE was accepted")
 				}
@@ -113,28 +113,28 @@ func TestAuditVerifyTamper(t *testing.T) {
 			name    string
 			problem string
 			// tamper edits the trail and returns the seq verify must name.
-			tamper func(t *testing.T, db *auditdb.DB, seqs []int64) int64
+			tamper func(t *testing.T, db *servicedb.DB, seqs []int64) int64
 		}{
-			{"change a field", auditdb.ProblemModified, func(t *testing.T, db *auditdb.DB, seqs []int64) int64 {
+			{"change a field", servicedb.ProblemModified, func(t *testing.T, db *servicedb.DB, seqs []int64) int64 {
 				mustExec(t, db.SQL(), "UPDATE audit_events SET stored_size = stored_size + 1 WHERE seq = $1", seqs[1])
 				return seqs[1]
 			}},
-			{"change the actor", auditdb.ProblemModified, func(t *testing.T, db *auditdb.DB, seqs []int64) int64 {
+			{"change the actor", servicedb.ProblemModified, func(t *testing.T, db *servicedb.DB, seqs []int64) int64 {
 				mustExec(t, db.SQL(), "UPDATE audit_events SET actor = 'mallory' WHERE seq = $1", seqs[2])
 				return seqs[2]
 			}},
-			{"delete a row", auditdb.ProblemDeleted, func(t *testing.T, db *auditdb.DB, seqs []int64) int64 {
+			{"delete a row", servicedb.ProblemDeleted, func(t *testing.T, db *servicedb.DB, seqs []int64) int64 {
 				mustExec(t, db.SQL(), "DELETE FROM audit_events WHERE seq = $1", seqs[1])
 				return seqs[1]
 			}},
-			{"swap two rows", auditdb.ProblemReordered, func(t *testing.T, db *auditdb.DB, seqs []int64) int64 {
+			{"swap two rows", servicedb.ProblemReordered, func(t *testing.T, db *servicedb.DB, seqs []int64) int64 {
 				a, b := seqs[1], seqs[2]
 				mustExec(t, db.SQL(), "UPDATE audit_events SET seq = 1000000 WHERE seq = $1", a)
 				mustExec(t, db.SQL(), "UPDATE audit_events SET seq = $1 WHERE seq = $2", a, b)
 				mustExec(t, db.SQL(), "UPDATE audit_events SET seq = $1 WHERE seq = 1000000", b)
 				return a
 			}},
-			{"insert one", auditdb.ProblemInserted, func(t *testing.T, db *auditdb.DB, seqs []int64) int64 {
+			{"insert one", servicedb.ProblemInserted, func(t *testing.T, db *servicedb.DB, seqs []int64) int64 {
 				// A forged record at position k, correctly hashed and
 				// linked to k-1 (the hash is not secret); the records from
 				// k on are renumbered to make room.
@@ -143,7 +143,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 				src := auditAfter(t, db, k-1)[0]
 				forged := src
 				forged.Seq, forged.PrevHash, forged.FileName = k, prev.Hash, "forged.csv"
-				forged.Hash = auditdb.Hash(forged)
+				forged.Hash = servicedb.Hash(forged)
 				mustExec(t, db.SQL(), "UPDATE audit_events SET seq = seq + 1000000 WHERE seq >= $1", k)
 				mustExec(t, db.SQL(), "UPDATE audit_events SET seq = seq - 999999 WHERE seq >= 1000000")
 				mustExec(t, db.SQL(), `INSERT INTO audit_events (`+auditColumns+`)
@@ -152,12 +152,12 @@ func TestAuditVerifyTamper(t *testing.T) {
 					web_node, correlation_id, client_ip, user_agent, stream_start_ms, stream_complete_ms,
 					duration_ms, file_class, cleanup_scheduled_for_ms, metadata, $3, $4
 					FROM audit_events WHERE seq = $5`, k, forged.FileName, forged.PrevHash, forged.Hash, k+1)
-				if got := auditAfter(t, db, k-1)[0]; got.Hash != auditdb.Hash(got) {
+				if got := auditAfter(t, db, k-1)[0]; got.Hash != servicedb.Hash(got) {
 					t.Fatalf("test bug: the forged record does not verify on its own")
 				}
 				return k
 			}},
-			{"insert one naively", "", func(t *testing.T, db *auditdb.DB, seqs []int64) int64 {
+			{"insert one naively", "", func(t *testing.T, db *servicedb.DB, seqs []int64) int64 {
 				// A copy of a record at a free position after renumbering,
 				// with a made-up hash.
 				k := seqs[1]

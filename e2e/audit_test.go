@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 )
 
 // Audit tests: every public operation through the two real processes leaves
@@ -23,11 +23,11 @@ import (
 const auditUA = "depot-audit-e2e/1.0"
 
 // openAuditDB opens the cluster's database from the test.
-func openAuditDB(t *testing.T, url string) *auditdb.DB {
+func openAuditDB(t *testing.T, url string) *servicedb.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	db, err := auditdb.Open(ctx, url)
+	db, err := servicedb.Open(ctx, url)
 	if err != nil {
 		t.Fatalf("open audit db: %v", err)
 	}
@@ -36,11 +36,11 @@ func openAuditDB(t *testing.T, url string) *auditdb.DB {
 }
 
 // auditAfter returns every record with seq > after, in seq order.
-func auditAfter(t *testing.T, db *auditdb.DB, after int64) []depot.AuditEvent {
+func auditAfter(t *testing.T, db *servicedb.DB, after int64) []depot.AuditEvent {
 	t.Helper()
 	var out []depot.AuditEvent
 	for {
-		evs, err := db.Events(context.Background(), auditdb.Filter{AfterSeq: after, Limit: 1000})
+		evs, err := db.Events(context.Background(), servicedb.Filter{AfterSeq: after, Limit: 1000})
 		if err != nil {
 			t.Fatalf("read audit records: %v", err)
 		}
@@ -53,7 +53,7 @@ func auditAfter(t *testing.T, db *auditdb.DB, after int64) []depot.AuditEvent {
 }
 
 // auditHead returns the seq of the last audit record.
-func auditHead(t *testing.T, db *auditdb.DB) int64 {
+func auditHead(t *testing.T, db *servicedb.DB) int64 {
 	t.Helper()
 	seq, _, err := db.Head(context.Background())
 	if err != nil {
@@ -63,19 +63,19 @@ func auditHead(t *testing.T, db *auditdb.DB) int64 {
 }
 
 // forEngine runs fn as one subtest per engine, each with a fresh database.
-func forEngine(t *testing.T, fn func(t *testing.T, e auditdbtest.EngineURL)) {
+func forEngine(t *testing.T, fn func(t *testing.T, e servicedbtest.EngineURL)) {
 	t.Helper()
-	for _, e := range auditdbtest.Engines(t) {
+	for _, e := range servicedbtest.Engines(t) {
 		t.Run(e.Engine, func(t *testing.T) { fn(t, e) })
 	}
 }
 
 // freshURL returns a new, empty database on engine.
 func freshURL(t *testing.T, engine string) string {
-	if engine == auditdbtest.Postgres {
-		return auditdbtest.PostgresURL(t)
+	if engine == servicedbtest.Postgres {
+		return servicedbtest.PostgresURL(t)
 	}
-	return auditdbtest.SQLiteURL(t)
+	return servicedbtest.SQLiteURL(t)
 }
 
 // auditWant is what one expected record must hold. Empty/zero fields of
@@ -119,7 +119,7 @@ func checkRecord(t *testing.T, i int, ev depot.AuditEvent, w auditWant, requestI
 	if ev.Actor != w.actor {
 		bad("actor", ev.Actor, w.actor)
 	}
-	wantMethod := auditdb.AuthMethodToken
+	wantMethod := servicedb.AuthMethodToken
 	if w.actor == "" {
 		wantMethod = ""
 	}
@@ -209,7 +209,7 @@ func checkRecord(t *testing.T, i int, ev depot.AuditEvent, w auditWant, requestI
 
 func TestAuditOperations(t *testing.T) {
 	t.Parallel()
-	forEngine(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		c := newCluster(t, clusterOpts{dbURL: e.URL})
 		depotCLI(t, c.dbEnv(), "users", "add", "bob")
 		bobToken := strings.TrimSpace(depotCLI(t, c.dbEnv(), "tokens", "create", "bob"))
@@ -322,7 +322,7 @@ func TestAuditOperations(t *testing.T) {
 				t.Errorf("POST multipart: upload_id %q then %q", got[2].UploadID, got[3].UploadID)
 			}
 			// A correlation ID finds exactly this operation's records.
-			byID, err := db.Events(context.Background(), auditdb.Filter{CorrelationID: rid})
+			byID, err := db.Events(context.Background(), servicedb.Filter{CorrelationID: rid})
 			if err != nil || len(byID) != len(o.want) {
 				t.Errorf("%s: %d records by correlation ID (err %v), want %d", o.name, len(byID), err, len(o.want))
 			}

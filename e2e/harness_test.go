@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"depot/auditdb/auditdbtest"
 	"depot/internal/httpauth"
+	"depot/servicedb/servicedbtest"
 )
 
 // binary is the depot binary built once by TestMain.
@@ -329,7 +329,7 @@ func expectStatus(t *testing.T, resp *http.Response, want int) []byte {
 	return b
 }
 
-var _ = auditdbtest.Engines
+var _ = servicedbtest.Engines
 
 // signInternal signs an internal API request with key, as the web tier does.
 // Set every header and ContentLength first.

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 )
 
 // Short periods of the maintenance jobs in TestMultiInstance (1 s is the
@@ -35,7 +35,7 @@ var multiIntervals = map[string]time.Duration{"cleanup": 2 * time.Second, "verif
 //   - each periodic maintenance job runs once per period, not once per
 //     services instance.
 func TestMultiInstance(t *testing.T) {
-	dbURL := auditdbtest.PostgresURL(t)
+	dbURL := servicedbtest.PostgresURL(t)
 	storageURL, storageEnv := s3Storage(t)
 	began := time.Now()
 	svcEnv := func(node string) map[string]string {
@@ -54,7 +54,7 @@ func TestMultiInstance(t *testing.T) {
 	web2 := c.web
 	webs := []*proc{web1, web2}
 
-	db, err := auditdb.Open(context.Background(), dbURL)
+	db, err := servicedb.Open(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestMultiInstance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		byJob := map[string][]auditdb.JobRun{}
+		byJob := map[string][]servicedb.JobRun{}
 		nodes := map[string]bool{}
 		for _, r := range runs {
 			if r.Trigger == "schedule" {
@@ -221,8 +221,8 @@ func TestMultiInstance(t *testing.T) {
 				}
 				// Services 1 was stopped mid-test: its run in progress
 				// then is interrupted, which is not a failure.
-				interrupted := r.Outcome == auditdb.RunInterrupted && r.Node == "services-1"
-				if r.Outcome != auditdb.RunSuccess && r.Outcome != auditdb.RunRunning && !interrupted {
+				interrupted := r.Outcome == servicedb.RunInterrupted && r.Node == "services-1"
+				if r.Outcome != servicedb.RunSuccess && r.Outcome != servicedb.RunRunning && !interrupted {
 					t.Errorf("job %s run %d: %s %s", job, r.ID, r.Outcome, r.ErrorCode)
 				}
 			}

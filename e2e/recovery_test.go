@@ -10,15 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 )
 
 // TestRecoveryDrill is the disaster-recovery drill as a test: upload files,
 // back up, destroy the data, restore, then `depot verify` finds every file
 // intact and `depot audit verify` finds the chain whole.
 func TestRecoveryDrill(t *testing.T) {
-	for _, eng := range auditdbtest.Engines(t) {
+	for _, eng := range servicedbtest.Engines(t) {
 		t.Run(string(eng.Engine), func(t *testing.T) {
 			c := newCluster(t, clusterOpts{dbURL: eng.URL})
 			files := map[string][]byte{}
@@ -76,7 +76,7 @@ func destroyDatabase(t *testing.T, dbURL string) {
 		}
 		return
 	}
-	db, err := auditdb.Open(context.Background(), dbURL)
+	db, err := servicedb.Open(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 )
 
 const tusPath = "/api/v1/uploads/"
@@ -134,12 +134,12 @@ func completedRecords(t *testing.T, c *cluster, key string) []depot.AuditEvent {
 func completedUnder(t *testing.T, c *cluster, prefix string) []depot.AuditEvent {
 	t.Helper()
 	ctx := context.Background()
-	db, err := auditdb.Open(ctx, c.dbURL)
+	db, err := servicedb.Open(ctx, c.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	evs, err := db.Events(ctx, auditdb.Filter{Action: depot.ActionUploadCompleted, KeyPrefix: prefix})
+	evs, err := db.Events(ctx, servicedb.Filter{Action: depot.ActionUploadCompleted, KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,12 +464,12 @@ func testTusResumeAfterDrop(t *testing.T, o clusterOpts) {
 		t.Fatalf("audited sha256 %s, want %s", recs[0].SHA256, sha(data))
 	}
 	ctx := context.Background()
-	db, err := auditdb.Open(ctx, c.dbURL)
+	db, err := servicedb.Open(ctx, c.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	resumed, err := db.Events(ctx, auditdb.Filter{Action: depot.ActionUploadResumed, UploadID: strings.TrimPrefix(loc, tusPath)})
+	resumed, err := db.Events(ctx, servicedb.Filter{Action: depot.ActionUploadResumed, UploadID: strings.TrimPrefix(loc, tusPath)})
 	if err != nil {
 		t.Fatal(err)
 	}

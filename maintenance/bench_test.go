@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"depot"
-	"depot/auditdb/auditdbtest"
 	"depot/maintenance"
+	"depot/servicedb/servicedbtest"
 )
 
 // BenchmarkVerify measures integrity verification throughput over local
@@ -23,7 +23,7 @@ func BenchmarkVerify(b *testing.B) {
 	if v, err := strconv.ParseInt(os.Getenv("DEPOT_BENCH_VERIFY_MB"), 10, 64); err == nil && v > 0 {
 		total = v
 	}
-	e := auditdbtest.EngineURL{Engine: auditdbtest.SQLite, URL: auditdbtest.SQLiteURL(b)}
+	e := servicedbtest.EngineURL{Engine: servicedbtest.SQLite, URL: servicedbtest.SQLiteURL(b)}
 	f := newFixture(b, e, nil, nil)
 	const fileMB = 64
 	for i := int64(0); i*fileMB < total; i++ {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 	"depot/storage"
 )
 
@@ -69,7 +69,7 @@ func (m *Maintainer) Cleanup(ctx context.Context, trigger string, dryRun bool) (
 func (m *Maintainer) cleanupDue(ctx context.Context, now time.Time, dryRun bool, res *CleanupResult) error {
 	after := ""
 	for {
-		recs, err := m.cfg.DB.ListFiles(ctx, auditdb.FileFilter{DueBefore: now, After: after, Limit: 500})
+		recs, err := m.cfg.DB.ListFiles(ctx, servicedb.FileFilter{DueBefore: now, After: after, Limit: 500})
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func (m *Maintainer) cleanupDue(ctx context.Context, now time.Time, dryRun bool,
 
 // dueTemporary reports whether rec declares a temporary file whose cleanup
 // time is at or before now.
-func dueTemporary(rec auditdb.FileRecord, now time.Time) bool {
+func dueTemporary(rec servicedb.FileRecord, now time.Time) bool {
 	return rec.Class == depot.Temporary && rec.CleanupScheduledFor != nil && !rec.CleanupScheduledFor.After(now)
 }
 
@@ -103,7 +103,7 @@ func dueTemporary(rec auditdb.FileRecord, now time.Time) bool {
 // failed delete is retried with backoff; every attempt is audited; an alert
 // fires once the file has failed MaxFailures times. The returned error is
 // for failures that must stop the run (the audit trail cannot be written).
-func (m *Maintainer) deleteDue(ctx context.Context, listed auditdb.FileRecord, now time.Time, res *CleanupResult) error {
+func (m *Maintainer) deleteDue(ctx context.Context, listed servicedb.FileRecord, now time.Time, res *CleanupResult) error {
 	rec, err := m.cfg.DB.GetFile(ctx, listed.Key)
 	if depot.ErrorCode(err) == depot.CodeNotFound {
 		return nil // deleted meanwhile
@@ -183,7 +183,7 @@ func (m *Maintainer) deleteDue(ctx context.Context, listed auditdb.FileRecord, n
 
 // deleteFailed audits one failed delete attempt, counts it, and alerts
 // when the file has now failed MaxFailures times.
-func (m *Maintainer) deleteFailed(ctx context.Context, rec auditdb.FileRecord, ev depot.AuditEvent, code depot.Code, attempt int, res *CleanupResult) error {
+func (m *Maintainer) deleteFailed(ctx context.Context, rec servicedb.FileRecord, ev depot.AuditEvent, code depot.Code, attempt int, res *CleanupResult) error {
 	res.DeleteFailures++
 	ev.Action, ev.Outcome, ev.ErrorCode = depot.ActionCleanupFailed, depot.OutcomeFailure, string(code)
 	f, err := m.cfg.DB.AddCleanupFailure(ctx, rec.Key, code)
@@ -403,16 +403,16 @@ func (c *objectCursor) next() { c.buf = c.buf[1:] }
 
 // recordCursor pages through every files-table record in key order.
 type recordCursor struct {
-	db    *auditdb.DB
+	db    *servicedb.DB
 	ctx   context.Context
-	buf   []auditdb.FileRecord
+	buf   []servicedb.FileRecord
 	after string
 	done  bool
 }
 
-func (c *recordCursor) peek() (*auditdb.FileRecord, error) {
+func (c *recordCursor) peek() (*servicedb.FileRecord, error) {
 	if len(c.buf) == 0 && !c.done {
-		page, err := c.db.ListFiles(c.ctx, auditdb.FileFilter{After: c.after, Limit: 1000})
+		page, err := c.db.ListFiles(c.ctx, servicedb.FileFilter{After: c.after, Limit: 1000})
 		if err != nil {
 			return nil, err
 		}

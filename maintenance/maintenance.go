@@ -28,8 +28,8 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
 	"depot/metrics"
+	"depot/servicedb"
 	"depot/storage"
 )
 
@@ -51,7 +51,7 @@ const (
 
 // Config configures a Maintainer. DB and Store are required.
 type Config struct {
-	DB    *auditdb.DB
+	DB    *servicedb.DB
 	Store *storage.Store
 	Log   *slog.Logger
 	// Alerts receives alerts; nil logs them only.
@@ -155,15 +155,15 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 		return err
 	}
 	summary, err := fn(ctx)
-	outcome, code := auditdb.RunSuccess, ""
+	outcome, code := servicedb.RunSuccess, ""
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		// Cut short by a shutdown (or a caller giving up): not a failure
 		// of the job. Verification resumes from its cursor next time.
-		outcome, code = auditdb.RunInterrupted, "interrupted"
+		outcome, code = servicedb.RunInterrupted, "interrupted"
 	default:
-		outcome, code = auditdb.RunFailure, string(depot.ErrorCode(err))
+		outcome, code = servicedb.RunFailure, string(depot.ErrorCode(err))
 		if code == "" {
 			code = "internal"
 		}
@@ -178,7 +178,7 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 		ms.JobDuration.WithLabelValues(job).Observe(dur.Seconds())
 	}
 	switch {
-	case outcome == auditdb.RunInterrupted:
+	case outcome == servicedb.RunInterrupted:
 		m.log.Warn("job interrupted", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds())
 	case err != nil:
 		m.log.Error("job failed", "job", job, "run", id, "trigger", trigger, "code", code, "duration_ms", dur.Milliseconds())

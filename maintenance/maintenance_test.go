@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
 	"depot/maintenance"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 	"depot/storage"
 	"depot/storage/localstore"
 )
@@ -93,7 +93,7 @@ func (d *failingDriver) Delete(ctx context.Context, key string) error {
 type fixture struct {
 	t     testing.TB
 	ctx   context.Context
-	db    *auditdb.DB
+	db    *servicedb.DB
 	store *storage.Store
 	root  string
 	clk   *clock
@@ -102,10 +102,10 @@ type fixture struct {
 	cfg   maintenance.Config
 }
 
-func newFixture(t testing.TB, e auditdbtest.EngineURL, wrap func(storage.Driver) storage.Driver, tweak func(*maintenance.Config)) *fixture {
+func newFixture(t testing.TB, e servicedbtest.EngineURL, wrap func(storage.Driver) storage.Driver, tweak func(*maintenance.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := auditdb.Open(ctx, e.URL)
+	db, err := servicedb.Open(ctx, e.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func (f *fixture) put(key string, data []byte, class depot.Class, ttl time.Durat
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	rec := auditdb.FileRecord{Key: key, Cohort: strings.SplitN(key, "/", 2)[0], Size: obj.Size, SHA256: obj.SHA256,
+	rec := servicedb.FileRecord{Key: key, Cohort: strings.SplitN(key, "/", 2)[0], Size: obj.Size, SHA256: obj.SHA256,
 		Class: class, UploadedBy: "alice"}
 	if class == depot.Temporary {
 		at := f.clk.Now().Add(ttl)
@@ -163,15 +163,15 @@ func (f *fixture) exists(key string) bool {
 
 func (f *fixture) events(action depot.Action) []depot.AuditEvent {
 	f.t.Helper()
-	evs, err := f.db.Events(f.ctx, auditdb.Filter{Action: action})
+	evs, err := f.db.Events(f.ctx, servicedb.Filter{Action: action})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return evs
 }
 
-func engines(t *testing.T, fn func(t *testing.T, e auditdbtest.EngineURL)) {
-	for _, e := range auditdbtest.Engines(t) {
+func engines(t *testing.T, fn func(t *testing.T, e servicedbtest.EngineURL)) {
+	for _, e := range servicedbtest.Engines(t) {
 		t.Run(e.Engine, func(t *testing.T) {
 			t.Parallel()
 			fn(t, e)
@@ -180,7 +180,7 @@ func engines(t *testing.T, fn func(t *testing.T, e auditdbtest.EngineURL)) {
 }
 
 func TestCleanupDuringActiveUpload(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		up, err := f.store.CreateUpload(f.ctx, "c1/big.csv", storage.UploadOptions{Size: 10, Class: depot.Permanent})
 		if err != nil {
@@ -236,7 +236,7 @@ func TestCleanupDuringActiveUpload(t *testing.T) {
 }
 
 func TestPermanentNeverDeleted(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		f.put("c1/keep.csv", []byte("permanent data"), depot.Permanent, 0)
 		// A record that claims temporary over an object declared
@@ -282,7 +282,7 @@ func TestPermanentNeverDeleted(t *testing.T) {
 }
 
 func TestTemporaryRemovedWhenDue(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		f.put("c1/tmp.csv", []byte("scratch"), depot.Temporary, 2*time.Hour)
 		f.put("c1/keep.csv", []byte("keep"), depot.Permanent, 0)
@@ -311,7 +311,7 @@ func TestTemporaryRemovedWhenDue(t *testing.T) {
 			t.Fatalf("cleanup.completed: %+v", evs)
 		}
 		runs, err := f.db.JobRuns(f.ctx, maintenance.JobCleanup, 10)
-		if err != nil || len(runs) != 3 || runs[0].Outcome != auditdb.RunSuccess {
+		if err != nil || len(runs) != 3 || runs[0].Outcome != servicedb.RunSuccess {
 			t.Fatalf("runs: %+v %v", runs, err)
 		}
 		if strings.Contains(runs[0].Summary, "tmp.csv") {
@@ -321,7 +321,7 @@ func TestTemporaryRemovedWhenDue(t *testing.T) {
 }
 
 func TestFailingDeleteRetriedThenAlerted(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		var fd *failingDriver
 		f := newFixture(t, e, func(d storage.Driver) storage.Driver {
 			fd = &failingDriver{Driver: d, prefix: "c1/stuck"}
@@ -380,7 +380,7 @@ func TestFailingDeleteRetriedThenAlerted(t *testing.T) {
 }
 
 func TestOrphansAndCrashLeftovers(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		f.put("c1/a.csv", []byte("a"), depot.Permanent, 0)
 		// An object without a record (permanent by default): reported, kept.
@@ -388,7 +388,7 @@ func TestOrphansAndCrashLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A record without an object.
-		if err := f.db.PutFile(f.ctx, auditdb.FileRecord{Key: "c2/lost.csv", Cohort: "c2", Size: 3,
+		if err := f.db.PutFile(f.ctx, servicedb.FileRecord{Key: "c2/lost.csv", Cohort: "c2", Size: 3,
 			SHA256: strings.Repeat("0", 64), Class: depot.Permanent}); err != nil {
 			t.Fatal(err)
 		}
@@ -450,7 +450,7 @@ func TestOrphansAndCrashLeftovers(t *testing.T) {
 }
 
 func TestVerifyFindsCorruptionAndMissing(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		data := bytes.Repeat([]byte("0123456789"), 100_000)
 		for _, k := range []string{"c1/a.csv", "c1/b.csv", "c1/c.csv", "c2/d.csv"} {
@@ -517,7 +517,7 @@ func TestVerifyFindsCorruptionAndMissing(t *testing.T) {
 }
 
 func TestReportRendersAndGrows(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		f.put("c1/a.csv", []byte("aaaa"), depot.Permanent, 0)
 		f.put("c1/t.csv", []byte("tt"), depot.Temporary, time.Hour)
@@ -555,7 +555,7 @@ func TestReportRendersAndGrows(t *testing.T) {
 }
 
 func TestMissedRunAlert(t *testing.T) {
-	e := auditdbtest.Engines(t)[0]
+	e := servicedbtest.Engines(t)[0]
 	f := newFixture(t, e, nil, func(c *maintenance.Config) { c.CleanupInterval = time.Hour })
 	up := f.clk.Now()
 	if _, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false); err != nil {
@@ -594,7 +594,7 @@ func (d *cancellingDriver) Open(ctx context.Context, key string, offset, length 
 // as interrupted, raises no job-failed audit record and does not count as a
 // failure in the report.
 func TestInterruptedRunIsNotFailure(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		f := newFixture(t, e, func(d storage.Driver) storage.Driver {
@@ -608,7 +608,7 @@ func TestInterruptedRunIsNotFailure(t *testing.T) {
 		if err != nil || len(runs) != 1 {
 			t.Fatalf("runs %+v, %v", runs, err)
 		}
-		if r := runs[0]; r.Outcome != auditdb.RunInterrupted || r.Finished == nil {
+		if r := runs[0]; r.Outcome != servicedb.RunInterrupted || r.Finished == nil {
 			t.Fatalf("run %+v, want interrupted and finished", r)
 		}
 		if evs := f.events(depot.ActionJobFailed); len(evs) != 0 {

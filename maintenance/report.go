@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 )
 
 // Report is a storage report: per cohort and in total. It holds counts,
@@ -124,7 +124,7 @@ func (m *Maintainer) buildReport(ctx context.Context) (Report, error) {
 	overdueBefore := now.Add(-m.cfg.CleanupInterval)
 	after := ""
 	for {
-		recs, err := m.cfg.DB.ListFiles(ctx, auditdb.FileFilter{After: after, Limit: 1000})
+		recs, err := m.cfg.DB.ListFiles(ctx, servicedb.FileFilter{After: after, Limit: 1000})
 		if err != nil {
 			return rep, err
 		}
@@ -248,7 +248,7 @@ func addStats(t, s *CohortStats) {
 }
 
 // LoadReport reads a kept report.
-func LoadReport(ctx context.Context, db *auditdb.DB, id int64) (Report, error) {
+func LoadReport(ctx context.Context, db *servicedb.DB, id int64) (Report, error) {
 	sr, err := db.GetReport(ctx, id)
 	if err != nil {
 		return Report{}, err

@@ -17,7 +17,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 )
 
 // Queue is the River queue of the maintenance jobs.
@@ -184,11 +184,11 @@ type Scheduler struct {
 // MigrateRiver applies River's migrations to db (on PostgreSQL through a
 // pool opened from url). It is idempotent; on PostgreSQL concurrent callers
 // are serialised by an advisory lock.
-func MigrateRiver(ctx context.Context, db *auditdb.DB, url string) error {
+func MigrateRiver(ctx context.Context, db *servicedb.DB, url string) error {
 	switch db.Engine() {
-	case auditdb.EngineSQLite:
+	case servicedb.EngineSQLite:
 		return migrate(ctx, riversqlite.New(db.SQL()))
-	case auditdb.EnginePostgres:
+	case servicedb.EnginePostgres:
 		pool, err := pgxpool.New(ctx, url)
 		if err != nil {
 			return depot.WrapError(depot.CodeUnavailable, "river: cannot connect", err)
@@ -277,7 +277,7 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 	}
 	db := m.cfg.DB
 	switch db.Engine() {
-	case auditdb.EngineSQLite:
+	case servicedb.EngineSQLite:
 		drv := riversqlite.New(db.SQL())
 		if err := migrate(ctx, drv); err != nil {
 			return nil, err
@@ -290,7 +290,7 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 			return nil, depot.WrapError(depot.CodeUnavailable, "river: start", err)
 		}
 		s.stop = c.Stop
-	case auditdb.EnginePostgres:
+	case servicedb.EnginePostgres:
 		if opts.DatabaseURL == "" {
 			return nil, depot.Errorf(depot.CodeInternal, "river: PostgreSQL needs the database URL")
 		}

@@ -5,18 +5,18 @@ import (
 	"testing"
 	"time"
 
-	"depot/auditdb/auditdbtest"
 	"depot/maintenance"
+	"depot/servicedb/servicedbtest"
 )
 
 // TestRiverPeriodic starts the scheduler and sees the cleanup job run on its
 // period; on PostgreSQL two schedulers (two services processes) share one
 // database and each period's job runs once, not twice.
 func TestRiverPeriodic(t *testing.T) {
-	engines(t, func(t *testing.T, e auditdbtest.EngineURL) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		const period = 2 * time.Second
 		procs := 1
-		if e.Engine == auditdbtest.Postgres {
+		if e.Engine == servicedbtest.Postgres {
 			procs = 2
 		}
 		var first *fixture
@@ -72,7 +72,7 @@ func TestRiverPeriodic(t *testing.T) {
 		if max := int(7*time.Second/period) + 1; len(runs) > max || jobs > max || completed > len(runs) || len(runs) > jobs {
 			t.Fatalf("%d runs of %d jobs (%d completed), want at most %d, one per job", len(runs), jobs, completed, max)
 		}
-		if e.Engine == auditdbtest.Postgres {
+		if e.Engine == servicedbtest.Postgres {
 			rows, err := first.db.SQL().QueryContext(first.ctx,
 				`SELECT FLOOR(EXTRACT(EPOCH FROM created_at) / 2)::bigint, COUNT(*) FROM river_job
 				 WHERE kind = 'depot.cleanup' GROUP BY 1`)

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"depot/auditdb"
-	"depot/auditdb/auditdbtest"
+	"depot/servicedb"
+	"depot/servicedb/servicedbtest"
 	"depot/storage"
 	"depot/storage/memstore"
 )
@@ -15,7 +15,7 @@ import (
 // success, or after the start delay when that is past or it never ran.
 func TestCatchUpSchedule(t *testing.T) {
 	ctx := context.Background()
-	db, err := auditdb.Open(ctx, auditdbtest.SQLiteURL(t))
+	db, err := servicedb.Open(ctx, servicedbtest.SQLiteURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestCatchUpSchedule(t *testing.T) {
 	}
 	db.Now = func() time.Time { return now.Add(-2 * time.Hour) }
 	id, _ := db.StartJobRun(ctx, JobVerify, TriggerSchedule, "")
-	if err := db.FinishJobRun(ctx, id, auditdb.RunSuccess, "", "{}"); err != nil {
+	if err := db.FinishJobRun(ctx, id, servicedb.RunSuccess, "", "{}"); err != nil {
 		t.Fatal(err)
 	}
 	s := c()
@@ -43,7 +43,7 @@ func TestCatchUpSchedule(t *testing.T) {
 	}
 	db.Now = func() time.Time { return now.Add(-30 * time.Hour) }
 	id, _ = db.StartJobRun(ctx, JobCleanup, TriggerSchedule, "")
-	_ = db.FinishJobRun(ctx, id, auditdb.RunSuccess, "", "{}")
+	_ = db.FinishJobRun(ctx, id, servicedb.RunSuccess, "", "{}")
 	late := &catchUp{m: m, job: JobCleanup, iv: 24 * time.Hour, delay: time.Minute}
 	if got := late.Next(now); !got.Equal(now.Add(time.Minute)) {
 		t.Fatalf("overdue: next in %v, want the start delay", got.Sub(now))

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 	"depot/storage"
 )
 
@@ -60,7 +60,7 @@ func (m *Maintainer) Verify(ctx context.Context, trigger string) (VerifyResult, 
 		pace := newPacer(m.cfg.VerifyRate)
 		buf := make([]byte, 1<<20)
 		for {
-			recs, err := m.cfg.DB.ListFiles(ctx, auditdb.FileFilter{After: after, Limit: 200})
+			recs, err := m.cfg.DB.ListFiles(ctx, servicedb.FileFilter{After: after, Limit: 200})
 			if err != nil {
 				return &res, err
 			}
@@ -82,7 +82,7 @@ func (m *Maintainer) Verify(ctx context.Context, trigger string) (VerifyResult, 
 	return res, err
 }
 
-func (m *Maintainer) verifyOne(ctx context.Context, rec auditdb.FileRecord, pace *pacer, buf []byte, res *VerifyResult) error {
+func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.FileRecord, pace *pacer, buf []byte, res *VerifyResult) error {
 	res.Files++
 	size, sum, code, err := m.hashObject(ctx, rec.Key, pace, buf)
 	if err != nil {

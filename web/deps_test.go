@@ -19,7 +19,7 @@ func TestWebImportsNoStorage(t *testing.T) {
 		t.Fatalf("go list returned too little to trust: %q", out)
 	}
 	for _, dep := range deps {
-		for _, banned := range []string{"depot/storage", "depot/auditdb", "depot/services", "depot/maintenance"} {
+		for _, banned := range []string{"depot/storage", "depot/servicedb", "depot/services", "depot/maintenance"} {
 			if dep == banned || strings.HasPrefix(dep, banned+"/") {
 				t.Errorf("depot/web depends on %s", dep)
 			}

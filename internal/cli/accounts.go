@@ -9,12 +9,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"depot"
-	"depot/auditdb"
 	"depot/internal/config"
+	"depot/servicedb"
 )
 
 // withDB opens the database of DEPOT_DATABASE_URL (migrated) for one command.
-func withDB(e *env, cmd *cobra.Command, fn func(ctx context.Context, db *auditdb.DB) error) error {
+func withDB(e *env, cmd *cobra.Command, fn func(ctx context.Context, db *servicedb.DB) error) error {
 	s := settings{e: e, cmd: cmd}
 	db, err := openDatabase(cmd.Context(), s.get(config.DatabaseURL))
 	if err != nil {
@@ -32,7 +32,7 @@ func dbCommand(use, short string, args cobra.PositionalArgs) *cobra.Command {
 }
 
 // auditAdmin records an account change made from the command line.
-func auditAdmin(ctx context.Context, db *auditdb.DB, action depot.Action, meta map[string]string) error {
+func auditAdmin(ctx context.Context, db *servicedb.DB, action depot.Action, meta map[string]string) error {
 	_, err := db.Append(ctx, depot.AuditEvent{
 		Action: action, Outcome: depot.OutcomeSuccess, Actor: "operator", AuthMethod: "cli",
 		ServerRole: "cli", DeclaredSize: -1, StoredSize: -1, Metadata: meta,
@@ -43,7 +43,7 @@ func auditAdmin(ctx context.Context, db *auditdb.DB, action depot.Action, meta m
 func migrateCmd(e *env) *cobra.Command {
 	cmd := dbCommand("migrate", "apply database migrations", cobra.NoArgs)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			fmt.Fprintf(e.stdout, "database migrated (%s)\n", db.Engine())
 			return nil
 		})
@@ -56,7 +56,7 @@ func usersCmd(e *env) *cobra.Command {
 	add := dbCommand("add NAME", "add a user", cobra.ExactArgs(1))
 	admin := add.Flags().Bool("admin", false, "give the user global admin rights")
 	add.RunE = func(cmd *cobra.Command, args []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := db.CreateUser(ctx, args[0], *admin); err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ func usersCmd(e *env) *cobra.Command {
 	}
 	list := dbCommand("list", "list users", cobra.NoArgs)
 	list.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			users, err := db.ListUsers(ctx)
 			if err != nil {
 				return err
@@ -84,7 +84,7 @@ func usersCmd(e *env) *cobra.Command {
 	}
 	disable := dbCommand("disable NAME", "disable a user (their tokens stop working)", cobra.ExactArgs(1))
 	disable.RunE = func(cmd *cobra.Command, args []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := db.DisableUser(ctx, args[0]); err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ func cohortsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "cohorts", Short: "manage cohorts and grants"}
 	add := dbCommand("add NAME", "add a cohort", cobra.ExactArgs(1))
 	add.RunE = func(cmd *cobra.Command, args []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := db.CreateCohort(ctx, args[0]); err != nil {
 				return err
 			}
@@ -112,7 +112,7 @@ func cohortsCmd(e *env) *cobra.Command {
 		if !role.Valid() {
 			return usageErr("role must be uploader, reader or manager")
 		}
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := db.Grant(ctx, args[0], args[1], role); err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ func cohortsCmd(e *env) *cobra.Command {
 	}
 	revoke := dbCommand("revoke USER COHORT", "remove a user's role in a cohort", cobra.ExactArgs(2))
 	revoke.RunE = func(cmd *cobra.Command, args []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := db.Revoke(ctx, args[0], args[1]); err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ func cohortsCmd(e *env) *cobra.Command {
 	}
 	list := dbCommand("list", "list cohorts and their grants", cobra.NoArgs)
 	list.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			cohorts, err := db.ListCohorts(ctx)
 			if err != nil {
 				return err
@@ -162,7 +162,7 @@ func tokensCmd(e *env) *cobra.Command {
 	ttl := create.Flags().Duration("ttl", 90*24*time.Hour, "lifetime of the token")
 	label := create.Flags().String("label", "", "a note to recognise the token by")
 	create.RunE = func(cmd *cobra.Command, args []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			tok, info, err := db.CreateToken(ctx, args[0], *label, *ttl)
 			if err != nil {
 				return err
@@ -180,7 +180,7 @@ func tokensCmd(e *env) *cobra.Command {
 		if len(args) == 1 {
 			user = args[0]
 		}
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			toks, err := db.ListTokens(ctx, user)
 			if err != nil {
 				return err
@@ -201,7 +201,7 @@ func tokensCmd(e *env) *cobra.Command {
 	}
 	revoke := dbCommand("revoke ID", "revoke a token", cobra.ExactArgs(1))
 	revoke.RunE = func(cmd *cobra.Command, args []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := db.RevokeToken(ctx, args[0]); err != nil {
 				return err
 			}

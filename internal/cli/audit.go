@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 )
 
 func auditCmd(e *env) *cobra.Command {
@@ -23,7 +23,7 @@ func auditCmd(e *env) *cobra.Command {
 
 // auditFilterFlags binds the common selection flags and returns a function
 // that builds the filter.
-func auditFilterFlags(cmd *cobra.Command) func() (auditdb.Filter, error) {
+func auditFilterFlags(cmd *cobra.Command) func() (servicedb.Filter, error) {
 	cohort := cmd.Flags().String("cohort", "", "only this cohort")
 	user := cmd.Flags().String("user", "", "only this user (actor)")
 	action := cmd.Flags().String("action", "", "only this action (e.g. upload.completed)")
@@ -31,8 +31,8 @@ func auditFilterFlags(cmd *cobra.Command) func() (auditdb.Filter, error) {
 	since := cmd.Flags().String("since", "", "from this time (RFC 3339 or YYYY-MM-DD)")
 	until := cmd.Flags().String("until", "", "before this time (RFC 3339 or YYYY-MM-DD)")
 	days := cmd.Flags().Int("days", 0, "only the last N days")
-	return func() (auditdb.Filter, error) {
-		f := auditdb.Filter{Cohort: *cohort, Actor: *user, Action: depot.Action(*action), KeyPrefix: *path}
+	return func() (servicedb.Filter, error) {
+		f := servicedb.Filter{Cohort: *cohort, Actor: *user, Action: depot.Action(*action), KeyPrefix: *path}
 		var err error
 		if f.Since, err = parseWhen(*since); err != nil {
 			return f, err
@@ -60,8 +60,8 @@ func parseWhen(s string) (time.Time, error) {
 }
 
 // eachEvent pages through the events matching f.
-func eachEvent(ctx context.Context, db *auditdb.DB, f auditdb.Filter, fn func(depot.AuditEvent) error) error {
-	f.Limit = auditdb.DefaultLimit
+func eachEvent(ctx context.Context, db *servicedb.DB, f servicedb.Filter, fn func(depot.AuditEvent) error) error {
+	f.Limit = servicedb.DefaultLimit
 	for {
 		evs, err := db.Events(ctx, f)
 		if err != nil {
@@ -87,7 +87,7 @@ func auditShowCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			return eachEvent(ctx, db, f, func(ev depot.AuditEvent) error {
 				line := fmt.Sprintf("%6d  %s  %-18s %-8s", ev.Seq, ev.Time.Format("2006-01-02 15:04:05.000"), ev.Action, ev.Outcome)
 				if ev.Actor != "" {
@@ -135,7 +135,7 @@ func auditExportCmd(e *env) *cobra.Command {
 		default:
 			return usageErr("--format must be jsonl or csv")
 		}
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			if err := eachEvent(ctx, db, f, write); err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func csvWriter(w io.Writer) (func(depot.AuditEvent) error, func() error) {
 func auditVerifyCmd(e *env) *cobra.Command {
 	cmd := dbCommand("verify", "recompute the audit hash chain; exit 6 and name the first bad record if broken", cobra.NoArgs)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			rep, err := db.VerifyChain(ctx)
 			if err != nil {
 				return err

@@ -8,9 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"depot"
-	"depot/auditdb"
 	"depot/backup"
 	"depot/internal/config"
+	"depot/servicedb"
 	"depot/storage"
 )
 
@@ -29,7 +29,7 @@ func backupCmd(e *env) *cobra.Command {
 			return err
 		}
 		defer store.Driver().Close()
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			m, err := backup.Create(ctx, db, s.get(config.DatabaseURL), store, args[0], *files)
 			if err != nil {
 				return err
@@ -79,7 +79,7 @@ func restoreCmd(e *env) *cobra.Command {
 				return err
 			}
 		}
-		return withDB(e, cmd, func(ctx context.Context, db *auditdb.DB) error {
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
 			seq, head, err := db.Head(ctx)
 			if err != nil {
 				return err

@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"depot/auditdb"
 	"depot/internal/config"
 	"depot/maintenance"
 	"depot/metrics"
+	"depot/servicedb"
 	"depot/storage"
 )
 
@@ -28,7 +28,7 @@ var maintenanceVars = append([]config.Var{
 func init() { serveVars = append(serveVars, config.MaintenanceVars...) }
 
 // maintenanceConfig builds the maintenance configuration from s.
-func maintenanceConfig(s settings, db *auditdb.DB, store *storage.Store) (maintenance.Config, error) {
+func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (maintenance.Config, error) {
 	cfg := maintenance.Config{DB: db, Store: store, Node: s.nodeName(), Log: s.logger().With("role", "services")}
 	for v, d := range map[config.Var]*time.Duration{
 		config.CleanupInterval: &cfg.CleanupInterval, config.VerifyInterval: &cfg.VerifyInterval,
@@ -59,7 +59,7 @@ func maintenanceConfig(s settings, db *auditdb.DB, store *storage.Store) (mainte
 }
 
 // openMaintainer opens storage and database for a maintenance command.
-func openMaintainer(ctx context.Context, s settings) (*maintenance.Maintainer, *auditdb.DB, func(), error) {
+func openMaintainer(ctx context.Context, s settings) (*maintenance.Maintainer, *servicedb.DB, func(), error) {
 	expiry, err := s.duration(config.UploadExpiry)
 	if err != nil {
 		return nil, nil, nil, err
@@ -275,7 +275,7 @@ func jobsCmd(e *env) *cobra.Command {
 // startMaintenance starts the River scheduler of the maintenance jobs in a
 // services process (unless DEPOT_MAINTENANCE=off) and returns its stop
 // function.
-func startMaintenance(ctx context.Context, s settings, db *auditdb.DB, store *storage.Store, ms *metrics.Set) (func(), *maintenance.Maintainer, error) {
+func startMaintenance(ctx context.Context, s settings, db *servicedb.DB, store *storage.Store, ms *metrics.Set) (func(), *maintenance.Maintainer, error) {
 	on := true
 	switch s.get(config.Maintenance) {
 	case "off":

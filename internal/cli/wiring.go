@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 
 	"depot"
-	"depot/auditdb"
+	"depot/servicedb"
 	"depot/services"
 	"depot/storage"
 	"depot/storage/localstore"
@@ -55,11 +55,11 @@ func openStore(ctx context.Context, raw string, opts storage.Options) (*storage.
 }
 
 // openDatabase opens and migrates the database named by DEPOT_DATABASE_URL.
-func openDatabase(ctx context.Context, raw string) (*auditdb.DB, error) {
+func openDatabase(ctx context.Context, raw string) (*servicedb.DB, error) {
 	if raw == "" {
 		return nil, usageErr("refusing to start: the services role needs DEPOT_DATABASE_URL (sqlite:///path or postgres://...)")
 	}
-	db, err := auditdb.Open(ctx, raw)
+	db, err := servicedb.Open(ctx, raw)
 	if err != nil {
 		return nil, usageErr("cannot open the database: %v", err)
 	}
@@ -70,11 +70,11 @@ func openDatabase(ctx context.Context, raw string) (*auditdb.DB, error) {
 	return db, nil
 }
 
-// servicesDB adapts *auditdb.DB to services.Database.
-type servicesDB struct{ *auditdb.DB }
+// servicesDB adapts *servicedb.DB to services.Database.
+type servicesDB struct{ *servicedb.DB }
 
 func (d servicesDB) AppendWithFile(ctx context.Context, ev depot.AuditEvent, f services.FileState) (depot.AuditEvent, error) {
-	return d.DB.AppendWithFile(ctx, ev, auditdb.FileRecord{
+	return d.DB.AppendWithFile(ctx, ev, servicedb.FileRecord{
 		Key: f.Object.Key, Cohort: f.Cohort, Size: f.Object.Size, SHA256: f.Object.SHA256,
 		Class: f.Object.Class, CleanupScheduledFor: f.CleanupScheduledFor,
 		Created: f.Object.ModTime, Updated: f.Object.ModTime, UploadedBy: f.UploadedBy,

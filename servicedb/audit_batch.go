@@ -1,0 +1,184 @@
+package servicedb
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"sync"
+
+	"depot"
+)
+
+// Group commit. Concurrent appends are gathered by one goroutine and written
+// in a single transaction (one chain lock, one fsync), then each caller is
+// answered. Invariant 4 holds: every Append still returns only after its own
+// record is committed; only the cost of the commit is shared. Under no
+// concurrency a batch has one record and behaves as a plain append.
+
+// maxBatch bounds the records of one transaction.
+const maxBatch = 128
+
+type appendReq struct {
+	ev   depot.AuditEvent
+	meta string
+	file []any // arguments of upsertFile written with the record, or nil
+	resp chan appendResp
+}
+
+type appendResp struct {
+	ev  depot.AuditEvent
+	err error
+}
+
+// batcher owns the goroutine that writes batches.
+type batcher struct {
+	once, stopOnce sync.Once
+	reqs           chan appendReq
+	done           chan struct{}
+}
+
+// start starts the batch writer once.
+func (db *DB) startBatcher() {
+	db.batch.once.Do(func() {
+		db.batch.reqs = make(chan appendReq)
+		db.batch.done = make(chan struct{})
+		go db.writeBatches()
+	})
+}
+
+// stopBatcher stops the batch writer (at Close).
+func (db *DB) stopBatcher() {
+	db.startBatcher()
+	db.batch.stopOnce.Do(func() { close(db.batch.done) })
+}
+
+// submit has req written by the batch writer and returns the stored record.
+func (db *DB) submit(ctx context.Context, req appendReq) (depot.AuditEvent, error) {
+	db.startBatcher()
+	req.resp = make(chan appendResp, 1)
+	select {
+	case db.batch.reqs <- req:
+	case <-db.batch.done:
+		return depot.AuditEvent{}, depot.Errorf(depot.CodeUnavailable, "audit log closed")
+	case <-ctx.Done():
+		return depot.AuditEvent{}, depot.WrapError(depot.CodeUnavailable, "audit log unavailable", ctx.Err())
+	}
+	r := <-req.resp // once taken, the request is written or failed: wait for the outcome
+	return r.ev, r.err
+}
+
+// writeBatches runs until the DB is closed. It takes one request, adds every
+// request already waiting (up to maxBatch), and writes them together.
+func (db *DB) writeBatches() {
+	for {
+		var req appendReq
+		select {
+		case req = <-db.batch.reqs:
+		case <-db.batch.done:
+			return
+		}
+		batch := []appendReq{req}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-db.batch.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		evs, err := db.appendTx(context.Background(), batch)
+		if err != nil && len(batch) > 1 {
+			// One bad record must not fail its neighbours: retry one by one.
+			for _, r := range batch {
+				evs, err := db.appendTx(context.Background(), []appendReq{r})
+				r.resp <- result(evs, err)
+			}
+			continue
+		}
+		for i, r := range batch {
+			if err != nil {
+				r.resp <- appendResp{err: err}
+			} else {
+				r.resp <- appendResp{ev: evs[i]}
+			}
+		}
+	}
+}
+
+func result(evs []depot.AuditEvent, err error) appendResp {
+	if err != nil {
+		return appendResp{err: err}
+	}
+	return appendResp{ev: evs[0]}
+}
+
+// appendTx writes batch as consecutive records of the chain in one
+// transaction, serialised against every other writer, with the file records
+// the requests carry.
+func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEvent, error) {
+	fail := func(err error) ([]depot.AuditEvent, error) {
+		if db.classify(err) == depot.CodeInvalid {
+			return nil, db.wrap(err, "append audit record")
+		}
+		return nil, depot.WrapError(depot.CodeUnavailable, "audit log unavailable", err)
+	}
+	// Prepared before the transaction takes SQLite's only connection.
+	head, err := db.stmts.get(ctx, selectChainHead)
+	if err != nil {
+		return fail(err)
+	}
+	insert, err := db.stmts.get(ctx, insertEvent)
+	if err != nil {
+		return fail(err)
+	}
+	var upsert *sql.Stmt // only prepared when a request carries a file record
+	if slices.ContainsFunc(batch, func(r appendReq) bool { return r.file != nil }) {
+		if upsert, err = db.stmts.get(ctx, upsertFile); err != nil {
+			return fail(err)
+		}
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if db.d.lockAppend != "" {
+		if _, err := tx.ExecContext(ctx, db.d.lockAppend); err != nil {
+			return fail(err)
+		}
+	}
+	seq, prev := int64(0), GenesisHash
+	err = tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&seq, &prev)
+	if err != nil && err != sql.ErrNoRows && !notFound(err) {
+		return fail(err)
+	}
+	if err != nil {
+		seq, prev = 0, GenesisHash
+	}
+	insertTx := tx.StmtContext(ctx, insert)
+	var upsertTx *sql.Stmt
+	if upsert != nil {
+		upsertTx = tx.StmtContext(ctx, upsert)
+	}
+	out := make([]depot.AuditEvent, len(batch))
+	for i, r := range batch {
+		ev := r.ev
+		ev.Seq, ev.PrevHash = seq+1, prev
+		ev.Hash = Hash(ev)
+		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
+			return fail(err)
+		}
+		if r.file != nil {
+			if _, err := upsertTx.ExecContext(ctx, r.file...); err != nil {
+				return fail(err)
+			}
+		}
+		seq, prev = ev.Seq, ev.Hash
+		out[i] = ev
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return out, nil
+}
