@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 )
 
 // wholeChunkConn lets the transport send a chunk straight from its buffer.
@@ -18,10 +17,7 @@ import (
 // recognises a LimitedReader that covers a whole bytes.Reader and writes
 // the reader's bytes in one call; anything else goes the usual way. Over
 // TLS the transport writes to a tls.Conn instead and this is not used.
-type wholeChunkConn struct {
-	net.Conn
-	whole *atomic.Int64 // bodies sent whole, for tests
-}
+type wholeChunkConn struct{ net.Conn }
 
 // ReadFrom implements io.ReaderFrom.
 func (c wholeChunkConn) ReadFrom(r io.Reader) (int64, error) {
@@ -29,7 +25,6 @@ func (c wholeChunkConn) ReadFrom(r io.Reader) (int64, error) {
 		if b, ok := lr.R.(chunkBody); ok && int64(b.Len()) <= lr.N {
 			n, err := b.WriteTo(c.Conn)
 			lr.N -= n
-			c.whole.Add(1)
 			return n, err
 		}
 	}
@@ -65,12 +60,12 @@ func (c wholeChunkConn) CloseWrite() error {
 }
 
 // dialWholeChunks wraps dial's connections in wholeChunkConn.
-func dialWholeChunks(dial func(ctx context.Context, network, addr string) (net.Conn, error), whole *atomic.Int64) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func dialWholeChunks(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return wholeChunkConn{Conn: conn, whole: whole}, nil
+		return wholeChunkConn{Conn: conn}, nil
 	}
 }

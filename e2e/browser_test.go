@@ -461,7 +461,7 @@ func TestBrowserUploadResumes(t *testing.T) {
 	}
 
 	// The bytes on the services tier.
-	n, got := hashFile(t, filepath.Join(c.storageDir(), "c1", "2026", "scans", "imaging-export.bin"))
+	n, got := hashFile(t, c.storedPath("c1/2026/scans/imaging-export.bin"))
 	if n != size || got != want {
 		t.Fatalf("stored file: %d bytes, sha %s; want %d bytes, sha %s", n, got, size, want)
 	}
@@ -527,7 +527,7 @@ func TestBrowserUploadResumes(t *testing.T) {
 	if res2.State != "done" || res2.Sha != want2 || resumed2 <= 0 || after >= size2 {
 		t.Fatalf("upload after the reload did not resume and finish: %+v, %d bytes sent", res2, after)
 	}
-	if n, got := hashFile(t, filepath.Join(c.storageDir(), "c1", "2026", "scans", "followup.bin")); n != size2 || got != want2 {
+	if n, got := hashFile(t, c.storedPath("c1/2026/scans/followup.bin")); n != size2 || got != want2 {
 		t.Fatalf("second stored file: %d bytes, sha %s", n, got)
 	}
 

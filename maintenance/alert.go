@@ -13,7 +13,6 @@ import (
 // Alert kinds.
 const (
 	AlertCleanupFailing = "cleanup_failing"  // a file could not be deleted MaxFailures times
-	AlertClassConflict  = "class_conflict"   // record and object disagree about a file's class
 	AlertIntegrity      = "integrity_failed" // a file's bytes, size or presence do not match
 	AlertMissingObject  = "missing_object"   // a committed record has no object
 	AlertMissedRun      = "missed_run"       // a job has not succeeded within twice its period

@@ -8,11 +8,13 @@
 // CLI (`depot cleanup`, `depot verify`, `depot report`): there is one code
 // path. Each run is recorded in the maint_runs table (`depot jobs`).
 //
-// Cleanup never guesses (DESIGN.md invariant 8): it deletes only files that
-// both the files table and the object's own attributes declare temporary,
-// whose cleanup time has come; it never touches an upload session that saw
-// activity within its expiry plus the lease; orphans are reported, never
-// deleted; only crash leftovers older than a grace period are removed.
+// Cleanup never guesses (invariant 8): it purges only versions declared
+// temporary when they were uploaded, whose cleanup time has come, and the
+// versions of files deleted longer ago than the deleted retention; never a
+// version under a retention hold; never an upload session active within
+// its expiry plus the lease. It removes stored objects only once no version
+// or session refers to them (leftovers of crashes and of failed removals),
+// and reports versions whose object is missing.
 //
 // Logs and alerts carry IDs, counts and codes only: never file names or
 // storage keys (keys contain file names, which may be PHI). The audit trail
@@ -67,6 +69,10 @@ type Config struct {
 	// removed, and the age an orphan must reach before it is reported (so
 	// that a commit in progress is not mistaken for one). Default 1h.
 	StrayGrace time.Duration
+	// DeletedRetention is how long the versions of a deleted file are
+	// kept (and the file can be undeleted) before cleanup purges them.
+	// Default 30 days.
+	DeletedRetention time.Duration
 	// MaxFailures is the number of failed attempts to delete one file after
 	// which an alert fires. Default 5.
 	MaxFailures int
@@ -113,6 +119,7 @@ func New(cfg Config) *Maintainer {
 	}
 	def(&cfg.Lease, time.Hour)
 	def(&cfg.StrayGrace, time.Hour)
+	def(&cfg.DeletedRetention, 30*24*time.Hour)
 	def(&cfg.RetryBackoff, 200*time.Millisecond)
 	def(&cfg.CleanupInterval, time.Hour)
 	def(&cfg.VerifyInterval, 24*time.Hour)
@@ -195,12 +202,24 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 // audit appends ev as the system actor. The error must be honoured: an
 // operation whose audit record cannot be written must not proceed.
 func (m *Maintainer) audit(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent, error) {
+	return m.auditWith(ctx, ev, nil)
+}
+
+// auditWith is audit that also applies change in the record's transaction
+// (servicedb.AppendWith). A change that refuses returns its own error.
+func (m *Maintainer) auditWith(ctx context.Context, ev depot.AuditEvent, change servicedb.Change) (depot.AuditEvent, error) {
 	ev.Actor, ev.AuthMethod, ev.ServerRole, ev.WebNode = "system", "job", "services", m.cfg.Node
 	if ev.UploadID == "" {
 		ev.DeclaredSize = -1 // not an upload
 	}
-	out, err := m.cfg.DB.Append(ctx, ev)
-	if err != nil {
+	var out depot.AuditEvent
+	var err error
+	if change != nil {
+		out, err = m.cfg.DB.AppendWith(ctx, ev, change)
+	} else {
+		out, err = m.cfg.DB.Append(ctx, ev)
+	}
+	if depot.ErrorCode(err) == depot.CodeUnavailable {
 		m.log.Error("audit write failed", "action", string(ev.Action), "code", string(depot.ErrorCode(err)))
 	}
 	return out, err

@@ -42,11 +42,8 @@ func CommitVersion(c Commit) Change {
 		if err != nil {
 			return err
 		}
-		if err := checkConditions(c, cur); err != nil {
+		if err := (PathCheck{Visible: cur.visible, SHA256: cur.sha256, Class: cur.class}).Check(c); err != nil {
 			return err
-		}
-		if cur.class != "" && cur.class != v.Class && !c.MayChangeClass {
-			return depot.Errorf(depot.CodeForbidden, "only a manager of the cohort may change a file's class")
 		}
 		if c.UploadID != "" {
 			res, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE upload_id = $1`, c.UploadID)
@@ -80,10 +77,47 @@ type current struct {
 	deleted bool
 }
 
-// currentIn reads the state of key within tx. class is the class of the
-// current version, or of the newest kept version when there is none, so a
-// deleted path keeps its class for the next upload.
-func currentIn(ctx context.Context, tx *sql.Tx, key string) (current, error) {
+// querier is *sql.DB or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// PathCheck is what an upload is checked against before its bytes are
+// read: whether the path shows a version, its entity tag and its class.
+type PathCheck struct {
+	Visible bool
+	SHA256  string
+	Class   depot.Class // "" for a path never written
+}
+
+// CheckPath returns the state of key that CommitVersion will check.
+func (db *DB) CheckPath(ctx context.Context, key string) (PathCheck, error) {
+	cur, err := currentIn(ctx, db.sql, key)
+	if err != nil {
+		return PathCheck{}, db.wrap(err, "read path")
+	}
+	return PathCheck{Visible: cur.visible, SHA256: cur.sha256, Class: cur.class}, nil
+}
+
+// Check applies an upload's conditions and class to the path's state, as
+// CommitVersion does.
+func (p PathCheck) Check(c Commit) error {
+	cur := current{visible: p.Visible, sha256: p.SHA256, class: p.Class}
+	if err := checkConditions(c, cur); err != nil {
+		return err
+	}
+	if cur.class != "" && cur.class != c.Version.Class && !c.MayChangeClass {
+		return errClassChange
+	}
+	return nil
+}
+
+var errClassChange = depot.Errorf(depot.CodeForbidden, "only a manager of the cohort may change a file's class")
+
+// currentIn reads the state of key. class is the class of the current
+// version, or of the newest kept version when there is none, so a deleted
+// path keeps its class for the next upload.
+func currentIn(ctx context.Context, tx querier, key string) (current, error) {
 	var c current
 	var id sql.NullString
 	var deleted sql.NullInt64
@@ -258,4 +292,3 @@ func rowsAffected(res sql.Result, err error) (int64, error) {
 	}
 	return res.RowsAffected()
 }
-

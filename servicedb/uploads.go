@@ -64,7 +64,9 @@ func (db *DB) DeleteSession(ctx context.Context, id string) error {
 }
 
 // LockSession is SessionLock on the session's ID.
-func (db *DB) LockSession(ctx context.Context, id string) (func(), error) { return db.SessionLock(ctx, id) }
+func (db *DB) LockSession(ctx context.Context, id string) (func(), error) {
+	return db.SessionLock(ctx, id)
+}
 
 // OpenUploads counts the open upload sessions of owner.
 func (db *DB) OpenUploads(ctx context.Context, owner string) (int, error) {
@@ -146,4 +148,3 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
-

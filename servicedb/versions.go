@@ -53,9 +53,9 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanVersion(s scanner) (Version, error) {
 	var (
-		v                            Version
-		class                        string
-		created                      int64
+		v                           Version
+		class                       string
+		created                     int64
 		cleanupAt, verified, purged sql.NullInt64
 	)
 	if err := s.Scan(&v.ID, &v.Key, &v.Cohort, &v.Size, &v.SHA256, &class, &cleanupAt, &created,
@@ -239,4 +239,74 @@ func collectVersions(rows *sql.Rows) ([]Version, error) {
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// Usage is the storage held by one cohort's kept versions, split by what
+// they are: the current versions of visible files, the older versions of
+// visible files, and the versions of deleted files (kept until their
+// retention ends).
+type Usage struct {
+	Cohort                        string
+	CurrentFiles, CurrentBytes    int64
+	OlderVersions, OlderBytes     int64
+	DeletedVersions, DeletedBytes int64
+}
+
+// Usages returns the Usage of every cohort that holds kept versions.
+func (db *DB) Usages(ctx context.Context) ([]Usage, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT v.cohort,
+		CASE WHEN p.deleted_ms IS NOT NULL THEN 2 WHEN p.current_version = v.version_id THEN 0 ELSE 1 END AS kind,
+		COUNT(*), COALESCE(SUM(v.size), 0)
+		FROM versions v LEFT JOIN paths p ON p.storage_key = v.storage_key
+		WHERE v.purged_ms IS NULL GROUP BY v.cohort, kind ORDER BY v.cohort`)
+	if err != nil {
+		return nil, db.wrap(err, "sum storage use")
+	}
+	defer rows.Close()
+	var out []Usage
+	for rows.Next() {
+		var (
+			cohort      string
+			kind        int
+			count, size int64
+		)
+		if err := rows.Scan(&cohort, &kind, &count, &size); err != nil {
+			return nil, db.wrap(err, "sum storage use")
+		}
+		if len(out) == 0 || out[len(out)-1].Cohort != cohort {
+			out = append(out, Usage{Cohort: cohort})
+		}
+		u := &out[len(out)-1]
+		switch kind {
+		case 0:
+			u.CurrentFiles, u.CurrentBytes = count, size
+		case 1:
+			u.OlderVersions, u.OlderBytes = count, size
+		default:
+			u.DeletedVersions, u.DeletedBytes = count, size
+		}
+	}
+	return out, db.wrap(rows.Err(), "sum storage use")
+}
+
+// UploadUsage returns, per cohort, the open upload sessions and the bytes
+// they hold so far.
+func (db *DB) UploadUsage(ctx context.Context) (map[string][2]int64, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT cohort, COUNT(*), COALESCE(SUM(offset_bytes), 0) FROM uploads GROUP BY cohort`)
+	if err != nil {
+		return nil, db.wrap(err, "sum upload use")
+	}
+	defer rows.Close()
+	out := map[string][2]int64{}
+	for rows.Next() {
+		var (
+			cohort string
+			n, b   int64
+		)
+		if err := rows.Scan(&cohort, &n, &b); err != nil {
+			return nil, db.wrap(err, "sum upload use")
+		}
+		out[cohort] = [2]int64{n, b}
+	}
+	return out, db.wrap(rows.Err(), "sum upload use")
 }

@@ -22,7 +22,9 @@ type Chunk struct {
 }
 
 // Mark returns the chunk's place and checksum.
-func (c Chunk) Mark() ChunkMark { return ChunkMark{Offset: c.Offset, Length: c.Length, CRC32C: c.CRC32C} }
+func (c Chunk) Mark() ChunkMark {
+	return ChunkMark{Offset: c.Offset, Length: c.Length, CRC32C: c.CRC32C}
+}
 
 // ErrDamaged is wrapped by the error of a chunk whose bytes arrived
 // incomplete or differ from its CRC-32C: damaged in transit (or in a
@@ -37,7 +39,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // offset and hash state, all before it returns. A retry of the session's
 // last chunk (same offset, length and CRC-32C, after its answer was lost)
 // is answered with the current state and nothing written; any other offset
-// is CodeOffsetMismatch, carrying the current offset (CurrentOffset). A
+// is CodeOffsetMismatch, carrying the current offset (depot.CurrentOffset). A
 // chunk past the declared size is CodeSizeMismatch. A chunk whose bytes do
 // not all arrive or do not match its CRC-32C fails with an error wrapping
 // ErrDamaged and leaves the session as it was.
@@ -140,22 +142,7 @@ func (cr *checkedReader) verdict(n int64, err error) error {
 }
 
 func offsetMismatch(cur int64) error {
-	return &depot.Error{Code: depot.CodeOffsetMismatch, Message: fmt.Sprintf("expected offset %d", cur), Err: OffsetError{Current: cur}}
-}
-
-// OffsetError carries the current offset of a session inside a
-// CodeOffsetMismatch error.
-type OffsetError struct{ Current int64 }
-
-func (e OffsetError) Error() string { return fmt.Sprintf("current offset is %d", e.Current) }
-
-// CurrentOffset extracts the current offset from an offset-mismatch error.
-func CurrentOffset(err error) (int64, bool) {
-	var oe OffsetError
-	if errors.As(err, &oe) {
-		return oe.Current, true
-	}
-	return 0, false
+	return &depot.Error{Code: depot.CodeOffsetMismatch, Message: fmt.Sprintf("expected offset %d", cur), Err: depot.OffsetError{Current: cur}}
 }
 
 // CRC32C returns the CRC-32C (Castagnoli) of b, as Chunk.CRC32C expects.

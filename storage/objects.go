@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 
 	"depot"
@@ -92,4 +94,52 @@ func (s *Store) Space(ctx context.Context) (Space, bool, error) {
 		return Space{}, true, storageErr("space", err)
 	}
 	return sp, true, nil
+}
+
+// Matches reports whether object id exists with exactly size bytes whose
+// SHA-256 is sha256Hex: it reads the whole object.
+func (s *Store) Matches(ctx context.Context, id string, size int64, sha256Hex string) (bool, error) {
+	rc, err := s.Open(ctx, id, 0, -1)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return false, storageErr("read", err)
+	}
+	return n == size && hex.EncodeToString(h.Sum(nil)) == sha256Hex, nil
+}
+
+// Restore writes r as object id (replacing a damaged one), checking that
+// it has size bytes with SHA-256 sha256Hex before it is published: a
+// restore from a backup of a version whose record is kept.
+func (s *Store) Restore(ctx context.Context, id string, r io.Reader, size int64, sha256Hex string) error {
+	if !ValidID(id) {
+		return depot.Errorf(depot.CodeInvalid, "invalid object ID")
+	}
+	st := &Staging{ID: id}
+	if err := s.d.CreateStaging(ctx, st); err != nil {
+		return storageErr("create staging", err)
+	}
+	h := sha256.New()
+	n, err := s.d.WriteStaging(ctx, st, 0, io.TeeReader(io.LimitReader(r, size+1), h))
+	if err == nil && (n != size || hex.EncodeToString(h.Sum(nil)) != sha256Hex) {
+		err = depot.Errorf(depot.CodeHashMismatch, "the backup's copy does not match the version's record")
+	}
+	if err == nil { // verified: the damaged object (if any) makes room
+		err = s.d.Delete(ctx, id)
+	}
+	if err == nil {
+		err = s.d.Publish(ctx, st, n)
+	}
+	if err != nil {
+		_ = s.d.DiscardStaging(context.WithoutCancel(ctx), st)
+		return storageErr("restore", err)
+	}
+	return nil
 }

@@ -129,16 +129,22 @@ func (s *Store) Abort(ctx context.Context, id string) error {
 
 // Expire discards session id if it is still idle since before idleBefore
 // (it is checked again under the session's lock), and returns it. A
-// session that is locked by an operation in progress is active: Expire
-// waits at most a moment for it and otherwise leaves it (false).
+// session that an operation of this process holds is active and left
+// (false); one held by another process (an append in progress) is waited
+// for, a few seconds at most, and then checked again.
 func (s *Store) Expire(ctx context.Context, id string, idleBefore time.Time) (depot.Upload, bool, error) {
-	lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	unlock, err := s.lock(lctx, id)
-	cancel()
-	if err != nil {
+	release, ok := s.locks.tryLock(id)
+	if !ok {
 		return depot.Upload{}, false, nil // busy: active
 	}
-	defer unlock()
+	defer release()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	unlockShared, err := s.sessions.LockSession(lctx, id)
+	cancel()
+	if err != nil {
+		return depot.Upload{}, false, nil // busy elsewhere, or the lock cannot be had now: next run
+	}
+	defer unlockShared()
 	sess, err := s.load(ctx, id)
 	if depot.ErrorCode(err) == depot.CodeNotFound {
 		return depot.Upload{}, false, nil
@@ -155,17 +161,21 @@ func (s *Store) Expire(ctx context.Context, id string, idleBefore time.Time) (de
 	return s.view(sess), true, nil
 }
 
-// discard removes a session's bytes, then the session. A crash in between
-// leaves the session, whose next discard finds nothing left to remove.
+// discard removes a session, then its bytes: its staging area and the
+// object it may have been published as. The session goes first, so that a
+// commit running meanwhile in another process (which needs the session)
+// fails rather than records an object being removed; a crash in between
+// leaves bytes that no session or version references, which cleanup
+// removes.
 func (s *Store) discard(ctx context.Context, sess Session) error {
 	ctx = context.WithoutCancel(ctx)
+	if err := s.sessions.DeleteSession(ctx, sess.ID); err != nil {
+		return err
+	}
 	if err := s.d.DiscardStaging(ctx, sess.staging()); err != nil {
 		return storageErr("discard staging", err)
 	}
-	if err := s.d.Delete(ctx, sess.ID); err != nil {
-		return storageErr("delete unpublished object", err)
-	}
-	return s.sessions.DeleteSession(ctx, sess.ID)
+	return storageErr("delete unpublished object", s.d.Delete(ctx, sess.ID))
 }
 
 func (s *Store) load(ctx context.Context, id string) (Session, error) {
@@ -242,6 +252,28 @@ func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
 	case <-ctx.Done():
 		l.release(id, sl)
 		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
+	}
+}
+
+// tryLock takes the lock of session id if it is free at once.
+func (l *sessionLocks) tryLock(id string) (func(), bool) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[string]*sessionLock)
+	}
+	sl := l.locks[id]
+	if sl == nil {
+		sl = &sessionLock{slot: make(chan struct{}, 1)}
+		l.locks[id] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+	select {
+	case sl.slot <- struct{}{}:
+		return func() { <-sl.slot; l.release(id, sl) }, true
+	default:
+		l.release(id, sl)
+		return nil, false
 	}
 }
 

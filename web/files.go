@@ -46,11 +46,15 @@ func (s *Server) files(w http.ResponseWriter, r *http.Request, rest string) {
 		writeError(w, err)
 		return
 	}
+	q := r.URL.Query()
 	switch r.Method {
 	case http.MethodGet:
-		if t.isDir {
+		switch {
+		case t.isDir:
 			s.list(w, r, t)
-		} else {
+		case q.Has("versions"):
+			s.history(w, r, t)
+		default:
 			s.download(w, r, t)
 		}
 	case http.MethodHead:
@@ -58,9 +62,20 @@ func (s *Server) files(w http.ResponseWriter, r *http.Request, rest string) {
 	case http.MethodPut:
 		s.put(w, r, t)
 	case http.MethodPost:
-		s.postMultipart(w, r, t)
+		switch {
+		case q.Has("undelete"):
+			s.undelete(w, r, t)
+		case q.Has("restore"):
+			s.restore(w, r, t)
+		default:
+			s.postMultipart(w, r, t)
+		}
 	case http.MethodDelete:
-		s.delete(w, r, t)
+		if q.Has("purge") {
+			s.purge(w, r, t)
+		} else {
+			s.delete(w, r, t)
+		}
 	default:
 		w.Header().Set("Allow", "GET, HEAD, PUT, POST, DELETE")
 		writeError(w, errorf(depot.CodeInvalid, "method not allowed"))
@@ -79,21 +94,14 @@ func fileKey(t target) (string, error) {
 	return key, nil
 }
 
-// authorize asks services whether the caller may do perm in t's cohort,
-// before any body byte is read.
-func (s *Server) authorize(ctx context.Context, t target, perm depot.Permission) error {
-	_, err := s.cfg.Backend.Authenticate(ctx, t.cohort, perm)
-	return err
-}
-
 func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 	key, err := fileKey(t)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	ctx := s.withCaller(w, r, path.Base(key))
-	release, err := s.beginUpload(ctx, t.cohort, r.ContentLength)
+	c := s.caller(w, r)
+	release, err := s.beginUpload(r.Context(), c, t.cohort, r.ContentLength)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -105,7 +113,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	obj, err := s.cfg.Backend.Put(ctx, key, s.limitBody(body), opts)
+	obj, err := s.cfg.Backend.Put(r.Context(), c, key, s.limitBody(body), opts, path.Base(key))
 	body.Done()
 	if err != nil {
 		writeError(w, err)
@@ -114,9 +122,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 	httpx.WriteJSON(w, http.StatusCreated, publicObject(obj, t.cohort))
 }
 
-// putOptions reads the declared size, checksum and class of a raw upload.
+// putOptions reads the declared size, checksum, class and conditions
+// (If-Match, If-None-Match) of a raw upload.
 func putOptions(r *http.Request) (depot.PutOptions, error) {
-	opts := depot.PutOptions{Size: r.ContentLength, Class: depot.Permanent}
+	opts := depot.PutOptions{Size: r.ContentLength, Class: depot.Permanent,
+		IfMatch: r.Header.Get("If-Match"), IfNoneMatch: r.Header.Get("If-None-Match")}
 	if v := r.Header.Get("Depot-Sha256"); v != "" {
 		opts.SHA256 = strings.ToLower(v)
 	}
@@ -129,20 +139,23 @@ func putOptions(r *http.Request) (depot.PutOptions, error) {
 	return opts, nil
 }
 
-// FileJSON is a file as the public API shows it: path relative to its cohort.
+// FileJSON is a file version as the public API shows it: path relative to
+// its cohort.
 type FileJSON struct {
-	Cohort   string    `json:"cohort"`
-	Path     string    `json:"path"`
-	Size     int64     `json:"size"`
-	SHA256   string    `json:"sha256"`
-	Modified time.Time `json:"modified,omitzero"`
-	Class    string    `json:"class,omitempty"`
+	Cohort     string    `json:"cohort"`
+	Path       string    `json:"path"`
+	Version    string    `json:"version"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"`
+	Modified   time.Time `json:"modified,omitzero"`
+	Class      string    `json:"class,omitempty"`
+	UploadedBy string    `json:"uploaded_by,omitempty"`
 }
 
 func publicObject(obj depot.Object, cohort string) FileJSON {
 	return FileJSON{
-		Cohort: cohort, Path: strings.TrimPrefix(obj.Key, cohort+"/"), Size: obj.Size,
-		SHA256: obj.SHA256, Modified: obj.ModTime, Class: string(obj.Class),
+		Cohort: cohort, Path: strings.TrimPrefix(obj.Key, cohort+"/"), Version: obj.Version, Size: obj.Size,
+		SHA256: obj.SHA256, Modified: obj.ModTime, Class: string(obj.Class), UploadedBy: obj.UploadedBy,
 	}
 }
 
@@ -150,8 +163,9 @@ func publicObject(obj depot.Object, cohort string) FileJSON {
 // folder t, part by part, streaming: the body is read with MultipartReader
 // and never spooled to memory or disk.
 func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target) {
-	ctx := s.withCaller(w, r, "")
-	release, err := s.beginUpload(ctx, t.cohort, -1)
+	c := s.caller(w, r)
+	ctx := r.Context()
+	release, err := s.beginUpload(ctx, c, t.cohort, -1)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -175,7 +189,7 @@ func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target)
 			writeError(w, errorf(depot.CodeInvalid, "the multipart body is malformed or was cut off"))
 			return
 		}
-		obj, err := s.storePart(ctx, t.cohort, dir, part)
+		obj, err := s.storePart(ctx, c, t.cohort, dir, part)
 		part.Close()
 		if err != nil {
 			writeError(w, err)
@@ -193,7 +207,7 @@ func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target)
 	httpx.WriteJSON(w, http.StatusCreated, stored)
 }
 
-func (s *Server) storePart(ctx context.Context, cohort, dir string, part *multipart.Part) (*depot.Object, error) {
+func (s *Server) storePart(ctx context.Context, c depot.Caller, cohort, dir string, part *multipart.Part) (*depot.Object, error) {
 	if part.FormName() != "file" || part.FileName() == "" {
 		_, err := io.Copy(io.Discard, part)
 		return nil, err
@@ -212,8 +226,7 @@ func (s *Server) storePart(ctx context.Context, cohort, dir string, part *multip
 			opts.Size = n
 		}
 	}
-	ctx = withFileName(ctx, name)
-	obj, err := s.cfg.Backend.Put(ctx, key, s.limitBody(part), opts)
+	obj, err := s.cfg.Backend.Put(ctx, c, key, s.limitBody(part), opts, name)
 	if err != nil {
 		return nil, err
 	}
@@ -226,48 +239,48 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	ctx := s.withCaller(w, r, "")
-	rng, err := httpx.ParseRange(r.Header.Get("Range"))
-	if err != nil {
+	opts := depot.ReadOptions{
+		Version: r.URL.Query().Get("version"), IfRange: r.Header.Get("If-Range"), IfNoneMatch: r.Header.Get("If-None-Match"),
+	}
+	if opts.Range, err = httpx.ParseRange(r.Header.Get("Range")); err != nil {
 		writeError(w, local(err))
 		return
 	}
-	obj, rc, err := s.cfg.Backend.Open(ctx, key, rng)
+	d, err := s.cfg.Backend.Open(r.Context(), s.caller(w, r), key, opts)
 	if err != nil {
 		if depot.ErrorCode(err) == depot.CodeRangeNotSatisf {
-			if st, serr := s.cfg.Backend.Stat(ctx, key); serr == nil {
-				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", st.Size))
-			}
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", d.Object.Size))
 		}
 		writeError(w, err)
 		return
 	}
-	defer rc.Close()
-	setFileHeaders(w, obj)
-	status, length := http.StatusOK, obj.Size
-	if rng != nil {
-		end := obj.Size - 1
-		if rng.Length >= 0 && rng.Offset+rng.Length-1 < end {
-			end = rng.Offset + rng.Length - 1
-		}
-		length = end - rng.Offset + 1
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.Offset, end, obj.Size))
+	setFileHeaders(w, d.Object)
+	if d.NotModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	defer d.Body.Close()
+	status := http.StatusOK
+	if d.Partial {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", d.Offset, d.Offset+d.Length-1, d.Object.Size))
 		status = http.StatusPartialContent
 	}
-	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(d.Length, 10))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", "attachment")
 	w.WriteHeader(status)
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
-	if _, err := httpx.CopyBuffer(w, rc, *bp); err != nil {
+	if _, err := httpx.CopyBuffer(w, d.Body, *bp); err != nil {
 		s.cfg.Log.Warn("download interrupted", "request_id", w.Header().Get("X-Request-Id"))
 	}
 }
 
+// setFileHeaders describes a version: its entity tag is its SHA-256.
 func setFileHeaders(w http.ResponseWriter, obj depot.Object) {
 	h := w.Header()
 	h.Set("Depot-Sha256", obj.SHA256)
+	h.Set("Depot-Version", obj.Version)
 	h.Set("ETag", `"`+obj.SHA256+`"`)
 	h.Set("Accept-Ranges", "bytes")
 	if obj.Class != "" {
@@ -284,7 +297,7 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	obj, err := s.cfg.Backend.Stat(s.withCaller(w, r, ""), key)
+	obj, err := s.cfg.Backend.Stat(r.Context(), s.caller(w, r), key, r.URL.Query().Get("version"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -301,7 +314,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, err)
 		return
 	}
-	if err := s.cfg.Backend.Delete(s.withCaller(w, r, ""), key); err != nil {
+	if err := s.cfg.Backend.Delete(r.Context(), s.caller(w, r), key); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -323,7 +336,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
 	if a := q.Get("after"); a != "" {
 		after = t.cohort + "/" + a
 	}
-	page, err := s.cfg.Backend.List(s.withCaller(w, r, ""), t.cohort+"/"+t.rest, after, limit)
+	page, err := s.cfg.Backend.List(r.Context(), s.caller(w, r), t.cohort+"/"+t.rest, after, limit)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"io"
-	"net/http"
 	"sync"
 
 	"depot"
@@ -45,8 +44,8 @@ func (u *userSlots) acquire(user string) (release func(), ok bool) {
 // read (an answer of services is trusted for a moment, see uploaders),
 // refuses a declared size over the limit, and takes one of the user's upload
 // slots. The returned function releases the slot.
-func (s *Server) beginUpload(ctx context.Context, cohort string, declared int64) (func(), error) {
-	p, err := s.uploaders.authorize(ctx, cohort, s.cfg.Backend.Authenticate)
+func (s *Server) beginUpload(ctx context.Context, c depot.Caller, cohort string, declared int64) (func(), error) {
+	p, err := s.uploaders.authorize(ctx, c, cohort, s.cfg.Backend.Authorize)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +87,3 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// tooLargeStatus is exported for tests of the limit.
-const tooLargeStatus = http.StatusRequestEntityTooLarge

@@ -27,7 +27,6 @@ import (
 	"strings"
 
 	"depot"
-	"depot/apiclient"
 	"depot/internal/httpx"
 	"depot/internal/wire"
 )
@@ -39,9 +38,6 @@ const (
 	tusChecksums  = "sha1,sha256"
 	// tusMaxSize is the largest upload the web tier accepts (1 TiB).
 	tusMaxSize = int64(1) << 40
-	// tusDefaultChecksumLimit bounds a checksummed PATCH body when the
-	// backend does not report its chunk size.
-	tusDefaultChecksumLimit = 8 << 20
 	// statusChecksumMismatch is the tus checksum extension's status.
 	statusChecksumMismatch = 460
 )
@@ -124,12 +120,7 @@ func (s *Server) tusOptions(w http.ResponseWriter) {
 // checksumLimit is the largest PATCH body that may carry Upload-Checksum:
 // such a body is held in memory until verified, so it is bounded by the
 // chunk size the web tier holds anyway.
-func (s *Server) checksumLimit() int64 {
-	if c, ok := s.cfg.Backend.(interface{ ChunkSize() int }); ok && c.ChunkSize() > 0 {
-		return int64(c.ChunkSize())
-	}
-	return tusDefaultChecksumLimit
-}
+func (s *Server) checksumLimit() int64 { return int64(s.cfg.ChunkSize) }
 
 func tusError(w http.ResponseWriter, status int, code, msg string) {
 	httpx.WriteJSON(w, status, httpx.ErrorBody{Error: httpx.ErrorDetail{Code: depot.Code(code), Message: msg}})
@@ -238,9 +229,9 @@ func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) {
 
 	// Services authorises the upload into the cohort when it creates the
 	// session, before any byte of a creation-with-upload body is read.
-	ctx := s.withCaller(w, r, name)
-	u, err := s.cfg.Backend.CreateUpload(ctx, wire.CreateUpload{
-		Key: key, Size: size, Class: class, FileName: name,
+	c := s.caller(w, r)
+	u, err := s.cfg.Backend.CreateUpload(r.Context(), c, wire.CreateUpload{
+		Key: key, Size: size, Class: class, FileName: name, Resumable: true,
 		Meta: map[string]string{"protocol": "tus"},
 	})
 	if err != nil {
@@ -250,7 +241,7 @@ func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", tusPrefix+u.ID)
 	s.cfg.Log.Info("tus upload created", "upload_id", u.ID, "size", size, "request_id", w.Header().Get("X-Request-Id"))
 	if withBody || size == 0 {
-		u, err = s.tusWrite(ctx, w, r, u, 0, size, sum)
+		u, err = s.tusWrite(r.Context(), c, w, r, u, 0, size, sum)
 		if err != nil {
 			// The session exists; the client may resume it with HEAD.
 			writeTusErr(w, err)
@@ -261,28 +252,22 @@ func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-// loadUpload fetches session id for the caller (services answers 404 to
-// anyone but its creator) and, in the same request, checks that the caller
-// still may upload to its cohort.
-func (s *Server) loadUpload(ctx context.Context, id string) (depot.Upload, error) {
-	return s.cfg.Backend.Upload(ctx, id, depot.PermUpload)
-}
-
 // tusHead is HEAD /api/v1/uploads/{id}. A client sends it to resume, so it
 // is audited as upload.resumed by services. A session whose bytes all
 // arrived but whose completion was lost (e.g. the web process died between
 // the last append and the commit) is completed here.
 func (s *Server) tusHead(w http.ResponseWriter, r *http.Request, id string) {
-	ctx := s.withCaller(w, r, "")
-	c := apiclient.CallerFrom(ctx)
-	c.Resume = true
-	u, err := s.loadUpload(apiclient.WithCaller(ctx, c), id)
+	c := s.caller(w, r)
+	u, err := s.cfg.Backend.Upload(r.Context(), c, id, true)
 	if err != nil {
 		writeTusErr(w, err)
 		return
 	}
-	if u.DeclaredSize >= 0 && u.Offset == u.DeclaredSize {
-		if _, err := s.cfg.Backend.Complete(ctx, id, u.DeclaredSize, ""); err != nil {
+	if !u.Completed && u.DeclaredSize >= 0 && u.Offset == u.DeclaredSize {
+		// Every byte arrived but the commit did not happen (or its answer
+		// was lost): commit now, and report the offset only if it worked,
+		// so that a client never counts an uncommitted upload as done.
+		if _, err := s.cfg.Backend.Complete(r.Context(), c, id, u.DeclaredSize, ""); err != nil {
 			writeTusErr(w, err)
 			return
 		}
@@ -307,10 +292,15 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, id string) {
 		writeTusErr(w, err)
 		return
 	}
-	ctx := s.withCaller(w, r, "")
-	u, err := s.loadUpload(ctx, id)
+	c := s.caller(w, r)
+	u, err := s.cfg.Backend.Upload(r.Context(), c, id, false)
 	if err != nil {
 		writeTusErr(w, err)
+		return
+	}
+	if u.Completed && offset == u.Offset && r.ContentLength == 0 {
+		setUploadHeaders(w, u) // a retried final PATCH: the upload is committed
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if offset != u.Offset {
@@ -340,7 +330,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		length = n
 	}
-	u, err = s.tusWrite(ctx, w, r, u, offset, length, sum)
+	u, err = s.tusWrite(r.Context(), c, w, r, u, offset, length, sum)
 	if err != nil {
 		writeTusErr(w, err)
 		return
@@ -353,7 +343,7 @@ func (s *Server) tusPatch(w http.ResponseWriter, r *http.Request, id string) {
 // length (-1: unknown), completes it: the response succeeds only after
 // services verified and committed the file. It returns u with its new
 // offset.
-func (s *Server) tusWrite(ctx context.Context, w http.ResponseWriter, r *http.Request, u depot.Upload, offset, length int64, sum *tusChecksum) (depot.Upload, error) {
+func (s *Server) tusWrite(ctx context.Context, c depot.Caller, w http.ResponseWriter, r *http.Request, u depot.Upload, offset, length int64, sum *tusChecksum) (depot.Upload, error) {
 	if length >= 0 && r.ContentLength > length-offset {
 		return u, errorf(depot.CodeTooLarge, "the body goes past Upload-Length")
 	}
@@ -389,19 +379,17 @@ func (s *Server) tusWrite(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// the client's connection. They end with the body: a vanished or idle
 	// client ends it (BodyIdleTimeout).
 	ctx = context.WithoutCancel(ctx)
-	n, err := s.cfg.Backend.AppendStream(ctx, u.ID, offset, src, false)
+	// With a known length, the PATCH that reaches it commits the upload
+	// in its last chunk's request.
+	n, obj, err := s.cfg.Backend.AppendStream(ctx, c, u.ID, offset, src, length, length >= 0)
 	u.Offset = offset + n
 	if err != nil {
 		s.cfg.Log.Info("tus patch interrupted", "upload_id", u.ID, "offset", u.Offset, "code", string(depot.ErrorCode(err)), "request_id", w.Header().Get("X-Request-Id"))
 		return u, err
 	}
-	if length >= 0 && u.Offset == length {
-		obj, err := s.cfg.Backend.Complete(ctx, u.ID, length, "")
-		if err != nil {
-			return u, err
-		}
-		u.DeclaredSize = length
-		s.cfg.Log.Info("tus upload completed", "upload_id", u.ID, "size", obj.Size, "sha256", obj.SHA256, "request_id", w.Header().Get("X-Request-Id"))
+	if obj != nil {
+		u.DeclaredSize, u.Completed = length, true
+		s.cfg.Log.Info("tus upload completed", "upload_id", u.ID, "size", obj.Size, "request_id", w.Header().Get("X-Request-Id"))
 	}
 	return u, nil
 }
@@ -434,12 +422,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 
 // tusDelete is DELETE /api/v1/uploads/{id} (termination).
 func (s *Server) tusDelete(w http.ResponseWriter, r *http.Request, id string) {
-	ctx := s.withCaller(w, r, "")
-	if _, err := s.loadUpload(ctx, id); err != nil {
-		writeTusErr(w, err)
-		return
-	}
-	if err := s.cfg.Backend.Abort(ctx, id); err != nil {
+	if err := s.cfg.Backend.Abort(r.Context(), s.caller(w, r), id, ""); err != nil {
 		writeTusErr(w, err)
 		return
 	}
@@ -488,9 +471,8 @@ func writeTusErr(w http.ResponseWriter, err error) {
 		tusError(w, statusChecksumMismatch, "checksum_mismatch", "the body does not match Upload-Checksum; nothing was stored")
 		return
 	}
-	var oe apiclient.OffsetError
-	if errors.As(err, &oe) {
-		w.Header().Set("Upload-Offset", strconv.FormatInt(oe.Current, 10))
+	if cur, ok := depot.CurrentOffset(err); ok {
+		w.Header().Set("Upload-Offset", strconv.FormatInt(cur, 10))
 	}
 	writeError(w, err)
 }

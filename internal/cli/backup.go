@@ -24,12 +24,12 @@ func backupCmd(e *env) *cobra.Command {
 	files := cmd.Flags().Bool("files", false, "copy every committed file into the backup too (verified while copying)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		s := settings{e: e, cmd: cmd}
-		store, err := openStore(cmd.Context(), s.get(config.StorageURL), storage.Options{})
-		if err != nil {
-			return err
-		}
-		defer store.Driver().Close()
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+			store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
 			m, err := backup.Create(ctx, db, s.get(config.DatabaseURL), store, args[0], *files)
 			if err != nil {
 				return err
@@ -68,18 +68,18 @@ func restoreCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		restored := 0
-		if m.WithFiles {
-			store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{})
-			if err != nil {
-				return err
-			}
-			defer store.Driver().Close()
-			if restored, err = backup.RestoreFiles(ctx, args[0], m, store); err != nil {
-				return err
-			}
-		}
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+			restored := 0
+			if m.WithFiles {
+				store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				if restored, err = backup.RestoreFiles(ctx, args[0], m, store); err != nil {
+					return err
+				}
+			}
 			seq, head, err := db.Head(ctx)
 			if err != nil {
 				return err

@@ -11,9 +11,11 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"depot"
 	"depot/apiclient"
 	"depot/internal/config"
 	"depot/internal/httpx"
@@ -24,7 +26,7 @@ import (
 	"depot/web"
 )
 
-var serveVars = []config.Var{
+var serveVars = append([]config.Var{
 	config.Role, config.Addr, config.InternalAddr, config.ServicesURL, config.InternalKey,
 	config.InternalKeyFile, config.InternalKeys, config.InternalKeysFil, config.StorageURL,
 	config.DatabaseURL, config.ChunkSize, config.ChunkRetries, config.ChunkBackoff, config.BodyIdle,
@@ -33,7 +35,8 @@ var serveVars = []config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
-}
+	config.MaxOpenUploads,
+}, config.MaintenanceVars...) // the services role runs the scheduled jobs
 
 func serveCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -130,7 +133,7 @@ func runWeb(ctx context.Context, s settings) error {
 	})
 	defer client.Close()
 	srv := web.New(web.Config{
-		Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready,
+		Backend: client, Log: log, BodyIdleTimeout: idle, ChunkSize: client.ChunkSize(),
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
 		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
 	})
@@ -179,30 +182,40 @@ func runServices(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	log := s.logger().With("role", "services")
-	store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{UploadExpiry: expiry, MaxObjectSize: int64(maxSize)})
+	maxOpen, err := s.int(config.MaxOpenUploads)
 	if err != nil {
 		return err
 	}
-	defer store.Driver().Close()
+	log := s.logger().With("role", "services")
 	db, err := openDatabase(ctx, s.get(config.DatabaseURL))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	// Services instances sharing a PostgreSQL database share storage too:
-	// lock upload sessions across them (a no-op on SQLite).
-	store.ShareSessionLocks(db.SessionLock)
+	// A plain PUT's session waits for its web process only briefly: no
+	// one else can continue it.
+	plain := plainExpiry(idle)
+	store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{
+		UploadExpiry: expiry, PlainExpiry: plain, MaxObjectSize: int64(maxSize)})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	m := metrics.New("services")
 	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
 	if err != nil {
 		return err
 	}
 	defer stopJobs()
-	srv := services.New(services.Config{
-		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
-		ClockSkew: skew, Metrics: m, TrustWebUsers: s.get(config.TrustWebUsers) == "on",
+	core := services.NewCore(services.Config{
+		Store: store, DB: db, Log: log, TempTTL: ttl, MaxOpenUploadsPerUser: maxOpen, Node: s.nodeName(),
+		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m,
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
+	})
+	stopReaper := reapPlainUploads(ctx, core, plain, log)
+	defer stopReaper()
+	srv := services.NewServer(services.ServerConfig{
+		Core: core, Keys: keys, Log: log, BodyIdleTimeout: idle, ClockSkew: skew, Metrics: m,
 	})
 	stopMetrics, err := serveMetrics(s, log, m)
 	if err != nil {
@@ -326,4 +339,31 @@ func serverTLS(s settings, cert, key, clientCA config.Var) (*tls.Config, error) 
 		return nil, usageErr("refusing to start: %s/%s: %v", cert.Env, key.Env, err)
 	}
 	return cfg, nil
+}
+
+// reapPlainUploads removes, at start and then every half expiry, the
+// sessions of plain uploads whose request ended without a commit (the web
+// process or its client died): they hold staging bytes that no client can
+// continue.
+func reapPlainUploads(ctx context.Context, core *services.Core, expiry time.Duration, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(expiry / 2)
+		defer t.Stop()
+		for {
+			if n, err := core.ExpireIdlePlain(ctx, expiry); err != nil && ctx.Err() == nil {
+				log.Warn("removing abandoned plain uploads failed", "code", string(depot.ErrorCode(err)))
+			} else if n > 0 {
+				log.Info("abandoned plain uploads removed", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

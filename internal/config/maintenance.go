@@ -2,8 +2,8 @@ package config
 
 // Variables of the maintenance jobs (package maintenance; see
 // docs/operations.md). They live in their own file so that the jobs'
-// settings can be changed without touching the main table; init adds them
-// to All.
+// settings can be changed without touching the main table; All includes
+// them.
 var (
 	CleanupInterval    = Var{"DEPOT_CLEANUP_INTERVAL", "1h", "period of the cleanup job (services)"}
 	VerifyInterval     = Var{"DEPOT_VERIFY_INTERVAL", "24h", "period of the integrity verification job (services)"}
@@ -14,12 +14,11 @@ var (
 	VerifyRate         = Var{"DEPOT_VERIFY_RATE", "0", "integrity verification read limit in bytes per second (0: unlimited)"}
 	StrayGrace         = Var{"DEPOT_STRAY_GRACE", "1h", "age before a crash leftover is removed or an orphan reported"}
 	Maintenance        = Var{"DEPOT_MAINTENANCE", "on", "run the scheduled maintenance jobs in this services process: on or off"}
+	DeletedRetention   = Var{"DEPOT_DELETED_RETENTION", "720h", "how long a deleted file's versions are kept (and it can be undeleted) before cleanup purges them"}
 )
 
 // MaintenanceVars lists the maintenance variables.
 var MaintenanceVars = []Var{
 	CleanupInterval, VerifyInterval, ReportInterval, AlertWebhookURL, CleanupLease,
-	CleanupMaxFailures, VerifyRate, StrayGrace, Maintenance,
+	CleanupMaxFailures, VerifyRate, StrayGrace, Maintenance, DeletedRetention,
 }
-
-func init() { All = append(All, MaintenanceVars...) }

@@ -65,13 +65,15 @@ var (
 	TrustedUserHeader = Var{"DEPOT_TRUSTED_USER_HEADER", "", "header carrying the user authenticated by a single-sign-on proxy (web); off when empty"}
 	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured"}
 	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
+	MaxOpenUploads    = Var{"DEPOT_MAX_OPEN_UPLOADS_PER_USER", "100", "unfinished upload sessions one user may hold at once, counted by services over every web process (429 beyond it); 0 means no limit"}
 )
 
 // All lists every variable, for documentation checks.
-var All = []Var{
+var All = append([]Var{
 	Role, Addr, InternalAddr, ServicesURL, InternalKey, InternalKeyFile, InternalKeys, InternalKeysFil,
 	StorageURL, DatabaseURL, ChunkSize, ChunkRetries, ChunkBackoff, BodyIdle, UploadExpiry, TempTTL,
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
-}
+	MaxOpenUploads,
+}, MaintenanceVars...)

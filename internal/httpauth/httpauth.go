@@ -32,6 +32,8 @@ var SignedHeaders = []string{
 	"Depot-Key", "Depot-Prefix", "Depot-After", "Depot-Offset", "Depot-Size", "Depot-Sha256",
 	"Depot-Class", "Depot-User-Token", "Depot-Resume", "Depot-File-Name", "Depot-Request-Id",
 	"Depot-Client-Ip", "Depot-User-Agent", "Depot-Web-Node", "Range", "Content-Type", "Depot-Trusted-User",
+	"Depot-Version", "Depot-Cohort", "Depot-Permission", "Depot-Crc32c", "Depot-Complete", "Depot-Reason",
+	"If-Match", "If-None-Match", "If-Range",
 }
 
 // Errors returned by Verify.

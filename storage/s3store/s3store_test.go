@@ -138,7 +138,6 @@ func randBytes(n int, seed uint64) []byte {
 	return b
 }
 
-
 // TestUnevenWritesAcrossReopen writes 20 MiB in pieces of 3, 7 and 10 MiB,
 // persisting and reloading the state and reopening the driver midway, like
 // the Store across a restart of the services process.

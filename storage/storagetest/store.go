@@ -111,7 +111,7 @@ func (s *suite) testRetryLastChunk(t *testing.T) {
 	}
 	for _, c := range []storage.Chunk{chunk(0, a), chunk(1000, b[:100]), chunk(1200, b[:300]), chunk(1501, []byte("x"))} {
 		_, err := st.Append(t.Context(), u.ID, c)
-		if cur, ok := storage.CurrentOffset(err); depot.ErrorCode(err) != depot.CodeOffsetMismatch || !ok || cur != 1500 {
+		if cur, ok := depot.CurrentOffset(err); depot.ErrorCode(err) != depot.CodeOffsetMismatch || !ok || cur != 1500 {
 			t.Errorf("Append at %d (length %d): %v, want offset_mismatch at 1500", c.Offset, c.Length, err)
 		}
 	}

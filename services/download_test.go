@@ -1,4 +1,4 @@
-package cli
+package services
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"depot/internal/httpauth"
 	"depot/internal/httpx"
 	"depot/internal/wire"
+	"depot/servicedb/servicedbtest"
 )
 
 // TestDownloadTakesKernelFastPath: a download from local storage reaches
@@ -26,12 +27,12 @@ import (
 // files and ranges both; the bytes must also be right.
 func TestDownloadTakesKernelFastPath(t *testing.T) {
 	ctx := t.Context()
-	fx := newServicesFixture(t, depot.RoleReader)
+	fx := newFixture(t, servicedbtest.SQLiteURL(t))
 	content := make([]byte, 3<<20+123)
 	for i := range content {
 		content[i] = byte(i * 7)
 	}
-	if _, err := fx.store.PutBytes(ctx, "c/big.csv", content, depot.Permanent); err != nil {
+	if _, err := fx.put(ctx, "up", "c/big.csv", content, depot.Permanent); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,7 +52,7 @@ func TestDownloadTakesKernelFastPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.Header.Set(wire.HeaderKey, wire.EncodeKey("c/big.csv"))
-		req.Header.Set(wire.HeaderUserToken, fx.token)
+		req.Header.Set(wire.HeaderUserToken, fx.tokens["rd"])
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}

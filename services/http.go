@@ -1,13 +1,13 @@
-// Package services is the services tier's internal API: upload sessions,
-// one-shot uploads, downloads with ranges, stat, delete and listing over a
-// storage.Store, with every operation authenticated by an internal key,
-// authorised per user and cohort, and audited before it is acknowledged.
 package services
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,40 +19,13 @@ import (
 	"depot/storage"
 )
 
-// Database is what the services tier needs from its database: the audit
-// trail, user authentication and the table of current file state.
-type Database interface {
-	depot.AuditLog
-	Authenticate(ctx context.Context, token string) (depot.Principal, error)
-	// PrincipalOf loads an enabled user without a token, for identities
-	// vouched for by the web tier's trusted single-sign-on proxy.
-	PrincipalOf(ctx context.Context, user string) (depot.Principal, error)
-	// AppendWithFile appends ev to the audit trail (as Append) and stores f
-	// as the current state of a committed file, both or neither.
-	AppendWithFile(ctx context.Context, ev depot.AuditEvent, f FileState) (depot.AuditEvent, error)
-	// ForgetFile removes the current state of a deleted file.
-	ForgetFile(ctx context.Context, key string) error
-	Ping(ctx context.Context) error
-}
-
-// FileState is the current state of a committed file.
-type FileState struct {
-	Object              depot.Object
-	Cohort              string
-	UploadedBy          string
-	CleanupScheduledFor *time.Time
-}
-
-// Config configures a Server.
-type Config struct {
-	Store *storage.Store
-	DB    Database
+// ServerConfig configures the internal API's HTTP server.
+type ServerConfig struct {
+	Core *Core
 	// Keys are the accepted internal keys; any of them is accepted so that
 	// keys can be rotated without downtime. At least one is required.
 	Keys []string
 	Log  *slog.Logger
-	// TempTTL is how long a temporary file lives before cleanup is due.
-	TempTTL time.Duration
 	// BodyIdleTimeout fails a request body that delivers no byte for this
 	// long (a stalled peer). Default 60 s.
 	BodyIdleTimeout time.Duration
@@ -60,48 +33,31 @@ type Config struct {
 	// server's clock. Default 60 s.
 	ClockSkew time.Duration
 	Now       func() time.Time
-	// Metrics, when set, receives audit latencies and failures.
+	// Metrics, when set, instruments every request.
 	Metrics *metrics.Set
-	// Cleanup runs the cleanup job now (an operator's request forwarded by
-	// the web tier) and returns its result; nil disables the endpoint.
-	Cleanup func(ctx context.Context, dryRun bool) (any, error)
-	// TrustWebUsers accepts the user named by the web tier in
-	// Depot-Trusted-User (a signed header) when no token is forwarded. Only
-	// for deployments whose web tier sits behind a single-sign-on proxy.
-	TrustWebUsers bool
-	// CheckpointBytes is how many bytes of a streaming append are made
-	// durable and recorded at a time. Default 8 MiB.
-	CheckpointBytes int64
 }
 
-// Server serves the internal API.
+// Server serves the internal API: it verifies each request's signature,
+// decodes it into a call of the Core and encodes the answer.
 type Server struct {
-	cfg      Config
+	cfg      ServerConfig
+	core     *Core
 	verifier *httpauth.Verifier
-	throttle *throttle
 }
 
-// New returns a Server. It panics if cfg lacks a store, a database or keys:
-// those are wiring errors caught at start-up.
-func New(cfg Config) *Server {
-	if cfg.Store == nil || cfg.DB == nil || len(cfg.Keys) == 0 {
-		panic("services: Store, DB and at least one key are required")
+// NewServer returns a Server. It panics without a Core or keys: a wiring
+// error caught at start-up.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Core == nil || len(cfg.Keys) == 0 {
+		panic("services: a Core and at least one key are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.TempTTL <= 0 {
-		cfg.TempTTL = 7 * 24 * time.Hour
-	}
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = 60 * time.Second
 	}
-	if cfg.CheckpointBytes <= 0 {
-		cfg.CheckpointBytes = 8 << 20
-	}
-	s := &Server{cfg: cfg, throttle: newThrottle(cfg.Now)}
-	s.verifier = httpauth.NewVerifier(cfg.Keys, cfg.ClockSkew, cfg.Now)
-	return s
+	return &Server{cfg: cfg, core: cfg.Core, verifier: httpauth.NewVerifier(cfg.Keys, cfg.ClockSkew, cfg.Now)}
 }
 
 // Handler returns the internal API's routes. Health endpoints need no key;
@@ -111,7 +67,6 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		api.HandleFunc(rt.pattern, rt.handler)
 	}
-
 	root := http.NewServeMux()
 	root.HandleFunc("GET "+wire.PathHealth, httpx.Health)
 	root.HandleFunc("GET "+wire.PathReady, s.ready)
@@ -150,6 +105,9 @@ func (s *Server) routes() []route {
 		{"GET " + wire.PathObject, s.getObject},
 		{"HEAD " + wire.PathObject, s.headObject},
 		{"DELETE " + wire.PathObject, s.deleteObject},
+		{"POST " + wire.PathUndelete, s.undelete},
+		{"POST " + wire.PathRestore, s.restoreVersion},
+		{"GET " + wire.PathVersions, s.versions},
 		{"GET " + wire.PathObjects, s.listObjects},
 		{"POST " + wire.PathUploads, s.createUpload},
 		{"GET " + wire.UploadPrefix + "{id}", s.getUpload},
@@ -157,6 +115,9 @@ func (s *Server) routes() []route {
 		{"DELETE " + wire.UploadPrefix + "{id}", s.abortUpload},
 		{"POST " + wire.UploadPrefix + "{id}/complete", s.completeUpload},
 		{"POST " + wire.PathAuth, s.authenticate},
+		{"GET " + wire.PathHolds, s.listHolds},
+		{"POST " + wire.PathHolds, s.placeHold},
+		{"DELETE " + wire.HoldPrefix + "{id}", s.releaseHold},
 		{"POST " + wire.PathCleanup, s.cleanup},
 	}
 }
@@ -172,14 +133,12 @@ func Routes() []string {
 }
 
 // requireKey rejects a request that is not signed with a valid internal key
-// (or is replayed, or too old) with 401 before its body is read. Every
-// configured key is tried, compared in constant time.
+// (or is replayed, or too old) with 401 before its body is read.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.verified(w, r) {
-			return
+		if s.verified(w, r) {
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 
@@ -212,22 +171,96 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.cfg.DB.Ping(ctx); err != nil {
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
-		return
-	}
-	if _, err := s.cfg.Store.List(ctx, "", "", 1); err != nil {
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "storage unavailable"})
+	if err := s.core.Ready(ctx); err != nil {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": depot.ErrorMessage(err)})
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Server) now() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now().UTC()
+// callerOf reads the caller of r from the headers web sets.
+func callerOf(r *http.Request) depot.Caller {
+	c := depot.Caller{
+		Token:       r.Header.Get(wire.HeaderUserToken),
+		TrustedUser: r.Header.Get(wire.HeaderTrustedUser),
+		RequestID:   r.Header.Get(wire.HeaderRequestID),
+		WebNode:     r.Header.Get(wire.HeaderWebNode),
+		ClientIP:    r.Header.Get(wire.HeaderClientIP),
+		UserAgent:   r.Header.Get(wire.HeaderUserAgent),
 	}
-	return time.Now().UTC()
+	if c.RequestID == "" {
+		c.RequestID = httpx.NewID()
+	}
+	if c.ClientIP == "" {
+		c.ClientIP = remoteHost(r)
+	}
+	return c
+}
+
+// header decodes a percent-encoded header; a malformed one is invalid.
+func header(r *http.Request, name string) (string, error) {
+	v, err := wire.DecodeKey(r.Header.Get(name))
+	if err != nil {
+		return "", depot.Errorf(depot.CodeInvalid, "%s is not correctly encoded", name)
+	}
+	return v, nil
+}
+
+// keyOf reads the key of r (HeaderKey).
+func keyOf(r *http.Request) (string, error) {
+	key, err := header(r, wire.HeaderKey)
+	if err != nil {
+		return "", depot.Errorf(depot.CodeInvalidPath, "path is not correctly encoded")
+	}
+	return key, nil
+}
+
+// writeError writes err for web: the code and message, the current offset
+// of an offset mismatch, and HeaderTransient for bytes damaged in transit
+// (which web sends again).
+func writeError(w http.ResponseWriter, err error) {
+	if errors.Is(err, storage.ErrDamaged) {
+		w.Header().Set(wire.HeaderTransient, "1")
+	}
+	if cur, ok := depot.CurrentOffset(err); ok {
+		w.Header().Set(wire.HeaderOffset, strconv.FormatInt(cur, 10))
+		httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: depot.CodeOffsetMismatch, Message: depot.ErrorMessage(err), Offset: &cur})
+		return
+	}
+	httpx.WriteError(w, err)
+}
+
+// decodeBody decodes r's JSON body into v (an empty body only when
+// allowEmpty). A body cut short in transit is not the caller's mistake: it
+// is answered 503 marked HeaderTransient, which web retries; malformed JSON
+// is 400. It reports whether v was decoded, having answered otherwise.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+	err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v)
+	switch {
+	case err == nil, err == io.EOF && allowEmpty:
+		return true
+	case errors.Is(err, io.ErrUnexpectedEOF) || r.ContentLength > 0 && err == io.EOF:
+		w.Header().Set(wire.HeaderTransient, "1")
+		httpx.WriteError(w, depot.Errorf(depot.CodeUnavailable, "the request body was cut short in transit"))
+	default:
+		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
+	}
+	return false
+}
+
+// chunkOf reads the body of r as a chunk at offset: its length
+// (Content-Length) and CRC-32C (HeaderCRC32C) are required.
+func (s *Server) chunkOf(w http.ResponseWriter, r *http.Request, offset int64) (storage.Chunk, *httpx.ProgressReader, error) {
+	v := r.Header.Get(wire.HeaderCRC32C)
+	crc, err := strconv.ParseUint(v, 16, 32)
+	if err != nil || len(v) != 8 {
+		return storage.Chunk{}, nil, depot.Errorf(depot.CodeInvalid, "a body needs %s (8 hexadecimal digits)", wire.HeaderCRC32C)
+	}
+	if r.ContentLength < 0 {
+		return storage.Chunk{}, nil, depot.Errorf(depot.CodeInvalid, "a body needs a Content-Length")
+	}
+	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
+	return storage.Chunk{Offset: offset, Length: r.ContentLength, CRC32C: uint32(crc), Body: body}, body, nil
 }
 
 func remoteHost(r *http.Request) string {

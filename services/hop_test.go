@@ -1,4 +1,4 @@
-package cli
+package services
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"depot"
 	"depot/apiclient"
 	"depot/internal/wire"
+	"depot/servicedb/servicedbtest"
 )
 
 // TestOneShotPutDamagedInTransitIsSentAgain: web sends a body that fits in
@@ -21,8 +22,8 @@ import (
 // storage, SQLite) behind a hop that flips one byte of the first PUT.
 func TestOneShotPutDamagedInTransitIsSentAgain(t *testing.T) {
 	ctx := t.Context()
-	fx := newServicesFixture(t, depot.RoleUploader)
-	svc, store := fx.handler, fx.store
+	fx := newFixture(t, servicedbtest.SQLiteURL(t))
+	svc := fx.handler
 
 	var puts, damaged, refused atomic.Int64
 	hop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,17 +55,17 @@ func TestOneShotPutDamagedInTransitIsSentAgain(t *testing.T) {
 	defer hop.Close()
 	client := apiclient.New(apiclient.Config{BaseURL: hop.URL, Key: fixtureKey, Backoff: 1})
 	defer client.Close()
-	ctx = apiclient.WithCaller(ctx, apiclient.Caller{Token: fx.token})
+	caller := fx.as("up")
 
 	data := bytes.Repeat([]byte("id,value\n17,0.25\n"), 4000)
-	obj, err := client.Put(ctx, "c/small.csv", bytes.NewReader(data), depot.PutOptions{Size: int64(len(data))})
+	obj, err := client.Put(ctx, caller, "c/small.csv", bytes.NewReader(data), depot.PutOptions{Size: int64(len(data))}, "small.csv")
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	if damaged.Load() != 1 || refused.Load() != 1 || puts.Load() != 2 {
 		t.Fatalf("%d PUTs, %d damaged, %d refused as transient; want 2, 1, 1", puts.Load(), damaged.Load(), refused.Load())
 	}
-	_, rc, err := store.Open(ctx, "c/small.csv", nil)
+	rc, err := fx.store.Open(ctx, obj.Version, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,11 +77,14 @@ func TestOneShotPutDamagedInTransitIsSentAgain(t *testing.T) {
 
 	// Web no longer hashes; a wrong SHA-256 the user declared is refused
 	// by services and nothing is stored.
-	_, err = client.Put(ctx, "c/declared.csv", bytes.NewReader(data), depot.PutOptions{Size: int64(len(data)), SHA256: obj.SHA256[:63] + "0"})
+	_, err = client.Put(ctx, caller, "c/declared.csv", bytes.NewReader(data), depot.PutOptions{Size: int64(len(data)), SHA256: obj.SHA256[:63] + "0"}, "declared.csv")
 	if depot.ErrorCode(err) != depot.CodeHashMismatch {
 		t.Fatalf("Put with a wrong declared SHA-256: %v, want %s", err, depot.CodeHashMismatch)
 	}
-	if _, err := store.Stat(ctx, "c/declared.csv"); depot.ErrorCode(err) != depot.CodeNotFound {
+	if _, err := fx.db.Current(ctx, "c/declared.csv"); depot.ErrorCode(err) != depot.CodeNotFound {
 		t.Fatalf("a file with a wrong declared SHA-256 was stored: %v", err)
+	}
+	if objs, err := fx.store.Objects(ctx, "", 10); err != nil || len(objs) != 1 {
+		t.Fatalf("objects after a refused upload: %d, %v; want only the first", len(objs), err)
 	}
 }
