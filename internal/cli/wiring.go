@@ -54,6 +54,16 @@ func openStore(ctx context.Context, raw string, opts storage.Options) (*storage.
 	return nil, usageErr("DEPOT_STORAGE_URL: unsupported scheme %q (use file:// or s3://)", u.Scheme)
 }
 
+// localStoragePath returns the directory of a file:// DEPOT_STORAGE_URL, or
+// "" for any other (or an invalid) URL.
+func localStoragePath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" || u.Host != "" || !filepath.IsAbs(u.Path) {
+		return ""
+	}
+	return u.Path
+}
+
 // openDatabase opens and migrates the database named by DEPOT_DATABASE_URL.
 func openDatabase(ctx context.Context, raw string) (*servicedb.DB, error) {
 	if raw == "" {
