@@ -210,5 +210,5 @@ func CheckFormat(format string, allowed []string) error {
 			return nil
 		}
 	}
-	return depot.Errorf(depot.CodeInvalid, "unknown format %q (use %s)", format, strings.Join(allowed, ", "))
+	return fmt.Errorf("unknown format %q (use %s)", format, strings.Join(allowed, ", "))
 }
