@@ -134,10 +134,14 @@ func runWeb(ctx context.Context, s settings) error {
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
 		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
 	})
-	if err := m.WatchCertificates(map[string]string{
-		config.TLSCert.Env: s.get(config.TLSCert), config.ServicesCA.Env: s.get(config.ServicesCA),
-		config.ServicesClientCrt.Env: s.get(config.ServicesClientCrt),
-	}, nil); err != nil {
+	certs := map[string]string{} // the certificates this process uses
+	if publicTLS != nil {
+		certs[config.TLSCert.Env] = s.get(config.TLSCert)
+	}
+	if clientTLS != nil {
+		certs[config.ServicesCA.Env], certs[config.ServicesClientCrt.Env] = s.get(config.ServicesCA), s.get(config.ServicesClientCrt)
+	}
+	if err := m.WatchCertificates(certs, nil); err != nil {
 		return usageErr("refusing to start: %v", err)
 	}
 	handler := srv.Handler()
@@ -211,9 +215,11 @@ func runServices(ctx context.Context, s settings) error {
 		ClockSkew: skew, Metrics: m, TrustWebUsers: s.get(config.TrustWebUsers) == "on",
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
-	if err := m.WatchCertificates(map[string]string{
-		config.InternalTLSCert.Env: s.get(config.InternalTLSCert), config.InternalClientCA.Env: s.get(config.InternalClientCA),
-	}, nil); err != nil {
+	certs := map[string]string{} // the certificates this process uses
+	if internalTLS != nil {
+		certs[config.InternalTLSCert.Env], certs[config.InternalClientCA.Env] = s.get(config.InternalTLSCert), s.get(config.InternalClientCA)
+	}
+	if err := m.WatchCertificates(certs, nil); err != nil {
 		return usageErr("refusing to start: %v", err)
 	}
 	if dir := localStoragePath(s.get(config.StorageURL)); dir != "" {
