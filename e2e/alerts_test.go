@@ -167,7 +167,7 @@ func TestAlertsDelivered(t *testing.T) {
 			"DEPOT_STRAY_GRACE": "1s", "DEPOT_CLEANUP_MAX_FAILURES": "1", "DEPOT_METRICS_ADDR": "127.0.0.1:0",
 			"DEPOT_NODE_NAME": "svc-e2e",
 		})
-		rcv.waitFor(t, 20*time.Second, "a report and the storage alerts", func() bool {
+		rcv.waitFor(t, 40*time.Second, "a report and the storage alerts", func() bool {
 			return len(rcv.reports) > 0 && len(rcv.alerts["integrity_failed"]) > 0 && len(rcv.alerts["missing_object"]) > 0 &&
 				len(rcv.alerts["class_conflict"]) > 0 && len(rcv.alerts["cleanup_failing"]) > 0
 		})
@@ -195,7 +195,7 @@ func TestAlertsDelivered(t *testing.T) {
 		if _, err := db.SQL().ExecContext(context.Background(), refuse); err != nil {
 			t.Fatal(err)
 		}
-		rcv.waitFor(t, 25*time.Second, "job_failed and missed_run", func() bool {
+		rcv.waitFor(t, 40*time.Second, "job_failed and missed_run", func() bool {
 			return len(rcv.alerts["job_failed"]) > 0 && len(rcv.alerts["missed_run"]) > 0
 		})
 
