@@ -307,7 +307,7 @@ func TestAlertsToAlertmanager(t *testing.T) {
 	if err := json.Unmarshal(expectStatus(t, resp, http.StatusOK), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Labels["alertname"] != "DepotIntegrityFailed" || got[0].Labels["node"] != "svc-am" ||
+	if len(got) != 1 || got[0].Labels["alertname"] != "DepotIntegrityFailure" || got[0].Labels["node"] != "svc-am" ||
 		got[0].Labels["severity"] != "critical" || got[0].Annotations["audit_seq"] == "" {
 		t.Fatalf("alertmanager lists %+v", got)
 	}

@@ -228,7 +228,7 @@ func TestAlertFormats(t *testing.T) {
 		StartsAt    time.Time
 	}
 	if body := send("alertmanager"); json.Unmarshal(body, &am) != nil || len(am) != 1 ||
-		am[0].Labels["alertname"] != "DepotIntegrityFailed" || am[0].Labels["severity"] != "critical" ||
+		am[0].Labels["alertname"] != "DepotIntegrityFailure" || am[0].Labels["severity"] != "critical" ||
 		am[0].Annotations["audit_seq"] != "4711" || !am[0].StartsAt.Equal(al.Time) || strings.Contains(string(body), "secret-cohort") {
 		t.Fatalf("alertmanager: %s", body)
 	}

@@ -85,9 +85,14 @@ func encodeAlert(format string, al Alert) ([]byte, error) {
 	return nil, depot.Errorf(depot.CodeInvalid, "unknown alert format %q (use %s)", format, strings.Join(AlertFormats, ", "))
 }
 
-// alertName is the Alertmanager alertname of a kind: integrity_failed →
-// DepotIntegrityFailed.
+// alertName is the Alertmanager alertname of a kind: the name of the rule
+// of deploy/alerts.yml for that kind (missing_object → DepotMissingObject,
+// integrity_failed → DepotIntegrityFailure), so that one route matches the
+// alert whether Prometheus or depot raised it.
 func alertName(kind string) string {
+	if kind == AlertIntegrity {
+		return "DepotIntegrityFailure"
+	}
 	var b strings.Builder
 	b.WriteString("Depot")
 	for _, w := range strings.Split(kind, "_") {
