@@ -129,6 +129,7 @@ func setImmutable(t *testing.T, path string, on bool) {
 // Both engines.
 func TestAlertsDelivered(t *testing.T) {
 	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
+		t.Parallel() // most of it is waiting for River's periods
 		rcv := newAlertReceiver(t)
 		// Phase 1: files uploaded with no maintenance running; each 1 s
 		// after upload its temporary files are due.

@@ -16,9 +16,9 @@ import (
 
 // TestDownloadResumedAfterCut cuts a download on each hop with a fault
 // proxy — between the client and web, and between web and services — on
-// every connection, so that `depot download` exhausts its retries (each of
-// them already a Range request from what it had) and exits 5 leaving a
-// partial file. A second run continues that partial file with a Range
+// every connection, after 1.5 MiB of a 12 MiB file, so that `depot
+// download` exhausts its retries (each of them already a Range request
+// from what it had) and exits 5 leaving a partial file. A second run continues that partial file with a Range
 // request from its size (the audit trail's download record says which
 // range services sent) and ends with the file byte for byte, its SHA-256
 // verified.
@@ -29,7 +29,7 @@ func TestDownloadResumedAfterCut(t *testing.T) {
 			armed.Store(true)
 			cutEvery := func(int64) fault {
 				if armed.Load() {
-					return fault{downAt: 3 << 20}
+					return fault{downAt: 3 << 19}
 				}
 				return fault{}
 			}
@@ -45,7 +45,7 @@ func TestDownloadResumedAfterCut(t *testing.T) {
 			if hop == "client-web" {
 				proxy = newFaultProxy(t, c.web.addr, cutEvery)
 			}
-			data, sum := payloadBytes(71, 24<<20+5)
+			data, sum := payloadBytes(71, 12<<20+5)
 			armed.Store(false) // the upload passes
 			expectStatus(t, c.do("PUT", "/api/v1/files/c1/scan.bin", bytes.NewReader(data), nil), http.StatusCreated)
 			armed.Store(true)
