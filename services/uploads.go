@@ -155,6 +155,19 @@ func (c *Core) Upload(ctx context.Context, caller depot.Caller, id string, resum
 // admin), still allowed to upload into its cohort. To anyone else it does
 // not exist, so that IDs cannot be probed (the refusal is audited).
 func (c *Core) ownUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
+	u, err := c.ownedUpload(ctx, cl, id)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	if err := c.permit(ctx, cl, u.Key, depot.PermUpload); err != nil {
+		return depot.Upload{}, err
+	}
+	return u, nil
+}
+
+// ownedUpload is ownUpload without the check of the upload permission: the
+// owner may end an upload after losing it.
+func (c *Core) ownedUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
 	if err := c.authenticate(ctx, cl); err != nil {
 		return depot.Upload{}, err
 	}
@@ -174,9 +187,6 @@ func (c *Core) ownUpload(ctx context.Context, cl *call, id string) (depot.Upload
 		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
 	cl.fileName = u.Meta[metaFileName]
-	if err := c.permit(ctx, cl, u.Key, depot.PermUpload); err != nil {
-		return depot.Upload{}, err
-	}
 	return u, nil
 }
 
@@ -281,6 +291,9 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 	crashpoint.Reach(crashpoint.Staged)
 	_, err := c.cfg.Store.Complete(ctx, u.ID, want, func(ctx context.Context, s storage.Stored) error {
 		crashpoint.Reach(crashpoint.BeforeCommit)
+		if err := c.reauthorize(ctx, cl, u.Key, depot.PermUpload); err != nil {
+			return err
+		}
 		v := c.newVersion(s, u.Key, u.Class, u.Owner)
 		c.fillCommitted(&ev, v)
 		obj = v.Object()
@@ -368,7 +381,7 @@ func (c *Core) versionObject(ctx context.Context, id string) (depot.Object, erro
 // record is written before the bytes go.
 func (c *Core) Abort(ctx context.Context, caller depot.Caller, id string, reason depot.Code) error {
 	cl := c.begin(caller)
-	u, err := c.ownUpload(ctx, cl, id)
+	u, err := c.ownedUpload(ctx, cl, id)
 	if err != nil {
 		return err
 	}
@@ -428,6 +441,10 @@ func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (de
 	}
 	ev.UploadID = s.ID
 	crashpoint.Reach(crashpoint.BeforeCommit)
+	if err := c.reauthorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
+		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), s.ID)
+		return fail(err)
+	}
 	v := c.newVersion(s, req.Key, req.Class, cl.principal.User)
 	c.fillCommitted(&ev, v)
 	commit := servicedb.Commit{
