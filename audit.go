@@ -40,6 +40,13 @@ const (
 	ActionRestoreCompleted  Action = "restore.completed"
 	ActionReportGenerated   Action = "report.generated"
 	ActionJobFailed         Action = "job.failed"
+	// Single sign-on (OpenID Connect). A sign-in is a person arriving
+	// through the identity provider (browser or depot login); a refused one
+	// carries its reason in Metadata["reason"].
+	ActionSignIn         Action = "auth.sign_in"
+	ActionSignOut        Action = "auth.sign_out"
+	ActionSignInRefused  Action = "auth.sign_in_refused"
+	ActionIdentityLinked Action = "identity.linked" // an existing user bound to a provider's subject
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -51,6 +58,7 @@ var Actions = []Action{
 	ActionAuthFailed, ActionAuthThrottled, ActionTokenCreated, ActionTokenRevoked,
 	ActionUserCreated, ActionUserDisabled, ActionCohortCreated, ActionGrantChanged,
 	ActionBackupCreated, ActionRestoreCompleted, ActionReportGenerated, ActionJobFailed,
+	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 }
 
 // Outcome of an audited operation.
@@ -73,7 +81,7 @@ type AuditEvent struct {
 	ErrorCode string    `json:"error_code,omitempty"`
 
 	Actor      string `json:"actor,omitempty"`       // user name, or "system" for jobs
-	AuthMethod string `json:"auth_method,omitempty"` // "token", "trusted_header", "internal_key", "cli"
+	AuthMethod string `json:"auth_method,omitempty"` // "token", "trusted_header", "internal_key", "cli", "oidc"
 	Cohort     string `json:"cohort,omitempty"`
 	Key        string `json:"path,omitempty"`      // storage key
 	FileName   string `json:"file_name,omitempty"` // original file name as sent by the client

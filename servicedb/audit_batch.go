@@ -22,6 +22,10 @@ type appendReq struct {
 	ev   depot.AuditEvent
 	meta string
 	file []any // arguments of upsertFile written with the record, or nil
+	// exec, when set, changes other tables in the record's transaction,
+	// before the record is inserted: both are written or neither. Its error
+	// is returned as it is (it is already a *depot.Error).
+	exec func(ctx context.Context, tx *sql.Tx) error
 	resp chan appendResp
 }
 
@@ -163,6 +167,11 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	}
 	out := make([]depot.AuditEvent, len(batch))
 	for i, r := range batch {
+		if r.exec != nil {
+			if err := r.exec(ctx, tx); err != nil {
+				return nil, err
+			}
+		}
 		ev := r.ev
 		ev.Seq, ev.PrevHash = seq+1, prev
 		ev.Hash = Hash(ev)
