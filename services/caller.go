@@ -60,6 +60,7 @@ func (c *caller) event(action depot.Action, key string) depot.AuditEvent {
 		CorrelationID: c.requestID,
 		ClientIP:      c.clientIP,
 		UserAgent:     c.userAgent,
+		Metadata:      identityMeta(c.principal), // provider and subject of an OIDC caller
 	}
 }
 
@@ -89,7 +90,7 @@ func (s *Server) permit(ctx context.Context, c *caller, key string, perm depot.P
 	ev := c.event(depot.ActionAccessDenied, key)
 	ev.Outcome = depot.OutcomeDenied
 	ev.ErrorCode = string(depot.CodeForbidden)
-	ev.Metadata = map[string]string{"permission": string(perm)}
+	ev.Metadata = withMeta(ev.Metadata, "permission", string(perm))
 	if err := s.audit(ctx, ev); err != nil {
 		return err
 	}
@@ -119,6 +120,8 @@ func (s *Server) authenticate1(ctx context.Context, c *caller) error {
 	var err error
 	if trusted := requestTrustedUser(ctx); token == "" && trusted != "" && s.cfg.TrustWebUsers {
 		p, err = s.cfg.DB.PrincipalOf(ctx, trusted)
+	} else if s.cfg.OIDC != nil && LooksLikeIDToken(token) {
+		p, err = s.oidcPrincipal(ctx, c, token) // identity.go
 	} else {
 		p, err = s.cfg.DB.Authenticate(ctx, token)
 	}
@@ -136,6 +139,9 @@ func (s *Server) authenticate1(ctx context.Context, c *caller) error {
 	ev.ErrorCode = string(depot.CodeUnauthorized)
 	if token == "" {
 		ev.Metadata = map[string]string{"reason": "missing token"}
+	}
+	if m := s.oidcFailureMeta(token, err); m != nil {
+		ev.Metadata = m
 	}
 	if aerr := s.audit(ctx, ev); aerr != nil {
 		return aerr

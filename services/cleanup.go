@@ -20,7 +20,7 @@ func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
 	}
 	dryRun := r.URL.Query().Get("dry_run") == "1"
 	ev := c.event(depot.ActionCleanupScheduled, "")
-	ev.Metadata = map[string]string{"trigger": "request", "dry_run": map[bool]string{true: "true", false: "false"}[dryRun]}
+	ev.Metadata = withMeta(ev.Metadata, "trigger", "request", "dry_run", map[bool]string{true: "true", false: "false"}[dryRun])
 	if !c.principal.Admin {
 		ev.Action, ev.Outcome, ev.ErrorCode = depot.ActionAccessDenied, depot.OutcomeDenied, string(depot.CodeForbidden)
 		if err := s.audit(r.Context(), ev); err != nil {

@@ -210,7 +210,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		if rng.Length >= 0 && rng.Length < length {
 			length = rng.Length
 		}
-		ev.Metadata = map[string]string{"range": fmt.Sprintf("%d-%d", start, start+length-1)}
+		ev.Metadata = withMeta(ev.Metadata, "range", fmt.Sprintf("%d-%d", start, start+length-1))
 	}
 	ev.StoredSize, ev.SHA256, ev.StreamStart, ev.BytesTransferred = obj.Size, obj.SHA256, &c.start, length
 	if err := s.audit(r.Context(), ev); err != nil { // audited before the first byte leaves
@@ -282,7 +282,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.cfg.Store.Delete(r.Context(), key); err != nil {
 		ev.Action = depot.ActionCleanupFailed
-		ev.Metadata = map[string]string{"operation": "delete"}
+		ev.Metadata = withMeta(ev.Metadata, "operation", "delete")
 		s.fail(w, r, c, &ev, err)
 		return
 	}
@@ -316,7 +316,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, c, &ev, err)
 		return
 	}
-	ev.Metadata = map[string]string{"count": strconv.Itoa(len(page.Objects))}
+	ev.Metadata = withMeta(ev.Metadata, "count", strconv.Itoa(len(page.Objects)))
 	if err := s.audit(r.Context(), ev); err != nil {
 		httpx.WriteError(w, err)
 		return

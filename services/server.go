@@ -69,6 +69,10 @@ type Config struct {
 	// Depot-Trusted-User (a signed header) when no token is forwarded. Only
 	// for deployments whose web tier sits behind a single-sign-on proxy.
 	TrustWebUsers bool
+	// OIDC, when set, accepts OpenID Connect ID tokens as user tokens
+	// (checked against the provider's keys; see identity.go) and serves
+	// the sign-in events of PathAuthSession.
+	OIDC *OIDC
 	// CheckpointBytes is how many bytes of a streaming append are made
 	// durable and recorded at a time. Default 8 MiB.
 	CheckpointBytes int64
@@ -157,6 +161,7 @@ func (s *Server) routes() []route {
 		{"DELETE " + wire.UploadPrefix + "{id}", s.abortUpload},
 		{"POST " + wire.UploadPrefix + "{id}/complete", s.completeUpload},
 		{"POST " + wire.PathAuth, s.authenticate},
+		{"POST " + wire.PathAuthSession, s.sessionEvent},
 		{"POST " + wire.PathCleanup, s.cleanup},
 	}
 }

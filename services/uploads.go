@@ -124,7 +124,7 @@ func (s *Server) getUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Header.Get(wire.HeaderResume) == "1" {
 		ev := c.event(depot.ActionUploadResumed, u.Key)
-		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, map[string]string{"offset": strconv.FormatInt(u.Offset, 10)}
+		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, withMeta(ev.Metadata, "offset", strconv.FormatInt(u.Offset, 10))
 		if err := s.audit(r.Context(), ev); err != nil {
 			httpx.WriteError(w, err)
 			return
@@ -149,7 +149,7 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Header.Get(wire.HeaderResume) == "1" {
 		ev := c.event(depot.ActionUploadResumed, u.Key)
-		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, map[string]string{"offset": strconv.FormatInt(offset, 10)}
+		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, withMeta(ev.Metadata, "offset", strconv.FormatInt(offset, 10))
 		if err := s.audit(r.Context(), ev); err != nil {
 			httpx.WriteError(w, err)
 			return

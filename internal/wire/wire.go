@@ -18,6 +18,9 @@ const (
 	PathObjects  = "/internal/v1/objects" // GET: list; prefix in HeaderPrefix
 	PathUploads  = "/internal/v1/uploads" // POST: create session
 	PathAuth     = "/internal/v1/auth"    // POST: authenticate a user token
+	// PathAuthSession reports a single sign-on event (POST, ?event=sign_in,
+	// sign_out or refused): the ID token travels in HeaderUserToken.
+	PathAuthSession = "/internal/v1/auth/session"
 	PathCleanup  = "/internal/v1/cleanup" // POST: request a cleanup run
 	PathHealth   = "/healthz"
 	PathReady    = "/readyz"
