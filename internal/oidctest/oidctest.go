@@ -177,15 +177,15 @@ func (s *store) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, r
 
 type userStore struct{ users map[string]*storage.User }
 
-func (u userStore) GetUserByID(id string) *storage.User       { return u.users[id] }
+func (u userStore) GetUserByID(id string) *storage.User      { return u.users[id] }
 func (u userStore) GetUserByUsername(n string) *storage.User { return u.users[n] }
 func (u userStore) ExampleClientID() string                  { return storage.ServiceUserID }
 
 // client implements op.Client for a Client.
 type client struct{ Client }
 
-func (c *client) GetID() string                  { return c.ID }
-func (c *client) RedirectURIs() []string         { return c.Client.RedirectURIs }
+func (c *client) GetID() string                    { return c.ID }
+func (c *client) RedirectURIs() []string           { return c.Client.RedirectURIs }
 func (c *client) PostLogoutRedirectURIs() []string { return nil }
 func (c *client) ApplicationType() op.ApplicationType {
 	if c.Secret == "" {
@@ -199,7 +199,9 @@ func (c *client) AuthMethod() oidc.AuthMethod {
 	}
 	return oidc.AuthMethodBasic
 }
-func (c *client) ResponseTypes() []oidc.ResponseType { return []oidc.ResponseType{oidc.ResponseTypeCode} }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
 func (c *client) GrantTypes() []oidc.GrantType {
 	g := []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 	if c.Device {
@@ -229,4 +231,4 @@ func (c *client) IsScopeAllowed(scope string) bool { return scope == "groups" }
 // IDTokenUserinfoClaimsAssertion puts email and profile claims in the ID
 // token, as most providers do.
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
-func (c *client) ClockSkew() time.Duration           { return 0 }
+func (c *client) ClockSkew() time.Duration             { return 0 }
