@@ -13,19 +13,20 @@ import (
 
 // Paths of the internal API. Upload session IDs are random and carry no PHI.
 const (
-	PathPrefix  = "/internal/v1/"
-	PathObject  = "/internal/v1/object"  // PUT, GET, HEAD, DELETE; key in HeaderKey
-	PathObjects = "/internal/v1/objects" // GET: list; prefix in HeaderPrefix
-	PathUploads = "/internal/v1/uploads" // POST: create session
-	PathAuth    = "/internal/v1/auth"    // POST: authenticate a user token
-	// PathAuthSession reports a single sign-on event (POST, ?event=sign_in,
-	// sign_out or refused): the ID token travels in HeaderUserToken.
-	PathAuthSession = "/internal/v1/auth/session"
-	PathCleanup     = "/internal/v1/cleanup" // POST: request a cleanup run
-	PathHealth      = "/healthz"
-	PathReady       = "/readyz"
-	UploadPrefix    = "/internal/v1/uploads/" // + {id}, + {id}/complete
+	PathPrefix   = "/internal/v1/"
+	PathObject   = "/internal/v1/object"  // PUT, GET, HEAD, DELETE; key in HeaderKey
+	PathObjects  = "/internal/v1/objects" // GET: list; prefix in HeaderPrefix
+	PathUploads  = "/internal/v1/uploads" // POST: create session
+	PathAuth     = "/internal/v1/auth"    // POST: authenticate a user token
+	PathCleanup  = "/internal/v1/cleanup" // POST: request a cleanup run
+	PathHealth   = "/healthz"
+	PathReady    = "/readyz"
+	UploadPrefix = "/internal/v1/uploads/" // + {id}, + {id}/complete
 )
+
+// PathAuthSession reports a single sign-on event (POST, ?event=sign_in,
+// sign_out or refused); the ID token travels in HeaderUserToken.
+const PathAuthSession = "/internal/v1/auth/session"
 
 // Header names of the internal API.
 const (
