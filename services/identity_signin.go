@@ -111,7 +111,8 @@ var webRefusals = []string{
 // sessionEvent answers POST /internal/v1/auth/session?event=...&client=...:
 // the web tier reports a sign-in (the ID token it received from the
 // provider, checked here again), a sign-out, or a sign-in it refused itself
-// (reason=...). Each is audited; sign-ins and refusals count towards the
+// (reason=...), or a request with a valid session that web refused (denied,
+// reason=csrf). Each is audited; sign-ins and refusals count towards the
 // address's failed sign-in throttle like bad tokens do.
 func (s *Server) sessionEvent(w http.ResponseWriter, r *http.Request) {
 	r = withToken(r)
@@ -145,7 +146,13 @@ func (s *Server) sessionEvent(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(webRefusals, reason) {
 			reason = "other"
 		}
+		if err := s.throttled(ctx, c); err != nil { // a blocked address stays blocked
+			httpx.WriteError(w, err)
+			return
+		}
 		httpx.WriteError(w, s.refuse(ctx, c, client, reason, identity{}))
+	case "denied":
+		httpx.WriteError(w, s.denySession(ctx, c, requestToken(ctx), client, q.Get("reason")))
 	default:
 		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "unknown session event"))
 	}
@@ -254,6 +261,30 @@ func (s *Server) signOut(ctx context.Context, c *caller, raw, client string) err
 	ev := c.identityEvent(depot.ActionSignOut, p)
 	ev.Metadata["client"] = client
 	return s.audit(ctx, ev)
+}
+
+// denySession audits a request that web refused although its session was
+// valid (reason "csrf": no or a wrong anti-forgery token), as a denied
+// access by the session's user. It does not count against the address: a
+// forged request comes from the victim's browser.
+func (s *Server) denySession(ctx context.Context, c *caller, raw, client, reason string) error {
+	if reason != "csrf" {
+		reason = "other"
+	}
+	ev := c.event(depot.ActionAccessDenied, "")
+	if id, err := s.cfg.OIDC.verify(ctx, raw, true); err == nil {
+		p := depot.Principal{IdP: id.issuer, Subject: id.subject}
+		if acct, _, err := s.cfg.OIDC.cfg.Store.OIDCAccount(ctx, id.issuer, id.subject); err == nil {
+			p.User = acct.User
+		}
+		ev = c.identityEvent(depot.ActionAccessDenied, p)
+	}
+	ev.Outcome, ev.ErrorCode = depot.OutcomeDenied, string(depot.CodeForbidden)
+	ev.Metadata = withMeta(ev.Metadata, "reason", reason, "client", client)
+	if err := s.audit(ctx, ev); err != nil {
+		return err
+	}
+	return depot.Errorf(depot.CodeForbidden, "request refused (%s)", reason)
 }
 
 // refuse audits a refused sign-in, counts it against the client's address

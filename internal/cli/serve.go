@@ -33,6 +33,10 @@ var serveVars = []config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
+	config.OIDCIssuer, config.OIDCClientID, config.OIDCClientSecret, config.OIDCClientSecFile, config.OIDCCLIClientID,
+	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
+	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
+	config.OIDCGroupRoles, config.OIDCGroupRolesFile,
 }
 
 func serveCmd(e *env) *cobra.Command {
@@ -129,10 +133,14 @@ func runWeb(ctx context.Context, s settings) error {
 		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers, OnRetry: m.ChunkRetries.Inc,
 	})
 	defer client.Close()
+	sso, err := webOIDC(s, client) // single sign-on (oidc_wiring.go); nil when off
+	if err != nil {
+		return err
+	}
 	srv := web.New(web.Config{
 		Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready,
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
-		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
+		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies, OIDC: sso,
 	})
 	stopMetrics, err := serveMetrics(s, log, m)
 	if err != nil {
@@ -199,9 +207,13 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer stopJobs()
+	sso, err := servicesOIDC(ctx, s, db) // single sign-on (oidc_wiring.go); nil when off
+	if err != nil {
+		return err
+	}
 	srv := services.New(services.Config{
 		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
-		ClockSkew: skew, Metrics: m, TrustWebUsers: s.get(config.TrustWebUsers) == "on",
+		ClockSkew: skew, Metrics: m, TrustWebUsers: s.get(config.TrustWebUsers) == "on", OIDC: sso,
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
 	stopMetrics, err := serveMetrics(s, log, m)
