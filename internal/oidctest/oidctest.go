@@ -107,9 +107,10 @@ func New(o Options) (*Provider, error) {
 		clients[c.ID] = &client{Client: c}
 	}
 	s := &store{
-		Storage: storage.NewStorageWithClients(userStore{users}, placeholders),
-		clients: clients,
-		groups:  groups,
+		Storage:       storage.NewStorageWithClients(userStore{users}, placeholders),
+		clients:       clients,
+		groups:        groups,
+		deviceRefresh: map[string]string{},
 	}
 	router := exampleop.SetupServer(issuer, s, nil, false)
 	p := &Provider{Issuer: issuer, store: s, done: make(chan struct{})}
@@ -141,7 +142,68 @@ type store struct {
 
 	mu     sync.Mutex
 	groups map[string][]string
+	// deviceRefresh names the client of each refresh token that came from
+	// the device flow. The example storage records no client for those
+	// (its getInfoFromRequest knows only its own request types), so
+	// without this their refresh and revocation fail with invalid_grant /
+	// "not issued for this client". See deviceRefresh's methods.
+	deviceRefresh map[string]string
 }
+
+// CreateAccessAndRefreshTokens remembers the client of the refresh tokens
+// of device-flow grants and of their renewals.
+func (s *store) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	client := ""
+	switch r := req.(type) {
+	case *op.DeviceAuthorizationState:
+		client = r.ClientID
+	case deviceRefreshRequest:
+		client = r.client
+	}
+	access, refresh, exp, err := s.Storage.CreateAccessAndRefreshTokens(ctx, req, current)
+	if err == nil && client != "" && refresh != "" {
+		s.mu.Lock()
+		s.deviceRefresh[refresh] = client
+		s.mu.Unlock()
+	}
+	return access, refresh, exp, err
+}
+
+// TokenRequestByRefreshToken gives a device-flow refresh token its client.
+func (s *store) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	r, err := s.Storage.TokenRequestByRefreshToken(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	client, ok := s.deviceRefresh[token]
+	s.mu.Unlock()
+	if ok && r.GetClientID() == "" {
+		return deviceRefreshRequest{RefreshTokenRequest: r, client: client}, nil
+	}
+	return r, nil
+}
+
+// RevokeToken lets a device client revoke its own refresh tokens.
+func (s *store) RevokeToken(ctx context.Context, token, userID, clientID string) *oidc.Error {
+	s.mu.Lock()
+	owner, ok := s.deviceRefresh[token]
+	s.mu.Unlock()
+	if ok {
+		if owner != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued for this client")
+		}
+		clientID = "" // what the example storage recorded
+	}
+	return s.Storage.RevokeToken(ctx, token, userID, clientID)
+}
+
+type deviceRefreshRequest struct {
+	op.RefreshTokenRequest
+	client string
+}
+
+func (r deviceRefreshRequest) GetClientID() string { return r.client }
 
 func (s *store) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
 	if c, ok := s.clients[id]; ok {

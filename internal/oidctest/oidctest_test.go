@@ -109,4 +109,25 @@ func TestProvider(t *testing.T) {
 	if _, err := prov.Verifier(&oidc.Config{ClientID: "cli"}).Verify(ctx, dt.Extra("id_token").(string)); err != nil || dt.RefreshToken == "" {
 		t.Fatalf("device token: %v refresh %q", err, dt.RefreshToken)
 	}
+	// Its refresh token renews (twice: the renewal's too) and is revoked
+	// by the public client.
+	dt2, err := cli.TokenSource(ctx, &oauth2.Token{RefreshToken: dt.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh of a device grant: %v", err)
+	}
+	dt3, err := cli.TokenSource(ctx, &oauth2.Token{RefreshToken: dt2.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("second refresh of a device grant: %v", err)
+	}
+	form = url.Values{"token": {dt3.RefreshToken}, "client_id": {"cli"}}
+	req, _ = http.NewRequestWithContext(ctx, "POST", disc.Revocation, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke a device grant's refresh token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := cli.TokenSource(ctx, &oauth2.Token{RefreshToken: dt3.RefreshToken}).Token(); err == nil {
+		t.Fatal("a revoked device refresh token was accepted")
+	}
 }
