@@ -202,6 +202,7 @@
       $('sso-name').textContent = state.provider;
       $('sso-btn').setAttribute('href', c.login_url || '/auth/login');
       $('sso').hidden = false;
+      $('signin-btn').classList.remove('btn-primary'); // the provider's button is the main way in
       return c;
     } catch (e) { return null; /* the token form still works */ }
   }
