@@ -231,7 +231,8 @@ func refreshWorks(t *testing.T, idp *oidctest.Provider, refresh string) bool {
 // audited with its reason: a replayed callback (with and without its login
 // cookie), a wrong state, the provider's error, a tampered or expired
 // session cookie, a session holding another provider's token, a person
-// with no verified email, and another provider's token as a bearer token.
+// with no verified email, another provider's token as a bearer token, and a
+// web tier configured with an issuer the provider does not claim.
 func TestOIDCSignInRefused(t *testing.T) {
 	s := newSSOCluster(t, ssoOpts{})
 	a := newAgent(t, s.public)
@@ -352,6 +353,20 @@ func TestOIDCSignInRefused(t *testing.T) {
 	}
 	if got := s.refusals(t, head); !slices.Contains(got, "wrong_issuer") {
 		t.Fatalf("the refused sign-in with a foreign token is not audited: %v", got)
+	}
+
+	// A web tier configured with an issuer the provider does not claim (here
+	// with a trailing slash) never sends anyone there.
+	env := map[string]string{"DEPOT_ROLE": "web", "DEPOT_SERVICES_URL": s.services.url(), "DEPOT_INTERNAL_KEY": s.key}
+	for k, v := range s.webEnv {
+		env[k] = v
+	}
+	env["DEPOT_ADDR"], env["DEPOT_OIDC_ISSUER"] = "127.0.0.1:0", s.idp.Issuer+"/"
+	misconfigured := start(t, env)
+	resp = newAgent(t, misconfigured.url()).do("GET", "/auth/login", nil, nil)
+	readAll(t, resp)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/?signin_error=unavailable" {
+		t.Fatalf("sign-in against a provider that names another issuer: %d %s", resp.StatusCode, loc)
 	}
 }
 
