@@ -104,6 +104,8 @@ func (c *Core) authenticate(ctx context.Context, cl *call) error {
 	var err error
 	if cl.Token == "" && cl.TrustedUser != "" && c.cfg.TrustWebUsers {
 		p, err = c.cfg.DB.PrincipalOf(ctx, cl.TrustedUser)
+	} else if c.cfg.OIDC != nil && LooksLikeIDToken(cl.Token) {
+		p, err = c.oidcPrincipal(ctx, cl, cl.Token) // identity_signin.go
 	} else {
 		p, err = c.cfg.DB.Authenticate(ctx, cl.Token)
 	}
@@ -121,6 +123,9 @@ func (c *Core) authenticate(ctx context.Context, cl *call) error {
 	if cl.Token == "" {
 		ev.Metadata = map[string]string{"reason": "missing token"}
 	}
+	if m := c.oidcFailureMeta(cl.Token, err); m != nil {
+		ev.Metadata = m
+	}
 	if aerr := c.audit(ctx, ev); aerr != nil {
 		return aerr
 	}
@@ -136,6 +141,7 @@ func (c *Core) audit(ctx context.Context, ev depot.AuditEvent) error {
 // auditWith appends ev and applies change in the same transaction (see
 // servicedb.AppendWith). A change that refuses returns its own error.
 func (c *Core) auditWith(ctx context.Context, ev depot.AuditEvent, change servicedb.Change) error {
+	ev = c.withIdentity(ctx, ev) // an OIDC actor's provider and subject (identity_signin.go)
 	start := time.Now()
 	var err error
 	if change != nil {
