@@ -531,6 +531,22 @@ func TestBrowserUploadResumes(t *testing.T) {
 		t.Fatalf("second stored file: %d bytes, sha %s", n, got)
 	}
 
+	// A second version of the file, from outside; the page shows both and
+	// a manager makes the first current again.
+	expectStatus(t, c.do("PUT", "/api/v1/files/c1/2026/scans/followup.bin", strings.NewReader("version two"), nil), http.StatusCreated)
+	poll := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))
+	}
+	run("refresh the list", chromedp.Click(chromedp.CSS("#refresh")),
+		poll(`!!document.querySelector('#files-body tr button[aria-label="Versions of 2026/scans/followup.bin"]')`))
+	run("open the versions", chromedp.Click(chromedp.CSS(`button[aria-label="Versions of 2026/scans/followup.bin"]`)),
+		poll(`document.querySelectorAll('.versions .version').length === 2`))
+	run("make the first version current", chromedp.Click(chromedp.CSS(`.versions .version button[aria-label^="Make version"]`)),
+		poll(`!document.querySelector('.versions-row')`))
+	if got := expectStatus(t, c.do("GET", "/api/v1/files/c1/2026/scans/followup.bin", nil, nil), http.StatusOK); sha(got) != want2 {
+		t.Fatalf("after Make current the file reads %d bytes, want the first version", len(got))
+	}
+
 	b.checkConsole()
 	t.Logf("test took %s", time.Since(began).Round(100*time.Millisecond))
 }
