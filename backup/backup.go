@@ -63,6 +63,9 @@ func Create(ctx context.Context, db *servicedb.DB, dbURL string, store *storage.
 	switch db.Engine() {
 	case "sqlite":
 		m.Database = "depot.db"
+		if err := createPrivate(filepath.Join(dir, m.Database)); err != nil { // VACUUM INTO fills an empty file
+			return m, err
+		}
 		if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(dir, m.Database)); err != nil {
 			return m, fmt.Errorf("snapshot the SQLite database: %w", err)
 		}
@@ -178,9 +181,25 @@ func pgArgs(dbURL string) (conn, schema string, err error) {
 	return u.String(), schema, nil
 }
 
+// createPrivate creates an empty file readable by its owner only.
+// pg_dump and SQLite's VACUUM INTO create theirs with the process umask
+// (0644 under the usual 022); filled into this one instead, the snapshot of
+// the accounts and the audit trail is never readable by others, not even
+// briefly.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 func pgDump(ctx context.Context, dbURL, out string) error {
 	conn, schema, err := pgArgs(dbURL)
 	if err != nil {
+		return err
+	}
+	if err := createPrivate(out); err != nil {
 		return err
 	}
 	args := []string{"--format=custom", "--no-owner", "--file=" + out}

@@ -319,8 +319,10 @@ func webGoroutines(t *testing.T, addr string) int {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, err := strconv.ParseFloat(v, 64)
+		// go_goroutines{tier="web"} 42 (or without labels)
+		if line := sc.Text(); strings.HasPrefix(line, "go_goroutines{") || strings.HasPrefix(line, "go_goroutines ") {
+			f := strings.Fields(line)
+			n, err := strconv.ParseFloat(f[len(f)-1], 64)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,7 @@
 // CLI (`depot cleanup`, `depot verify`, `depot report`): there is one code
 // path. Each run is recorded in the maint_runs table (`depot jobs`).
 //
-// Cleanup never guesses (invariant 8): it purges only versions declared
+// Cleanup never guesses (docs/operations.md, "Cleanup"): it purges only versions declared
 // temporary when they were uploaded, whose cleanup time has come, and the
 // versions of files deleted longer ago than the deleted retention; never a
 // version under a retention hold; never an upload session active within
@@ -51,6 +51,9 @@ const (
 	TriggerCLI      = "cli"
 )
 
+// dryRunSuffix ends the trigger of a cleanup dry run ("cli-dry-run").
+const dryRunSuffix = servicedb.DryRunTriggerSuffix
+
 // Config configures a Maintainer. DB and Store are required.
 type Config struct {
 	DB    *servicedb.DB
@@ -58,6 +61,9 @@ type Config struct {
 	Log   *slog.Logger
 	// Alerts receives alerts; nil logs them only.
 	Alerts *Alerter
+	// Reports, when set, receives every scheduled storage report
+	// (Alerter.SendReport); nil delivers none.
+	Reports *Alerter
 	// Now is the clock; nil means time.Now.
 	Now  func() time.Time
 	Node string // name of this process in audit records and runs
@@ -136,7 +142,41 @@ func New(cfg Config) *Maintainer {
 	if cfg.Alerts.Log == nil {
 		cfg.Alerts.Log = cfg.Log
 	}
+	if cfg.Reports != nil && cfg.Reports.Log == nil {
+		cfg.Reports.Log = cfg.Log
+	}
+	if ms := cfg.Metrics; ms != nil {
+		// Every series exists from the start at 0, so that increase() in an
+		// alert rule sees the first failure, not only the second.
+		for _, job := range Jobs {
+			ms.JobDuration.WithLabelValues(job)
+			for _, o := range []string{servicedb.RunSuccess, servicedb.RunFailure, servicedb.RunInterrupted, servicedb.RunIntegrityFailed, outcomeDryRun} {
+				if o == servicedb.RunIntegrityFailed && job != JobVerify || o == outcomeDryRun && job != JobCleanup {
+					continue
+				}
+				ms.JobRuns.WithLabelValues(job, o)
+			}
+		}
+		for _, kind := range AlertKinds {
+			ms.Alerts.WithLabelValues(kind)
+		}
+	}
 	return &Maintainer{cfg: cfg, log: cfg.Log.With("component", "maintenance")}
+}
+
+// outcomeDryRun is the depot_job_runs_total outcome of a cleanup dry run:
+// it is recorded as a success of trigger "…-dry-run" in maint_runs, and is
+// not a cleanup that ran (servicedb.DB.LastJobSuccess skips it).
+const outcomeDryRun = "dry_run"
+
+// runOutcome makes a verification pass that found damaged or missing files
+// a run of its own outcome: it completed (its cursor is cleared, the missed
+// run check counts it), but it is not a success.
+func (r *VerifyResult) runOutcome() string {
+	if r.Failed > 0 {
+		return servicedb.RunIntegrityFailed
+	}
+	return servicedb.RunSuccess
 }
 
 // Interval returns the period of job.
@@ -165,6 +205,11 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 	outcome, code := servicedb.RunSuccess, ""
 	switch {
 	case err == nil:
+		if o, ok := summary.(interface{ runOutcome() string }); ok {
+			if outcome = o.runOutcome(); outcome != servicedb.RunSuccess {
+				code = outcome
+			}
+		}
 	case ctx.Err() != nil:
 		// Cut short by a shutdown (or a caller giving up): not a failure
 		// of the job. Verification resumes from its cursor next time.
@@ -181,12 +226,18 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 	}
 	dur := time.Since(start)
 	if ms := m.cfg.Metrics; ms != nil {
-		ms.JobRuns.WithLabelValues(job, outcome).Inc()
+		label := outcome
+		if strings.HasSuffix(trigger, dryRunSuffix) && outcome == servicedb.RunSuccess {
+			label = outcomeDryRun
+		}
+		ms.JobRuns.WithLabelValues(job, label).Inc()
 		ms.JobDuration.WithLabelValues(job).Observe(dur.Seconds())
 	}
 	switch {
 	case outcome == servicedb.RunInterrupted:
 		m.log.Warn("job interrupted", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds())
+	case outcome == servicedb.RunIntegrityFailed:
+		m.log.Error("job found damaged files", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds(), "summary", json.RawMessage(b))
 	case err != nil:
 		m.log.Error("job failed", "job", job, "run", id, "trigger", trigger, "code", code, "duration_ms", dur.Milliseconds())
 		_, _ = m.audit(context.WithoutCancel(ctx), depot.AuditEvent{

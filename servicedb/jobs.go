@@ -19,7 +19,14 @@ const (
 	RunFailure = "failure"
 	// RunInterrupted is a run cut short by a shutdown: not a failure.
 	RunInterrupted = "interrupted"
+	// RunIntegrityFailed is a verification pass that completed and found
+	// damaged or missing files (migration 00004).
+	RunIntegrityFailed = "integrity_failed"
 )
+
+// DryRunTriggerSuffix ends the trigger of a run that changed nothing
+// (cleanup --dry-run: "cli-dry-run", "request-dry-run").
+const DryRunTriggerSuffix = "-dry-run"
 
 // JobRun is one run of a maintenance job.
 type JobRun struct {
@@ -29,7 +36,7 @@ type JobRun struct {
 	Node      string
 	Started   time.Time
 	Finished  *time.Time
-	Outcome   string // RunRunning, RunSuccess, RunFailure or RunInterrupted
+	Outcome   string // RunRunning, RunSuccess, RunFailure, RunInterrupted or RunIntegrityFailed
 	ErrorCode string
 	Summary   string // JSON counts; never file names
 }
@@ -83,11 +90,14 @@ func (db *DB) JobRuns(ctx context.Context, job string, limit int) ([]JobRun, err
 	return out, db.wrap(rows.Err(), "list job runs")
 }
 
-// LastJobSuccess returns when job last finished successfully, or nil.
+// LastJobSuccess returns when job last finished a complete run, or nil: a
+// success, or a verification pass that found damage (RunIntegrityFailed,
+// which alerts of its own). A dry run changed nothing and does not count.
 func (db *DB) LastJobSuccess(ctx context.Context, job string) (*time.Time, error) {
 	var ms sql.NullInt64
 	err := db.sql.QueryRowContext(ctx, `SELECT MAX(finished_ms) FROM maint_runs
-		WHERE job = $1 AND outcome = 'success'`, job).Scan(&ms)
+		WHERE job = $1 AND outcome IN ('success', 'integrity_failed') AND trigger NOT LIKE $2`,
+		job, "%"+DryRunTriggerSuffix).Scan(&ms)
 	if err != nil {
 		return nil, db.wrap(err, "last job success")
 	}

@@ -47,15 +47,15 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 	if err := c.authorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
 		return depot.Upload{}, err
 	}
-	if req.Class == "" {
-		req.Class = depot.Permanent
-	}
 	ev := cl.event(depot.ActionUploadStarted, req.Key)
-	ev.DeclaredSize, ev.FileClass, ev.StreamStart = req.Size, req.Class, &cl.start
-	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
+	ev.DeclaredSize, ev.StreamStart = req.Size, &cl.start
+	class, err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch)
+	ev.FileClass = class
+	if err != nil {
 		ev.Action = depot.ActionUploadFailed
 		return depot.Upload{}, c.fail(ctx, cl, ev, err)
 	}
+	req.Class = class
 	if max := c.cfg.MaxOpenUploadsPerUser; max > 0 {
 		n, err := c.cfg.DB.OpenUploads(ctx, cl.principal.User)
 		if err != nil {
@@ -96,11 +96,21 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 
 // admit checks, before any byte is read, that an upload of class to key
 // may commit: its conditions hold now and only a manager changes a path's
-// class (refused as access.denied).
-func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Class, ifMatch, ifNoneMatch string) error {
+// class (refused as access.denied). It returns the upload's class: class,
+// or when it is "" the class of the path's current (or newest kept)
+// version, permanent for a new path.
+func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Class, ifMatch, ifNoneMatch string) (depot.Class, error) {
 	check, err := c.cfg.DB.CheckPath(ctx, key)
 	if err != nil {
-		return err
+		return class, err
+	}
+	switch {
+	case class == "" && check.Class != "":
+		class = check.Class
+	case class == "":
+		class = depot.Permanent
+	case !class.Valid():
+		return class, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
 	}
 	commit := servicedb.Commit{
 		Version: servicedb.Version{Class: class}, IfMatch: ifMatch, IfNoneMatch: ifNoneMatch,
@@ -113,10 +123,10 @@ func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Clas
 		ev.FileClass = class
 		ev.Metadata = map[string]string{"permission": string(depot.PermManage), "reason": "class_change"}
 		if aerr := c.audit(ctx, ev); aerr != nil {
-			return aerr
+			return class, aerr
 		}
 	}
-	return err
+	return class, err
 }
 
 // Upload returns the state of upload id for its owner: an open session, or
@@ -401,19 +411,15 @@ func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (de
 	if err := c.authorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
 		return depot.Object{}, err
 	}
-	if req.Class == "" {
-		req.Class = depot.Permanent
-	}
-	if !req.Class.Valid() {
-		return depot.Object{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
-	}
 	ev := cl.event(depot.ActionUploadCompleted, req.Key)
-	ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = req.Chunk.Length, req.Class, &cl.start, req.Chunk.Length
+	ev.DeclaredSize, ev.StreamStart, ev.BytesTransferred = req.Chunk.Length, &cl.start, req.Chunk.Length
 	fail := func(err error) (depot.Object, error) {
 		ev.Action = depot.ActionUploadFailed
 		return depot.Object{}, c.fail(ctx, cl, ev, err)
 	}
-	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
+	class, err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch)
+	ev.FileClass, req.Class = class, class
+	if err != nil {
 		return fail(err)
 	}
 	s, err := c.cfg.Store.Put(ctx, req.Chunk, req.SHA256)

@@ -125,7 +125,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 // putOptions reads the declared size, checksum, class and conditions
 // (If-Match, If-None-Match) of a raw upload.
 func putOptions(r *http.Request) (depot.PutOptions, error) {
-	opts := depot.PutOptions{Size: r.ContentLength, Class: depot.Permanent,
+	opts := depot.PutOptions{Size: r.ContentLength,
 		IfMatch: r.Header.Get("If-Match"), IfNoneMatch: r.Header.Get("If-None-Match")}
 	if v := r.Header.Get("Depot-Sha256"); v != "" {
 		opts.SHA256 = strings.ToLower(v)
@@ -220,7 +220,7 @@ func (s *Server) storePart(ctx context.Context, c depot.Caller, cohort, dir stri
 	if err := depot.ValidateKey(key); err != nil || strings.Contains(name, "/") {
 		return nil, errorf(depot.CodeInvalidPath, "the file name of a part is not allowed")
 	}
-	opts := depot.PutOptions{Size: -1, Class: depot.Permanent}
+	opts := depot.PutOptions{Size: -1}
 	if sz := part.Header.Get("Content-Length"); sz != "" {
 		if n, err := strconv.ParseInt(sz, 10, 64); err == nil && n >= 0 {
 			opts.Size = n

@@ -186,7 +186,7 @@ func (s *Server) tusCreate(w http.ResponseWriter, r *http.Request) {
 	if name == "" || strings.Contains(name, "/") {
 		name = path.Base(key)
 	}
-	class := depot.Permanent
+	var class depot.Class // "": the class of the path's current version
 	if c := meta["class"]; c != "" {
 		class = depot.Class(c)
 		if !class.Valid() {

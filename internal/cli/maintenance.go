@@ -42,6 +42,15 @@ func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (main
 			return cfg, usageErr("%s must be at least 1s", v.Env)
 		}
 	}
+	// Zero once silently meant the default (1h): refuse it instead. A
+	// grace of zero would remove the temporary file of a write in progress
+	// and report a file being committed as an orphan.
+	if cfg.StrayGrace < time.Second {
+		return cfg, usageErr("%s must be at least 1s (a leftover younger than it may belong to a write in progress)", config.StrayGrace.Env)
+	}
+	if cfg.Lease < time.Second {
+		return cfg, usageErr("%s must be at least 1s", config.CleanupLease.Env)
+	}
 	n, err := s.int(config.CleanupMaxFailures)
 	if err != nil {
 		return cfg, err
@@ -52,7 +61,17 @@ func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (main
 		return cfg, usageErr("%s: %q is not a number of bytes per second", config.VerifyRate.Env, s.get(config.VerifyRate))
 	}
 	cfg.VerifyRate = rate
-	cfg.Alerts = &maintenance.Alerter{URL: s.get(config.AlertWebhookURL), Log: cfg.Log}
+	alertFormat, reportFormat := s.get(config.AlertFormat), s.get(config.ReportFormat)
+	if err := maintenance.CheckFormat(alertFormat, maintenance.AlertFormats); err != nil {
+		return cfg, usageErr("%s: %v", config.AlertFormat.Env, err)
+	}
+	if err := maintenance.CheckFormat(reportFormat, maintenance.ReportFormats); err != nil {
+		return cfg, usageErr("%s: %v", config.ReportFormat.Env, err)
+	}
+	cfg.Alerts = &maintenance.Alerter{URL: s.get(config.AlertWebhookURL), Format: alertFormat, Log: cfg.Log}
+	if u := s.get(config.ReportWebhookURL); u != "" {
+		cfg.Reports = &maintenance.Alerter{URL: u, Format: reportFormat, Log: cfg.Log}
+	}
 	return cfg, nil
 }
 

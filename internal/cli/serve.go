@@ -145,7 +145,18 @@ func runWeb(ctx context.Context, s settings) error {
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
 		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies, OIDC: sso,
 	})
-	stopMetrics, err := serveMetrics(s, log, m)
+	certs := map[string]string{} // the certificates this process uses
+	if publicTLS != nil {
+		certs[config.TLSCert.Env] = s.get(config.TLSCert)
+	}
+	if clientTLS != nil {
+		certs[config.ServicesCA.Env], certs[config.ServicesClientCrt.Env] = s.get(config.ServicesCA), s.get(config.ServicesClientCrt)
+	}
+	if err := m.WatchCertificates(certs, nil); err != nil {
+		return usageErr("refusing to start: %v", err)
+	}
+	handler := srv.Handler()
+	stopMetrics, err := serveMetrics(s, log, m, handler)
 	if err != nil {
 		return err
 	}
@@ -154,7 +165,7 @@ func runWeb(ctx context.Context, s settings) error {
 	// The "listening" line describes the public listener; this one the
 	// internal hop (web is the TLS client there).
 	log.Info("services hop", "url", servicesURL, "tls", clientTLS != nil, "client_certificate", clientTLS != nil && len(clientTLS.Certificates) > 0)
-	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler(), publicTLS)
+	return serveHTTP(ctx, s, log, s.get(config.Addr), handler, publicTLS)
 }
 
 // runServices runs the services tier: storage, database and internal API.
@@ -229,13 +240,24 @@ func runServices(ctx context.Context, s settings) error {
 	srv := services.NewServer(services.ServerConfig{
 		Core: core, Keys: keys, Log: log, BodyIdleTimeout: idle, ClockSkew: skew, Metrics: m,
 	})
-	stopMetrics, err := serveMetrics(s, log, m)
+	certs := map[string]string{} // the certificates this process uses
+	if internalTLS != nil {
+		certs[config.InternalTLSCert.Env], certs[config.InternalClientCA.Env] = s.get(config.InternalTLSCert), s.get(config.InternalClientCA)
+	}
+	if err := m.WatchCertificates(certs, nil); err != nil {
+		return usageErr("refusing to start: %v", err)
+	}
+	if dir := localStoragePath(s.get(config.StorageURL)); dir != "" {
+		m.WatchVolume(dir)
+	}
+	handler := srv.Handler()
+	stopMetrics, err := serveMetrics(s, log, m, handler)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 	watchKeyFile(ctx, s, config.InternalKeys, config.InternalKeysFil, log, srv.SetKeys)
-	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler(), internalTLS)
+	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), handler, internalTLS)
 }
 
 // serveHTTP listens on addr and serves h until ctx ends, then drains
@@ -302,23 +324,26 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// serveMetrics serves m on DEPOT_METRICS_ADDR, its own listener, when set.
-func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), err error) {
+// serveMetrics serves m on DEPOT_METRICS_ADDR, its own listener, when set:
+// /metrics, /healthz, and /readyz answered by the tier's own readiness
+// check (tier serves GET /readyz), so that a probe or a Prometheus
+// blackbox check needs no access to the public or internal listener. With
+// DEPOT_PPROF=on the profiler is served beside them.
+func serveMetrics(s settings, log *slog.Logger, m *metrics.Set, tier http.Handler) (stop func(), err error) {
 	addr := s.get(config.MetricsAddr)
 	if addr == "" {
 		return func() {}, nil
 	}
-	var h http.Handler = m.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", m.Handler())
+	mux.Handle("GET /readyz", tier)
 	switch s.get(config.Pprof) {
 	case "on":
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", h)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		h = mux
 	case "off", "":
 	default:
 		return nil, usageErr("%s must be on or off", config.Pprof.Env)
@@ -327,7 +352,7 @@ func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), er
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
-	srv := httpx.NewServer(context.Background(), h, log, httpx.ServerOptions{})
+	srv := httpx.NewServer(context.Background(), mux, log, httpx.ServerOptions{})
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil

@@ -62,6 +62,16 @@ func openStore(ctx context.Context, raw string, db *servicedb.DB, opts storage.O
 	return storage.New(d, db, opts), nil
 }
 
+// localStoragePath returns the directory of a file:// DEPOT_STORAGE_URL, or
+// "" for any other (or an invalid) URL.
+func localStoragePath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" || u.Host != "" || !filepath.IsAbs(u.Path) {
+		return ""
+	}
+	return u.Path
+}
+
 // openDatabase opens and migrates the database named by DEPOT_DATABASE_URL.
 func openDatabase(ctx context.Context, raw string) (*servicedb.DB, error) {
 	if raw == "" {
