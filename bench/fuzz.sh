@@ -10,6 +10,7 @@ targets=(
 	"./internal/wire FuzzDecodeRequest"
 	"./servicedb FuzzCanonical"
 	"./web FuzzTusHeaders"
+	"./internal/sessioncookie FuzzOpen"
 )
 for t in "${targets[@]}"; do
 	set -- $t

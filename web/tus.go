@@ -60,7 +60,7 @@ func (s *Server) tus(w http.ResponseWriter, r *http.Request, rest string) {
 		tusError(w, http.StatusPreconditionFailed, "unsupported_version", "Tus-Resumable must be 1.0.0")
 		return
 	}
-	if !hasBearer(r) && s.trustedUser(r) == "" {
+	if bearerOrSession(r) == "" && s.trustedUser(r) == "" { // bearer token, session cookie (oidc_api.go) or trusted proxy
 		writeError(w, errorf(depot.CodeUnauthorized, "missing, expired or invalid access token"))
 		return
 	}
@@ -88,11 +88,6 @@ func (s *Server) tus(w http.ResponseWriter, r *http.Request, rest string) {
 		h.Set("Allow", "OPTIONS, HEAD, PATCH, DELETE")
 		writeError(w, errorf(depot.CodeInvalid, "method not allowed"))
 	}
-}
-
-func hasBearer(r *http.Request) bool {
-	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && strings.TrimSpace(t) != ""
 }
 
 // validUploadID accepts the 32 lowercase hex characters of a session ID.

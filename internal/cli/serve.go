@@ -36,6 +36,10 @@ var serveVars = append([]config.Var{
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
 	config.MaxOpenUploads,
+	config.OIDCIssuer, config.OIDCClientID, config.OIDCClientSecret, config.OIDCClientSecFile, config.OIDCCLIClientID,
+	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
+	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
+	config.OIDCGroupRoles, config.OIDCGroupRolesFile,
 }, config.MaintenanceVars...) // the services role runs the scheduled jobs
 
 func serveCmd(e *env) *cobra.Command {
@@ -132,10 +136,14 @@ func runWeb(ctx context.Context, s settings) error {
 		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers, OnRetry: m.ChunkRetries.Inc,
 	})
 	defer client.Close()
+	sso, err := webOIDC(s, client) // single sign-on (oidc_wiring.go); nil when off
+	if err != nil {
+		return err
+	}
 	srv := web.New(web.Config{
 		Backend: client, Log: log, BodyIdleTimeout: idle, ChunkSize: client.ChunkSize(),
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
-		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
+		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies, OIDC: sso,
 	})
 	certs := map[string]string{} // the certificates this process uses
 	if publicTLS != nil {
@@ -218,9 +226,13 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer stopJobs()
+	sso, err := servicesOIDC(ctx, s, db) // single sign-on (oidc_wiring.go); nil when off
+	if err != nil {
+		return err
+	}
 	core := services.NewCore(services.Config{
 		Store: store, DB: db, Log: log, TempTTL: ttl, MaxOpenUploadsPerUser: maxOpen, Node: s.nodeName(),
-		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m,
+		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m, OIDC: sso,
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
 	stopReaper := reapPlainUploads(ctx, core, plain, log)

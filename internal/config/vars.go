@@ -68,6 +68,36 @@ var (
 	MaxOpenUploads    = Var{"DEPOT_MAX_OPEN_UPLOADS_PER_USER", "100", "unfinished upload sessions one user may hold at once, counted by services over every web process (429 beyond it); 0 means no limit"}
 )
 
+// Single sign-on with OpenID Connect (docs/sso.md).
+var (
+	OIDCIssuer         = Var{"DEPOT_OIDC_ISSUER", "", "issuer URL of the OpenID Connect provider for single sign-on (web and services); off when empty"}
+	OIDCClientID       = Var{"DEPOT_OIDC_CLIENT_ID", "", "depot's client ID at the provider (web; services accepts ID tokens issued to it)"}
+	OIDCClientSecret   = Var{"DEPOT_OIDC_CLIENT_SECRET", "", "secret of the web client at the provider (web); empty for a public client (PKCE only)"}
+	OIDCClientSecFile  = Var{"DEPOT_OIDC_CLIENT_SECRET_FILE", "", "file holding the web client's secret (web); overrides DEPOT_OIDC_CLIENT_SECRET"}
+	OIDCCLIClientID    = Var{"DEPOT_OIDC_CLI_CLIENT_ID", "", "client ID of depot login (device flow) when registered apart: web announces it, services accepts it; default DEPOT_OIDC_CLIENT_ID"}
+	OIDCProviderName   = Var{"DEPOT_OIDC_PROVIDER_NAME", "", "name on the page's sign-in button (web); default the issuer's host name"}
+	OIDCScopes         = Var{"DEPOT_OIDC_SCOPES", "openid email profile offline_access", "space-separated scopes asked for (web); add the provider's scope for group claims if it has one"}
+	PublicURL          = Var{"DEPOT_PUBLIC_URL", "", "address users reach web at, https://host[:port] (web); needed for single sign-on: the redirect URI is this plus /auth/callback"}
+	SessionKeys        = Var{"DEPOT_SESSION_KEYS", "", "comma-separated secrets of at least 32 characters sealing the session cookies (web): the first seals, all open; give every web process the same list"}
+	SessionKeysFile    = Var{"DEPOT_SESSION_KEYS_FILE", "", "file with the session cookie secrets, one per line (web); overrides DEPOT_SESSION_KEYS"}
+	SessionTTL         = Var{"DEPOT_SESSION_TTL", "15m", "lifetime of a session cookie; renewed with the refresh token while the page is in use"}
+	SessionMaxAge      = Var{"DEPOT_SESSION_MAX_AGE", "12h", "longest a session lasts from its sign-in, renewals included; then the person signs in again"}
+	OIDCCreateUsers    = Var{"DEPOT_OIDC_CREATE_USERS", "off", "on: services creates a depot user (named by DEPOT_OIDC_USER_CLAIM) at a person's first sign-in"}
+	OIDCLinkUsers      = Var{"DEPOT_OIDC_LINK_USERS", "on", "on: a person's first sign-in binds the existing depot user named by DEPOT_OIDC_USER_CLAIM (an email only when the provider marks it verified)"}
+	OIDCUserClaim      = Var{"DEPOT_OIDC_USER_CLAIM", "email", "claim that names the depot user at a person's first sign-in (services)"}
+	OIDCGroupsClaim    = Var{"DEPOT_OIDC_GROUPS_CLAIM", "groups", "claim listing the person's groups at the provider (services)"}
+	OIDCGroupRoles     = Var{"DEPOT_OIDC_GROUP_ROLES", "", "cohort roles granted by provider groups: GROUP=COHORT:ROLE entries separated by ; (services)"}
+	OIDCGroupRolesFile = Var{"DEPOT_OIDC_GROUP_ROLES_FILE", "", "file of GROUP=COHORT:ROLE lines (services); overrides DEPOT_OIDC_GROUP_ROLES"}
+)
+
+// OIDCWeb and OIDCServices are the single sign-on variables each tier reads.
+var (
+	OIDCWeb = []Var{OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName,
+		OIDCScopes, PublicURL, SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge}
+	OIDCServices = []Var{OIDCIssuer, OIDCClientID, OIDCCLIClientID, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim,
+		OIDCGroupsClaim, OIDCGroupRoles, OIDCGroupRolesFile}
+)
+
 // All lists every variable, for documentation checks.
 var All = append([]Var{
 	Role, Addr, InternalAddr, ServicesURL, InternalKey, InternalKeyFile, InternalKeys, InternalKeysFil,
@@ -76,4 +106,7 @@ var All = append([]Var{
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
 	MaxOpenUploads,
+	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
+	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
+	OIDCGroupRoles, OIDCGroupRolesFile,
 }, MaintenanceVars...)
