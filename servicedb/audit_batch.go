@@ -93,6 +93,9 @@ func (db *DB) writeBatches() {
 			for _, r := range batch {
 				evs, err := db.appendTx(context.Background(), []appendReq{r})
 				r.resp <- result(evs, err)
+				if err == nil {
+					db.appended(evs[0].Seq)
+				}
 			}
 			continue
 		}
@@ -102,6 +105,9 @@ func (db *DB) writeBatches() {
 			} else {
 				r.resp <- appendResp{ev: evs[i]}
 			}
+		}
+		if err == nil {
+			db.appended(evs[len(evs)-1].Seq)
 		}
 	}
 }
@@ -132,6 +138,10 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err != nil {
 		return fail(err)
 	}
+	treeInsert, err := db.stmts.get(ctx, insertTreeRow)
+	if err != nil {
+		return fail(err)
+	}
 	var upsert *sql.Stmt // only prepared when a request carries a file record
 	if slices.ContainsFunc(batch, func(r appendReq) bool { return r.file != nil }) {
 		if upsert, err = db.stmts.get(ctx, upsertFile); err != nil {
@@ -156,6 +166,10 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err != nil {
 		seq, prev = 0, GenesisHash
 	}
+	tree, err := db.newTreeAppender(ctx, tx, treeInsert, seq, prev, true)
+	if err != nil {
+		return fail(err)
+	}
 	insertTx := tx.StmtContext(ctx, insert)
 	var upsertTx *sql.Stmt
 	if upsert != nil {
@@ -169,6 +183,9 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
 			return fail(err)
 		}
+		if err := tree.add(ctx, ev.Hash); err != nil {
+			return fail(err)
+		}
 		if r.file != nil {
 			if _, err := upsertTx.ExecContext(ctx, r.file...); err != nil {
 				return fail(err)
@@ -180,5 +197,26 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err := tx.Commit(); err != nil {
 		return fail(err)
 	}
+	db.tree.set(tree.f)
 	return out, nil
+}
+
+// SetAppendHook makes fn be called with the seq of the last record after
+// every batch of appends this DB commits (nil removes it). fn runs on the
+// batch writer's goroutine, after the appenders were answered: it must
+// return at once (hand the seq to another goroutine, never wait), or it
+// delays every later append. The audit checkpoint writer uses it to count
+// records.
+func (db *DB) SetAppendHook(fn func(lastSeq int64)) {
+	if fn == nil {
+		db.hook.Store(nil)
+		return
+	}
+	db.hook.Store(&fn)
+}
+
+func (db *DB) appended(seq int64) {
+	if fn := db.hook.Load(); fn != nil {
+		(*fn)(seq)
+	}
 }

@@ -74,6 +74,8 @@ type DB struct {
 	locks  sessionLockPool // see sessionlock.go
 	stmts  statements      // see statements.go
 	batch  batcher
+	tree   treeCache                   // see audit_tree.go
+	hook   atomic.Pointer[func(int64)] // see SetAppendHook
 }
 
 // Open connects to the database named by rawURL and checks that it answers.
