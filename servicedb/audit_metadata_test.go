@@ -23,12 +23,12 @@ func TestParseMetadata(t *testing.T) {
 	}
 	for _, s := range []string{
 		`{"permission":"delete","permission":"upload"}`, // the reviewer's record
-		`{"b":"1","a":"2"}`,      // keys out of order
-		`{"a": "1"}`,             // whitespace
-		`{"a":"<"}`,              // another escaping
-		`{"a":"\u0031"}`,         // another escaping of a plain character
-		`{"a":1}`,                // not a string
-		`null`, `[]`, `""`, ``, // not an object
+		`{"b":"1","a":"2"}`,                             // keys out of order
+		`{"a": "1"}`,                                    // whitespace
+		`{"a":"<"}`,                                     // another escaping
+		`{"a":"\u0031"}`,                                // another escaping of a plain character
+		`{"a":1}`,                                       // not a string
+		`null`, `[]`, `""`, ``,                          // not an object
 		`{"a":"1"}x`, `{"a":"1"} `,
 	} {
 		if m, err := servicedb.ParseMetadata(s); err == nil {
