@@ -134,7 +134,7 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err != nil {
 		return fail(err)
 	}
-	insert, err := db.stmts.get(ctx, insertEvent)
+	insert, err := db.stmts.get(ctx, db.insertEventSQL())
 	if err != nil {
 		return fail(err)
 	}
@@ -180,10 +180,7 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		ev := r.ev
 		ev.Seq, ev.PrevHash = seq+1, prev
 		ev.Hash = Hash(ev)
-		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
-			return fail(err)
-		}
-		if err := tree.add(ctx, ev.Hash); err != nil {
+		if err := tree.insert(ctx, insertTx, ev.Hash, eventArgs(ev, r.meta)); err != nil {
 			return fail(err)
 		}
 		if r.file != nil {

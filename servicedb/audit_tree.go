@@ -45,8 +45,11 @@ func LeafHash(hash string) (tlog.Hash, error) {
 
 const (
 	insertTreeRow = `INSERT INTO audit_tree (seq, hashes) VALUES ($1, $2)`
-	selectTreeTop = `SELECT COALESCE(MAX(seq), 0) FROM audit_tree`
-	selectHashes  = `SELECT seq, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`
+	// insertEventWithTree writes a record and its tree row in one
+	// statement: on PostgreSQL one round trip instead of two.
+	insertEventWithTree = `WITH tree AS (INSERT INTO audit_tree (seq, hashes) VALUES ($1, $29)) ` + insertEvent
+	selectTreeTop       = `SELECT COALESCE(MAX(seq), 0) FROM audit_tree`
+	selectHashes        = `SELECT seq, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2`
 )
 
 // frontier is the right edge of the tree of size records: the stored hash
@@ -94,12 +97,23 @@ func (c *treeCache) set(f *frontier) {
 	c.mu.Unlock()
 }
 
+// insertEventSQL is the statement that appends one record: with its tree
+// row on PostgreSQL (insertEventWithTree), alone on SQLite, where a second
+// statement costs no round trip.
+func (db *DB) insertEventSQL() string {
+	if db.d.name == EnginePostgres {
+		return insertEventWithTree
+	}
+	return insertEvent
+}
+
 // treeAppender adds records to the tree inside an append transaction.
 type treeAppender struct {
-	db     *DB
-	tx     *sql.Tx
-	insert *sql.Stmt // insertTreeRow on tx
-	f      *frontier
+	db       *DB
+	tx       *sql.Tx
+	rowStmt  *sql.Stmt // insertTreeRow on tx
+	combined bool      // the record's statement writes the tree row too
+	f        *frontier
 }
 
 // newTreeAppender returns an appender for the tree of size records whose
@@ -107,7 +121,7 @@ type treeAppender struct {
 // up with the records, for a trail written before the tree existed) unless
 // cached is set and the cache holds it.
 func (db *DB) newTreeAppender(ctx context.Context, tx *sql.Tx, insert *sql.Stmt, size int64, head string, cached bool) (*treeAppender, error) {
-	a := &treeAppender{db: db, tx: tx, insert: tx.StmtContext(ctx, insert)}
+	a := &treeAppender{db: db, tx: tx, rowStmt: tx.StmtContext(ctx, insert), combined: db.insertEventSQL() == insertEventWithTree}
 	if f := db.tree.get(size, head); cached && f != nil {
 		a.f = &frontier{size: f.size, head: f.head, nodes: maps.Clone(f.nodes)}
 		return a, nil
@@ -160,11 +174,40 @@ func (db *DB) newTreeAppender(ctx context.Context, tx *sql.Tx, insert *sql.Stmt,
 	return a, nil
 }
 
-// add appends the record whose chain hash is hash as the next leaf.
+// insert appends a record: it runs stmt (db.insertEventSQL() on the
+// transaction) with the record's arguments and writes its tree row.
+func (a *treeAppender) insert(ctx context.Context, stmt *sql.Stmt, hash string, args []any) error {
+	blob, err := a.next(hash)
+	if err != nil {
+		return err
+	}
+	if a.combined {
+		_, err = stmt.ExecContext(ctx, append(args, blob)...)
+		return err
+	}
+	if _, err := stmt.ExecContext(ctx, args...); err != nil {
+		return err
+	}
+	_, err = a.rowStmt.ExecContext(ctx, a.f.size, blob)
+	return err
+}
+
+// add adds to the tree a record already in the trail.
 func (a *treeAppender) add(ctx context.Context, hash string) error {
+	blob, err := a.next(hash)
+	if err != nil {
+		return err
+	}
+	_, err = a.rowStmt.ExecContext(ctx, a.f.size, blob)
+	return err
+}
+
+// next makes the record whose chain hash is hash the next leaf of the
+// frontier and returns its tree row: the hashes tlog.StoredHashes gives.
+func (a *treeAppender) next(hash string) ([]byte, error) {
 	leaf, err := LeafHash(hash)
 	if err != nil {
-		return depot.WrapError(depot.CodeInvalid, "audit tree", err)
+		return nil, depot.WrapError(depot.CodeInvalid, "audit tree", err)
 	}
 	n := a.f.size
 	read := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
@@ -180,14 +223,11 @@ func (a *treeAppender) add(ctx context.Context, hash string) error {
 	})
 	hs, err := tlog.StoredHashesForRecordHash(n, leaf, read)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	blob := make([]byte, 0, len(hs)*tlog.HashSize)
 	for _, h := range hs {
 		blob = append(blob, h[:]...)
-	}
-	if _, err := a.insert.ExecContext(ctx, n+1, blob); err != nil {
-		return err
 	}
 	// The new frontier: the subtrees that record n completed merge into
 	// the top one; the others stay.
@@ -198,7 +238,7 @@ func (a *treeAppender) add(ctx context.Context, hash string) error {
 	}
 	a.f.nodes[base+int64(merged)] = hs[merged]
 	a.f.size, a.f.head = n+1, hash
-	return nil
+	return blob, nil
 }
 
 // readFrontier reads the frontier of the tree of size records from the
