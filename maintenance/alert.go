@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"depot/checkpoint"
 )
 
 // Alert kinds.
@@ -18,6 +20,11 @@ const (
 	AlertMissingObject  = "missing_object"   // a committed record has no object
 	AlertMissedRun      = "missed_run"       // a job has not succeeded within twice its period
 	AlertJobFailed      = "job_failed"       // a job run failed
+	// AlertAuditTampered: the audit trail does not match its signed
+	// checkpoints (audit-verify job, or the checkpoint writer).
+	AlertAuditTampered = checkpoint.KindTampered
+	// AlertWitnessDown: a checkpoint witness did not take a checkpoint.
+	AlertWitnessDown = checkpoint.KindWitnessDown
 )
 
 // Alert is the JSON body POSTed to the webhook. It carries IDs, counts and
