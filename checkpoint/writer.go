@@ -373,7 +373,7 @@ func (w *Writer) retryDelay() time.Duration {
 func (w *Writer) loadLatest(ctx context.Context) {
 	v := w.cfg.Key.Verifier
 	for _, wit := range w.cfg.Witnesses {
-		lctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+		lctx, cancel := context.WithTimeout(ctx, min(w.cfg.Timeout, 10*time.Second)) // it delays the start
 		b, err := latest(lctx, wit)
 		cancel()
 		if err != nil || b == nil {

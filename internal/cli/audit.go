@@ -6,18 +6,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"depot"
+	"depot/checkpoint"
+	"depot/internal/config"
 	"depot/servicedb"
 )
 
 func auditCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "read, export and check the audit trail"}
-	cmd.AddCommand(auditShowCmd(e), auditExportCmd(e), auditVerifyCmd(e))
+	cmd.AddCommand(auditShowCmd(e), auditExportCmd(e), auditVerifyCmd(e), auditCheckpointCmd(e), auditCheckProofCmd(e))
 	return cmd
 }
 
@@ -116,13 +120,22 @@ func auditShowCmd(e *env) *cobra.Command {
 }
 
 func auditExportCmd(e *env) *cobra.Command {
-	cmd := dbCommand("export", "export audit records as JSON lines or CSV", cobra.NoArgs)
+	cmd := dbCommand("export", "export audit records as JSON lines or CSV (with --proofs: a proof bundle)", cobra.NoArgs)
 	filter := auditFilterFlags(cmd)
 	format := cmd.Flags().String("format", "jsonl", "jsonl or csv")
+	proofs := cmd.Flags().Bool("proofs", false, "write a proof bundle: the signed checkpoint, then each record with its inclusion proof (JSON lines; see depot audit check-proof)")
+	srcs := cmd.Flags().StringArray("checkpoints", nil, "with --proofs: prove against the newest checkpoint kept here (a witness directory, s3:// or http(s):// URL) instead of signing a new one")
+	bind(cmd, config.AuditVars...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		f, err := filter()
 		if err != nil {
 			return err
+		}
+		if *proofs {
+			if *format != "jsonl" {
+				return usageErr("--proofs writes JSON lines: leave --format at jsonl")
+			}
+			return exportProofs(e, cmd, f, *srcs)
 		}
 		var write func(depot.AuditEvent) error
 		var flush func() error
@@ -184,20 +197,175 @@ func csvWriter(w io.Writer) (func(depot.AuditEvent) error, func() error) {
 }
 
 func auditVerifyCmd(e *env) *cobra.Command {
-	cmd := dbCommand("verify", "recompute the audit hash chain; exit 6 and name the first bad record if broken", cobra.NoArgs)
+	cmd := dbCommand("verify", "recompute the audit hash chain (and with --checkpoints, check the trail against its signed checkpoints); exit 6 when it does not hold", cobra.NoArgs)
+	srcs := cmd.Flags().StringArray("checkpoints", nil, "check against the checkpoints kept here: a witness directory, an s3:// URL or an http(s):// witness URL (repeatable)")
+	allowance := cmd.Flags().Duration("allowance", checkpoint.DefaultAllowance, "with --checkpoints: how far before the checkpoint it follows a record may be dated")
+	verbose := cmd.Flags().BoolP("verbose", "v", false, "with --checkpoints: list every checkpoint, not only those that do not hold")
+	bind(cmd, config.AuditPublicKeyFile, config.AuditSigningKeyFile)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		s := settings{e: e, cmd: cmd}
+		var v note.Verifier
+		var notes []checkpoint.Signed
+		if len(*srcs) > 0 {
+			var err error
+			if v, err = publicKey(s); err != nil {
+				return err
+			}
+			if notes, err = checkpointsFrom(cmd.Context(), *srcs); err != nil {
+				return err
+			}
+		}
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-			rep, err := db.VerifyChain(ctx)
+			if v == nil {
+				rep, err := db.VerifyChain(ctx)
+				if err != nil {
+					return err
+				}
+				return printChain(e, rep)
+			}
+			r, err := checkpoint.Verify(ctx, db, notes, v, checkpoint.Options{Allowance: *allowance})
 			if err != nil {
 				return err
 			}
-			if rep.OK {
-				fmt.Fprintf(e.stdout, "audit chain intact: %d records, last seq %d, head %s\n", rep.Checked, rep.LastSeq, rep.LastHash)
-				return nil
+			chainErr := printChain(e, r.Chain)
+			printCheckpointReport(e, r, *verbose)
+			if !r.OK() {
+				fmt.Fprintf(e.stdout, "audit trail does NOT match its checkpoints: %s\n", r.Findings[0].Problem)
+				return &exitError{code: ExitIntegrity, err: fmt.Errorf("audit trail does not match its checkpoints (%s)", r.Findings[0].Problem)}
 			}
-			fmt.Fprintf(e.stdout, "audit chain BROKEN at seq %d: %s: %s\n", rep.FirstBad, rep.Problem, rep.Detail)
-			return &exitError{code: ExitIntegrity, err: fmt.Errorf("audit chain broken at record %d (%s)", rep.FirstBad, rep.Problem)}
+			fmt.Fprintf(e.stdout, "audit trail matches its checkpoints: %d records, %d after the last checkpoint\n", r.Records, r.Records-r.LastGood.Check.Size)
+			return chainErr
 		})
 	}
 	return cmd
+}
+
+// printChain prints the chain check and returns the exit error of a broken
+// chain.
+func printChain(e *env, rep servicedb.ChainReport) error {
+	if rep.OK {
+		fmt.Fprintf(e.stdout, "audit chain intact: %d records, last seq %d, head %s\n", rep.Checked, rep.LastSeq, rep.LastHash)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "audit chain BROKEN at seq %d: %s: %s\n", rep.FirstBad, rep.Problem, rep.Detail)
+	return &exitError{code: ExitIntegrity, err: fmt.Errorf("audit chain broken at record %d (%s)", rep.FirstBad, rep.Problem)}
+}
+
+func auditCheckProofCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check-proof [BUNDLE]",
+		Short: "check a proof bundle (depot audit export --proofs) with the public key alone; exit 6 if a record does not check",
+		Args:  cobra.MaximumNArgs(1),
+	}
+	bind(cmd, config.AuditPublicKeyFile)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		s := settings{e: e, cmd: cmd}
+		if s.get(config.AuditPublicKeyFile) == "" {
+			return usageErr("check-proof needs the public key: %s (or --%s)", config.AuditPublicKeyFile.Env, config.AuditPublicKeyFile.Flag())
+		}
+		v, err := publicKey(s)
+		if err != nil {
+			return err
+		}
+		in := e.stdin
+		if len(args) == 1 && args[0] != "-" {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in = f
+		}
+		res, err := checkpoint.CheckBundle(in, v)
+		if err != nil {
+			return &exitError{code: ExitIntegrity, err: err}
+		}
+		for _, f := range res.Failed {
+			fmt.Fprintf(e.stdout, "NOT PROVEN: %v\n", f)
+		}
+		fmt.Fprintf(e.stdout, "%d of %d records proven included in the checkpoint of %d records signed %s by %s\n",
+			res.Checked-len(res.Failed), res.Checked, res.Checkpoint.Size, res.Checkpoint.Time.Format(time.RFC3339Nano), res.Checkpoint.Origin)
+		if len(res.Failed) > 0 {
+			return &exitError{code: ExitIntegrity, err: fmt.Errorf("%d records do not check", len(res.Failed))}
+		}
+		return nil
+	}
+	return cmd
+}
+
+// exportProofs writes a proof bundle of the records f selects.
+func exportProofs(e *env, cmd *cobra.Command, f servicedb.Filter, srcs []string) error {
+	s := settings{e: e, cmd: cmd}
+	return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+		msg, c, err := proofCheckpoint(ctx, s, db, srcs)
+		if err != nil {
+			return err
+		}
+		p, err := checkpoint.NewProver(ctx, db, c)
+		if err != nil {
+			return &exitError{code: ExitIntegrity, err: err}
+		}
+		enc := json.NewEncoder(e.stdout)
+		if err := enc.Encode(checkpoint.BundleHeader{Checkpoint: string(msg)}); err != nil {
+			return err
+		}
+		newer := 0
+		err = eachEvent(ctx, db, f, func(ev depot.AuditEvent) error {
+			if ev.Seq > c.Size {
+				newer++
+				return nil
+			}
+			pr, err := p.Prove(ctx, ev)
+			if err != nil {
+				return err
+			}
+			return enc.Encode(pr)
+		})
+		if newer > 0 {
+			fmt.Fprintf(e.stderr, "%d records newer than the checkpoint (%d records) were left out; run depot audit checkpoint and export again to include them\n", newer, c.Size)
+		}
+		return err
+	})
+}
+
+// proofCheckpoint returns the checkpoint a proof bundle is made against:
+// the newest one in srcs signed by the key, or a new one signed now.
+func proofCheckpoint(ctx context.Context, s settings, db *servicedb.DB, srcs []string) ([]byte, checkpoint.Checkpoint, error) {
+	if len(srcs) == 0 {
+		cs, err := checkpointSettings(ctx, s)
+		if err != nil {
+			return nil, checkpoint.Checkpoint{}, err
+		}
+		if cs == nil {
+			return nil, checkpoint.Checkpoint{}, usageErr("--proofs needs --checkpoints SRC, or %s and a witness to sign a checkpoint now", config.AuditSigningKeyFile.Env)
+		}
+		w, err := checkpoint.New(checkpoint.Config{DB: db, Key: cs.key, Witnesses: cs.witnesses})
+		if err != nil {
+			return nil, checkpoint.Checkpoint{}, err
+		}
+		c, err := w.Checkpoint(ctx)
+		if err != nil {
+			return nil, c, err
+		}
+		msg, c, err := checkpoint.Sign(c, cs.key) // the same statement, as the witnesses got it
+		return msg, c, err
+	}
+	v, err := publicKey(s)
+	if err != nil {
+		return nil, checkpoint.Checkpoint{}, err
+	}
+	notes, err := checkpointsFrom(ctx, srcs)
+	if err != nil {
+		return nil, checkpoint.Checkpoint{}, err
+	}
+	var best *checkpoint.Signed
+	for _, n := range checkpoint.OpenAll(notes, v) {
+		if n.Err == nil && (best == nil || n.Check.Size > best.Check.Size) {
+			best = &n
+		}
+	}
+	if best == nil {
+		return nil, checkpoint.Checkpoint{}, &exitError{code: ExitIntegrity, err: errNoCheckpoint}
+	}
+	return best.Note, best.Check, nil
 }

@@ -65,7 +65,23 @@ var (
 	TrustedUserHeader = Var{"DEPOT_TRUSTED_USER_HEADER", "", "header carrying the user authenticated by a single-sign-on proxy (web); off when empty"}
 	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured"}
 	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
+
+	AuditSigningKeyFile     = Var{"DEPOT_AUDIT_SIGNING_KEY_FILE", "", "Ed25519 key file (depot keys generate-signing) with which services signs audit checkpoints; with a witness, turns checkpoints and the audit-verify job on"}
+	AuditPublicKeyFile      = Var{"DEPOT_AUDIT_PUBLIC_KEY_FILE", "", "public key file that audit verify --checkpoints and audit check-proof trust (default: the public half of DEPOT_AUDIT_SIGNING_KEY_FILE)"}
+	AuditWitnessDir         = Var{"DEPOT_AUDIT_WITNESS_DIR", "", "directory that receives every audit checkpoint (a mount the database's administrators cannot write)"}
+	AuditWitnessS3          = Var{"DEPOT_AUDIT_WITNESS_S3", "", "s3://bucket/prefix?endpoint=...&region=... that receives every audit checkpoint (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"}
+	AuditWitnessURL         = Var{"DEPOT_AUDIT_WITNESS_URL", "", "HTTP(S) witness that every audit checkpoint is POSTed to (protocol in docs/audit.md)"}
+	AuditCheckpointRecords  = Var{"DEPOT_AUDIT_CHECKPOINT_RECORDS", "1000", "services signs an audit checkpoint after this many new records"}
+	AuditCheckpointInterval = Var{"DEPOT_AUDIT_CHECKPOINT_INTERVAL", "1m", "services signs an audit checkpoint at most this long after a new record (and one at shutdown)"}
+	AuditVerifyInterval     = Var{"DEPOT_AUDIT_VERIFY_INTERVAL", "1h", "period of the audit-verify job, which checks the trail against its checkpoints (services, checkpoints on)"}
 )
+
+// AuditVars are the audit checkpoint variables (services and the audit
+// commands).
+var AuditVars = []Var{
+	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
+	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
+}
 
 // All lists every variable, for documentation checks.
 var All = []Var{
@@ -74,4 +90,6 @@ var All = []Var{
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
+	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
+	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
 }
