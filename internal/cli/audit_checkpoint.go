@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -226,6 +225,3 @@ func printCheckpointReport(e *env, r *checkpoint.Report, verbose bool) {
 		fmt.Fprintf(e.stdout, "PROBLEM %s: %s\n", f.Problem, f.Detail)
 	}
 }
-
-// errNoCheckpoint is the export error when no checkpoint can back proofs.
-var errNoCheckpoint = errors.New("no checkpoint signed by the key matches this database")
