@@ -120,8 +120,8 @@ func result(evs []depot.AuditEvent, err error) appendResp {
 }
 
 // appendTx writes batch as consecutive records of the chain in one
-// transaction, serialised against every other writer, with the file records
-// the requests carry.
+// transaction, serialised against every other writer, with their rows of
+// the audit tree (audit_tree.go) and the file records the requests carry.
 func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEvent, error) {
 	fail := func(err error) ([]depot.AuditEvent, error) {
 		if db.classify(err) == depot.CodeInvalid {

@@ -3,7 +3,8 @@
 //
 //   - the audit trail (audit_*.go): append-only, hash-chained records of
 //     every operation, written in batches, with their canonical encoding
-//     and the chain check;
+//     (metadata included), the chain check, and the Merkle tree over the
+//     records that signed checkpoints and proofs rest on;
 //   - accounts (accounts*.go): users, cohorts, grants and access tokens
 //     (stored as hashes), and the principal they resolve to;
 //   - file state (files.go): what is stored under each path;
