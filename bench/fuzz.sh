@@ -9,6 +9,7 @@ targets=(
 	"./internal/httpauth FuzzVerify"
 	"./internal/wire FuzzDecodeRequest"
 	"./servicedb FuzzCanonical"
+	"./servicedb FuzzMetadataJSON"
 	"./web FuzzTusHeaders"
 	"./internal/sessioncookie FuzzOpen"
 )

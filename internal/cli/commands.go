@@ -9,5 +9,6 @@ func commands(e *env) []*cobra.Command {
 		auditCmd(e), certsCmd(e), backupCmd(e), restoreCmd(e), uploadCmd(e), downloadCmd(e), lsCmd(e), rmCmd(e), cleanupCmd(e), verifyCmd(e), reportCmd(e), jobsCmd(e),
 		versionsCmd(e), restoreVersionCmd(e), undeleteCmd(e), purgeCmd(e), holdCmd(e),
 		loginCmd(e), logoutCmd(e),
+		keysCmd(e),
 	}
 }

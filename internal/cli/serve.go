@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ func serveCmd(e *env) *cobra.Command {
 		Short: "run one tier: --role web or --role services",
 		Args:  cobra.NoArgs,
 	}
-	bind(cmd, serveVars...)
+	bind(cmd, slices.Concat(serveVars, config.AuditVars)...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		s := settings{e: e, cmd: cmd}
 		switch role := s.get(config.Role); role {
@@ -220,8 +221,15 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer store.Close()
+	// Signed audit checkpoints (when configured); stopped after the
+	// maintenance jobs, with a last checkpoint.
+	audit, stopCheckpoints, err := startCheckpoints(ctx, s, db, log)
+	if err != nil {
+		return err
+	}
+	defer stopCheckpoints()
 	m := metrics.New("services")
-	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
+	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m, audit) // River periodic maintenance jobs
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,25 @@ var (
 		OIDCGroupsClaim, OIDCGroupRoles, OIDCGroupRolesFile}
 )
 
+// Audit checkpoints (docs/audit.md).
+var (
+	AuditSigningKeyFile     = Var{"DEPOT_AUDIT_SIGNING_KEY_FILE", "", "Ed25519 key file (depot keys generate-signing) with which services signs audit checkpoints; with a witness, turns checkpoints and the audit-verify job on"}
+	AuditPublicKeyFile      = Var{"DEPOT_AUDIT_PUBLIC_KEY_FILE", "", "public key file that audit verify --checkpoints and audit check-proof trust (default: the public half of DEPOT_AUDIT_SIGNING_KEY_FILE)"}
+	AuditWitnessDir         = Var{"DEPOT_AUDIT_WITNESS_DIR", "", "directory that receives every audit checkpoint (a mount the database's administrators cannot write)"}
+	AuditWitnessS3          = Var{"DEPOT_AUDIT_WITNESS_S3", "", "s3://bucket/prefix?endpoint=...&region=... that receives every audit checkpoint (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"}
+	AuditWitnessURL         = Var{"DEPOT_AUDIT_WITNESS_URL", "", "HTTP(S) witness that every audit checkpoint is POSTed to (protocol in docs/audit.md)"}
+	AuditCheckpointRecords  = Var{"DEPOT_AUDIT_CHECKPOINT_RECORDS", "1000", "services signs an audit checkpoint after this many new records"}
+	AuditCheckpointInterval = Var{"DEPOT_AUDIT_CHECKPOINT_INTERVAL", "1m", "services signs an audit checkpoint at most this long after a new record (and one at shutdown)"}
+	AuditVerifyInterval     = Var{"DEPOT_AUDIT_VERIFY_INTERVAL", "1h", "period of the audit-verify job, which checks the trail against its checkpoints (services, checkpoints on)"}
+)
+
+// AuditVars are the audit checkpoint variables (services and the audit
+// commands).
+var AuditVars = []Var{
+	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
+	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
+}
+
 // All lists every variable, for documentation checks.
 var All = append([]Var{
 	Role, Addr, InternalAddr, ServicesURL, InternalKey, InternalKeyFile, InternalKeys, InternalKeysFil,
@@ -109,4 +128,6 @@ var All = append([]Var{
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
 	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
 	OIDCGroupRoles, OIDCGroupRolesFile,
+	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
+	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
 }, MaintenanceVars...)
