@@ -46,6 +46,7 @@ const (
 	ActionRestoreVersion    Action = "file.restore_version"
 	ActionHoldPlaced        Action = "hold.placed"
 	ActionHoldReleased      Action = "hold.released"
+	ActionFileScanned       Action = "file.scanned" // a committed version rescanned (depot scan): its verdict
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -58,7 +59,7 @@ var Actions = []Action{
 	ActionUserCreated, ActionUserDisabled, ActionCohortCreated, ActionGrantChanged,
 	ActionBackupCreated, ActionRestoreCompleted, ActionReportGenerated, ActionJobFailed,
 	ActionDownloadCompleted, ActionUndelete, ActionPurge, ActionRestoreVersion, ActionHoldPlaced,
-	ActionHoldReleased,
+	ActionHoldReleased, ActionFileScanned,
 }
 
 // Outcome of an audited operation.

@@ -16,6 +16,7 @@ const (
 	AlertMissingObject  = "missing_object"   // a committed record has no object
 	AlertMissedRun      = "missed_run"       // a job has not succeeded within twice its period
 	AlertJobFailed      = "job_failed"       // a job run failed
+	// AlertInfected (maintenance/scan.go): malware found by the scanner.
 )
 
 // Alert is the JSON body POSTed to the webhook. It carries IDs, counts and
@@ -36,7 +37,7 @@ type Alert struct {
 }
 
 // AlertKinds lists every alert kind, in the order of the documentation.
-var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun}
+var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun, AlertInfected}
 
 // Alerter logs alerts and POSTs them to a webhook in its Format, retrying
 // with backoff. The same type delivers storage reports (SendReport).

@@ -31,6 +31,7 @@ import (
 
 	"depot"
 	"depot/metrics"
+	"depot/scan"
 	"depot/servicedb"
 	"depot/storage"
 )
@@ -98,6 +99,12 @@ type Config struct {
 	// Periods of the jobs (River schedules and missed-run detection).
 	// Defaults 1h, 24h, 24h.
 	CleanupInterval, VerifyInterval, ReportInterval time.Duration
+
+	// Scanner, when set, is the malware scan that the scan job (rescan
+	// of unscanned versions, maintenance/scan.go) uses, every
+	// ScanInterval (default 1h).
+	Scanner      *scan.Gate
+	ScanInterval time.Duration
 }
 
 // Maintainer runs the maintenance jobs.
@@ -130,6 +137,7 @@ func New(cfg Config) *Maintainer {
 	def(&cfg.CleanupInterval, time.Hour)
 	def(&cfg.VerifyInterval, 24*time.Hour)
 	def(&cfg.ReportInterval, 24*time.Hour)
+	def(&cfg.ScanInterval, time.Hour)
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = 5
 	}
@@ -186,6 +194,8 @@ func (m *Maintainer) Interval(job string) time.Duration {
 		return m.cfg.CleanupInterval
 	case JobVerify:
 		return m.cfg.VerifyInterval
+	case JobScan:
+		return m.cfg.ScanInterval
 	default:
 		return m.cfg.ReportInterval
 	}

@@ -55,6 +55,8 @@ func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
 		_, err = w.m.Cleanup(ctx, TriggerSchedule, false)
 	case JobVerify:
 		_, err = w.m.Verify(ctx, TriggerSchedule)
+	case JobScan:
+		_, err = w.m.Scan(ctx, TriggerSchedule)
 	case JobReport:
 		var rep Report
 		if rep, err = w.m.Report(ctx, TriggerSchedule); err == nil {
@@ -141,6 +143,8 @@ func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 		iv = p.m.Interval(JobVerify)
 	case ReportArgs{}.Kind():
 		iv = p.m.Interval(JobReport)
+	case ScanArgs{}.Kind():
+		iv = p.m.Interval(JobScan)
 	default:
 		return next
 	}
@@ -268,6 +272,9 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 	river.AddWorker(workers, &jobWorker[VerifyArgs]{m: m, job: JobVerify})
 	river.AddWorker(workers, &jobWorker[ReportArgs]{m: m, job: JobReport})
 	river.AddWorker(workers, &watchdogWorker{s: s})
+	if m.cfg.Scanner != nil {
+		river.AddWorker(workers, &jobWorker[ScanArgs]{m: m, job: JobScan})
+	}
 
 	shortest := min(m.cfg.CleanupInterval, m.cfg.VerifyInterval, m.cfg.ReportInterval)
 	wd := opts.WatchdogInterval
@@ -310,6 +317,9 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 		// and a job is considered stuck only after twice the longest period.
 		JobTimeout:           -1,
 		RescueStuckJobsAfter: max(2*longest, time.Hour),
+	}
+	if m.cfg.Scanner != nil {
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, periodic(m.cfg.ScanInterval, ScanArgs{}, JobScan, JobScan))
 	}
 	db := m.cfg.DB
 	switch db.Engine() {

@@ -21,6 +21,7 @@ import (
 
 	"depot"
 	"depot/metrics"
+	"depot/scan"
 	"depot/servicedb"
 	"depot/storage"
 )
@@ -48,6 +49,12 @@ type Config struct {
 	// Cleanup runs the cleanup job now (an administrator's request) and
 	// returns its result; nil disables it.
 	Cleanup func(ctx context.Context, dryRun bool) (any, error)
+	// Scan, when set, gates every commit on a malware scan verdict
+	// (services/scan.go, docs/scanning.md); nil commits unscanned.
+	Scan *scan.Gate
+	// OnInfected, when set, is called after an infected upload was
+	// refused and recorded (the alert).
+	OnInfected func(ctx context.Context, uploadID, signature string)
 }
 
 // Core does the work of every internal API call. It is safe for

@@ -56,6 +56,10 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 		ev.Action = depot.ActionUploadFailed
 		return depot.Upload{}, c.fail(ctx, cl, ev, err)
 	}
+	if err := c.scanAdmit(req.Size); err != nil {
+		ev.Action = depot.ActionUploadFailed
+		return depot.Upload{}, c.fail(ctx, cl, ev, err)
+	}
 	if max := c.cfg.MaxOpenUploadsPerUser; max > 0 {
 		n, err := c.cfg.DB.OpenUploads(ctx, cl.principal.User)
 		if err != nil {
@@ -225,7 +229,9 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 			return u, nil, err
 		}
 	}
-	next, err := c.cfg.Store.Append(ctx, id, req.Chunk)
+	chunk, fed := c.scanTee(ctx, id, req.Chunk)
+	next, err := c.cfg.Store.Append(ctx, id, chunk)
+	fed(err, next.Offset)
 	if next.ID != "" {
 		u = next
 	}
@@ -272,6 +278,9 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 	_, err := c.cfg.Store.Complete(ctx, u.ID, want, func(ctx context.Context, s storage.Stored) error {
 		crashpoint.Reach(crashpoint.BeforeCommit)
 		v := c.newVersion(s, u.Key, u.Class, u.Owner)
+		if err := c.scanVerdict(ctx, u.ID, s, &v, &ev); err != nil {
+			return err
+		}
 		c.fillCommitted(&ev, v)
 		obj = v.Object()
 		commit := servicedb.Commit{
@@ -288,13 +297,16 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 	switch depot.ErrorCode(err) {
 	case depot.CodeHashMismatch: // the Store discarded the session
 		return depot.Object{}, c.fail(ctx, cl, ev, err)
-	case depot.CodePrecondition, depot.CodeForbidden:
-		// The commit refused: the upload can never succeed.
+	case depot.CodePrecondition, depot.CodeForbidden, depot.CodeInfected, depot.CodeTooLarge:
+		// The commit (or the scan before it) refused: the upload can
+		// never succeed.
 		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+		after := c.scanRefused(ctx, &ev, err)
 		ev.Outcome, ev.ErrorCode = depot.OutcomeFailure, string(depot.ErrorCode(err))
 		if aerr := c.audit(ctx, ev); aerr != nil {
 			return depot.Object{}, aerr
 		}
+		after()
 		return depot.Object{}, err
 	}
 	return depot.Object{}, c.endPlain(ctx, cl, u, err)
@@ -314,6 +326,7 @@ func (c *Core) endPlain(ctx context.Context, cl *call, u depot.Upload, err error
 		return err
 	}
 	_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+	c.scanDrop(u.ID)
 	ev := cl.event(depot.ActionUploadFailed, u.Key)
 	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, u.Offset
 	return c.fail(ctx, cl, ev, err)
@@ -373,6 +386,7 @@ func (c *Core) Abort(ctx context.Context, caller depot.Caller, id string, reason
 	if err := c.audit(ctx, ev); err != nil {
 		return err
 	}
+	c.scanDrop(u.ID)
 	return c.cfg.Store.Abort(ctx, u.ID)
 }
 
@@ -416,13 +430,27 @@ func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (de
 	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
 		return fail(err)
 	}
-	s, err := c.cfg.Store.Put(ctx, req.Chunk, req.SHA256)
+	if err := c.scanAdmit(req.Chunk.Length); err != nil {
+		return fail(err)
+	}
+	scanID := "put-" + storage.NewID() // the scan stream of this one-shot body
+	chunk, fed := c.scanTee(ctx, scanID, req.Chunk)
+	s, err := c.cfg.Store.Put(ctx, chunk, req.SHA256)
+	fed(err, s.Size)
 	if err != nil {
+		c.scanDrop(scanID)
 		return fail(err)
 	}
 	ev.UploadID = s.ID
 	crashpoint.Reach(crashpoint.BeforeCommit)
 	v := c.newVersion(s, req.Key, req.Class, cl.principal.User)
+	if err := c.scanVerdict(ctx, scanID, s, &v, &ev); err != nil {
+		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), s.ID)
+		after := c.scanRefused(ctx, &ev, err)
+		obj, err := fail(err)
+		after()
+		return obj, err
+	}
 	c.fillCommitted(&ev, v)
 	commit := servicedb.Commit{
 		Version: v, IfMatch: req.IfMatch, IfNoneMatch: req.IfNoneMatch,
@@ -471,6 +499,7 @@ func (c *Core) ExpireIdlePlain(ctx context.Context, idle time.Duration) (int, er
 		if err := c.audit(ctx, ev); err != nil {
 			return n, err
 		}
+		c.scanDrop(u.ID)
 	}
 	return n, nil
 }

@@ -76,4 +76,4 @@ var All = append([]Var{
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
 	MaxOpenUploads,
-}, MaintenanceVars...)
+}, append(MaintenanceVars, ScanVars...)...)
