@@ -5,11 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io"
-	"net"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,8 +124,8 @@ func TestClientClamdKilledMidStream(t *testing.T) {
 // unavailable after the client's timeout.
 func TestClientClamdSlow(t *testing.T) {
 	d := clamdtest.Start(t, clamdtest.Options{})
-	p := newHoldProxy(t, d.Socket)
-	c, err := scan.NewClient("unix:"+p.path, 300*time.Millisecond)
+	p := d.Hold(t)
+	c, err := scan.NewClient(p.Addr(), 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,52 +133,5 @@ func TestClientClamdSlow(t *testing.T) {
 	if !errors.Is(err, scan.ErrUnavailable) {
 		t.Fatalf("err %v, want ErrUnavailable (timeout)", err)
 	}
-	p.release()
+	p.Release()
 }
-
-// holdProxy forwards connections to a Unix socket but holds back every
-// answer until released: clamd as slow as a test wants.
-type holdProxy struct {
-	path string
-	ln   net.Listener
-	gate chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-}
-
-func newHoldProxy(t *testing.T, target string) *holdProxy {
-	t.Helper()
-	p := &holdProxy{path: filepath.Join(filepath.Dir(target), "slow.sock"), gate: make(chan struct{})}
-	ln, err := net.Listen("unix", p.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ln = ln
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("unix", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(out, in); out.Close() }()
-			go func() {
-				defer p.wg.Done()
-				<-p.gate
-				io.Copy(in, out)
-				in.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() { p.release(); ln.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *holdProxy) release() { p.once.Do(func() { close(p.gate) }) }
