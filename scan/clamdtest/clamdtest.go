@@ -180,6 +180,13 @@ func (d *Daemon) Close() {
 	_ = os.RemoveAll(d.Dir)
 }
 
+// Cmd returns the running clamd process (for its CPU and memory), or nil.
+func (d *Daemon) Cmd() *exec.Cmd {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cmd
+}
+
 // Running reports whether clamd was started and not killed.
 func (d *Daemon) Running() bool {
 	d.mu.Lock()
