@@ -43,7 +43,7 @@ type Client struct {
 	Network string // "unix" or "tcp"
 	Addr    string
 	// Timeout bounds each wait on clamd: a connection, a write, and the
-	// answer after a stream ended (the scan itself). Zero means 60 s.
+	// answer after a stream ended (the scan itself). Zero means 30 s.
 	Timeout time.Duration
 }
 
@@ -74,7 +74,7 @@ func NewClient(addr string, timeout time.Duration) (*Client, error) {
 
 func (c *Client) timeout() time.Duration {
 	if c.Timeout <= 0 {
-		return 60 * time.Second
+		return 30 * time.Second
 	}
 	return c.Timeout
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -302,7 +303,8 @@ func (g *Gate) finding(ctx context.Context, id string, size int64, open func(con
 			e.s.Close()
 		}
 		e.mu.Unlock()
-		if usable && (err == nil || errors.Is(err, ErrTooLarge)) {
+		if usable && (err == nil || errors.Is(err, ErrTooLarge) || isTimeout(err)) {
+			// A clamd too slow to answer would be as slow to scan again.
 			return f, SourceStream, err
 		}
 		if usable {
@@ -316,6 +318,12 @@ func (g *Gate) finding(ctx context.Context, id string, size int64, open func(con
 	defer rc.Close()
 	f, err := g.client.Scan(ctx, rc)
 	return f, SourceStored, err
+}
+
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Rescan scans a committed version's bytes (depot scan): the verdict, or

@@ -213,13 +213,7 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 		return depot.Upload{}, nil, err
 	}
 	if u.Completed {
-		// A retry of the final chunk whose answer was lost: its commit
-		// succeeded.
-		if req.Chunk.Offset+req.Chunk.Length == u.Offset && (req.Complete || req.Chunk.Length == 0) {
-			obj, err := c.versionObject(ctx, u.ID)
-			return u, &obj, err
-		}
-		return u, nil, depot.Errorf(depot.CodeConflict, "the upload is already complete")
+		return c.appendAfterCommit(ctx, u, req)
 	}
 	if req.Resume {
 		ev := cl.event(depot.ActionUploadResumed, u.Key)
@@ -232,6 +226,14 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 	chunk, fed := c.scanTee(ctx, id, req.Chunk)
 	next, err := c.cfg.Store.Append(ctx, id, chunk)
 	fed(err, next.Offset)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		// The session was committed while this request waited for it: a
+		// retry of the final chunk sent while its commit (a long malware
+		// scan) was still running.
+		if done, derr := c.completedUpload(ctx, id); derr == nil {
+			return c.appendAfterCommit(ctx, done, req)
+		}
+	}
 	if next.ID != "" {
 		u = next
 	}
@@ -247,6 +249,16 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 	}
 	u.Completed = true
 	return u, &obj, nil
+}
+
+// appendAfterCommit answers a chunk for upload u, which is committed: a
+// retry of the final chunk whose answer was lost gets the version.
+func (c *Core) appendAfterCommit(ctx context.Context, u depot.Upload, req AppendRequest) (depot.Upload, *depot.Object, error) {
+	if req.Chunk.Offset+req.Chunk.Length == u.Offset && (req.Complete || req.Chunk.Length == 0) {
+		obj, err := c.versionObject(ctx, u.ID)
+		return u, &obj, err
+	}
+	return u, nil, depot.Errorf(depot.CodeConflict, "the upload is already complete")
 }
 
 // Complete verifies and commits upload id as a new version of its path.

@@ -5,7 +5,7 @@ package config
 var (
 	Scan         = Var{"DEPOT_SCAN", "off", "malware scanning of uploads before they are committed: off or clamav (services)"}
 	ClamdAddr    = Var{"DEPOT_CLAMD_ADDR", "", "clamd's socket: unix:/path/to/clamd.ctl or tcp:host:port (required with DEPOT_SCAN=clamav)"}
-	ScanTimeout  = Var{"DEPOT_SCAN_TIMEOUT", "60s", "longest wait on clamd: to connect, to take a write, or to answer at the end of a file (the scan); past it clamd counts as unavailable"}
+	ScanTimeout  = Var{"DEPOT_SCAN_TIMEOUT", "30s", "longest wait on clamd: to connect, to take a write, or to answer at the end of a file (the scan); past it clamd counts as unavailable"}
 	ScanFailOpen = Var{"DEPOT_SCAN_FAIL_OPEN", "off", "on: when clamd is unavailable or times out, commit uploads marked unscanned (rescanned later) instead of refusing them with 503"}
 	ScanMaxSize  = Var{"DEPOT_SCAN_MAX_SIZE", "104857600", "largest upload in bytes the scanner takes: set it to clamd's StreamMaxLength (0: no limit)"}
 	ScanOversize = Var{"DEPOT_SCAN_OVERSIZE", "refuse", "uploads larger than DEPOT_SCAN_MAX_SIZE: refuse (413 too_large) or unscanned (committed, marked unscanned)"}
