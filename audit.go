@@ -53,7 +53,7 @@ const (
 	ActionSignOut        Action = "auth.sign_out"
 	ActionSignInRefused  Action = "auth.sign_in_refused"
 	ActionIdentityLinked Action = "identity.linked" // an existing user bound to a provider's subject
-	ActionFileScanned       Action = "file.scanned" // a committed version rescanned (depot scan): its verdict
+	ActionFileScanned    Action = "file.scanned"    // a committed version rescanned (depot scan): its verdict
 )
 
 // Actions lists every valid Action, in a stable order.
