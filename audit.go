@@ -46,6 +46,10 @@ const (
 	ActionRestoreVersion    Action = "file.restore_version"
 	ActionHoldPlaced        Action = "hold.placed"
 	ActionHoldReleased      Action = "hold.released"
+	// ActionRestoreFiles: the bytes of a kept version put back from a
+	// backup into the live storage (depot restore --files-only), checked
+	// against the version's size and SHA-256; the database is not changed.
+	ActionRestoreFiles Action = "restore.files"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -58,7 +62,7 @@ var Actions = []Action{
 	ActionUserCreated, ActionUserDisabled, ActionCohortCreated, ActionGrantChanged,
 	ActionBackupCreated, ActionRestoreCompleted, ActionReportGenerated, ActionJobFailed,
 	ActionDownloadCompleted, ActionUndelete, ActionPurge, ActionRestoreVersion, ActionHoldPlaced,
-	ActionHoldReleased,
+	ActionHoldReleased, ActionRestoreFiles,
 }
 
 // Outcome of an audited operation.
