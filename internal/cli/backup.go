@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -161,7 +162,7 @@ func (o owners) fix(w *env) error {
 		}
 	}
 	if n > 0 {
-		fmt.Fprintf(w.stdout, "ownership: %d restored entries given the owner of their directory (uid %d)\n", n, o.storeOw.UID)
+		fmt.Fprintf(w.stdout, "ownership: %d restored entries given the owner of their directory\n", n)
 	}
 	return nil
 }
@@ -237,8 +238,11 @@ func restoreAll(e *env, cmd *cobra.Command, s settings, t backup.Target, m backu
 		return err
 	}
 	if path, ok := sqliteFile(dbURL); ok {
+		if err := backup.CheckRunAs(filepath.Dir(path)); err != nil {
+			return usageErr("%v", err)
+		}
 		own.db = path
-		if own.dbOw, err = backup.OwnerFor(path); err != nil {
+		if own.dbOw, err = backup.OwnerFor(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}
