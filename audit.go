@@ -54,6 +54,10 @@ const (
 	ActionSignInRefused  Action = "auth.sign_in_refused"
 	ActionIdentityLinked Action = "identity.linked" // an existing user bound to a provider's subject
 	ActionFileScanned    Action = "file.scanned"    // a committed version rescanned (depot scan): its verdict
+	// ActionRestoreFiles: the bytes of a kept version put back from a
+	// backup into the live storage (depot restore --files-only), checked
+	// against the version's size and SHA-256; the database is not changed.
+	ActionRestoreFiles Action = "restore.files"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -69,6 +73,7 @@ var Actions = []Action{
 	ActionHoldReleased,
 	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 	ActionFileScanned,
+	ActionRestoreFiles,
 }
 
 // Outcome of an audited operation.

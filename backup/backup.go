@@ -1,170 +1,273 @@
-// Package backup makes a consistent backup of the services tier — a database
-// snapshot, a manifest of every kept version (ID, path, size, SHA-256) and,
-// optionally, their stored objects — and restores it. Snapshots use the
-// engines' own tools: SQLite's VACUUM INTO, PostgreSQL's pg_dump/pg_restore.
+// Package backup makes a consistent online backup of the services tier — a
+// database snapshot, a manifest of every kept version (ID, path, size,
+// SHA-256) read from that same snapshot and, optionally, their stored
+// objects — into a local directory or an S3 prefix, and restores it: the
+// whole of it (database and files), or only files into a live system
+// (Repair). Snapshots use the engines' own tools: SQLite's VACUUM INTO,
+// PostgreSQL's pg_dump/pg_restore.
+//
+// While a backup runs it holds a lease in the database (servicedb,
+// backup_leases): no stored object is removed while one is in force
+// (storage.Options.DeferDelete, servicedb.DB.Referenced), so the object of
+// every version of the snapshot can still be copied however long the copy
+// takes, while uploads, overwrites, deletes and purges go on. Objects are
+// immutable, so a copied object is the version's bytes; each is checked
+// against the version's size and SHA-256 while it is copied.
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"depot"
+	"depot/internal/crashpoint"
 	"depot/servicedb"
 	"depot/storage"
 )
 
-// Manifest describes a backup. It is written last, so a directory without
-// one is an incomplete backup.
+// Manifest describes a backup. It is written last, so a backup without
+// one is incomplete.
 type Manifest struct {
-	Created      time.Time `json:"created"`
-	Engine       string    `json:"engine"`
-	Database     string    `json:"database"` // file name of the snapshot inside the backup
-	AuditHeadSeq int64     `json:"audit_head_seq"`
-	AuditHead    string    `json:"audit_head_hash"`
-	WithFiles    bool      `json:"with_files"`
-	Files        []Entry   `json:"files"`
+	Created  time.Time `json:"created"`
+	Engine   string    `json:"engine"`
+	Database string    `json:"database"` // name of the snapshot inside the backup
+	// Schema is the PostgreSQL schema dumped (the search_path of the
+	// database URL; "" for the whole database): a restore goes into a
+	// schema of the same name.
+	Schema       string  `json:"schema,omitempty"`
+	AuditHeadSeq int64   `json:"audit_head_seq"`
+	AuditHead    string  `json:"audit_head_hash"`
+	WithFiles    bool    `json:"with_files"`
+	Files        []Entry `json:"files"`
+	// Damaged counts the entries whose object could not be copied intact.
+	Damaged int `json:"damaged,omitempty"`
 }
 
-// Entry is one kept version.
+// Entry is one kept version of the snapshot.
 type Entry struct {
 	Version string      `json:"version"`
 	Key     string      `json:"key"`
 	Size    int64       `json:"size"`
 	SHA256  string      `json:"sha256"`
 	Class   depot.Class `json:"class"`
+	// Damaged is set when the backup holds no copy of the object because
+	// it was missing ("missing") or did not match the version
+	// ("size_mismatch", "hash_mismatch") when it was read: what
+	// depot verify reports too.
+	Damaged string `json:"damaged,omitempty"`
 }
 
-// ManifestName is the manifest's file name inside a backup directory.
+// ManifestName is the manifest's name inside a backup.
 const ManifestName = "manifest.json"
 
-// Create writes a backup of db (whose URL is dbURL) and store into dir, which
-// must be empty or missing. With withFiles every committed file is copied
-// into dir/files/ and its SHA-256 checked while copying.
-func Create(ctx context.Context, db *servicedb.DB, dbURL string, store *storage.Store, dir string, withFiles bool) (Manifest, error) {
-	if err := emptyDir(dir); err != nil {
+// objectName is the name of the copy of version id inside a backup.
+func objectName(id string) string { return "files/" + id }
+
+// Options configure Create.
+type Options struct {
+	DB        *servicedb.DB
+	DBURL     string
+	Store     *storage.Store
+	Target    Target
+	WithFiles bool
+	// Holder names the process in its lease (host and PID).
+	Holder string
+	// LeaseTTL is how long the lease lasts unless renewed; it is renewed
+	// every quarter of it. Default 10 minutes: a backup that dies holds
+	// back removals of objects that long at most.
+	LeaseTTL time.Duration
+}
+
+// Create writes a backup into o.Target, which must be empty. With
+// WithFiles every object of the manifest is copied too, verified while
+// copying; an object that is missing or damaged is recorded as such in the
+// manifest (Manifest.Damaged counts them) and does not stop the backup.
+func Create(ctx context.Context, o Options) (Manifest, error) {
+	if empty, err := o.Target.Empty(ctx); err != nil {
+		return Manifest{}, err
+	} else if !empty {
+		return Manifest{}, fmt.Errorf("the backup location %s is not empty", o.Target)
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Minute
+	}
+	lease, err := o.DB.TakeBackupLease(ctx, o.Holder, o.LeaseTTL)
+	if err != nil {
 		return Manifest{}, err
 	}
-	m := Manifest{Created: time.Now().UTC(), Engine: db.Engine(), WithFiles: withFiles}
-	var err error
-	if m.AuditHeadSeq, m.AuditHead, err = db.Head(ctx); err != nil {
-		return m, err
+	defer o.DB.ReleaseBackupLease(context.WithoutCancel(ctx), lease) //nolint:errcheck // it also ends by itself
+	ctx, stop := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		renewLease(ctx, o.DB, lease, o.LeaseTTL, stop)
+	}()
+	defer func() { stop(nil); <-renewed }()
+
+	m := Manifest{Created: time.Now().UTC(), Engine: o.DB.Engine(), WithFiles: o.WithFiles}
+	if err := snapshot(ctx, o.DB, o.DBURL, o.Target, &m); err != nil {
+		return m, causeOf(ctx, err)
 	}
-	switch db.Engine() {
-	case "sqlite":
-		m.Database = "depot.db"
-		if err := createPrivate(filepath.Join(dir, m.Database)); err != nil { // VACUUM INTO fills an empty file
-			return m, err
-		}
-		if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(dir, m.Database)); err != nil {
-			return m, fmt.Errorf("snapshot the SQLite database: %w", err)
-		}
-	default:
-		m.Database = "depot.pgdump"
-		if err := pgDump(ctx, dbURL, filepath.Join(dir, m.Database)); err != nil {
-			return m, err
-		}
-	}
-	after := ""
-	for {
-		recs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 1000})
-		if err != nil {
-			return m, err
-		}
-		for _, r := range recs {
-			e := Entry{Version: r.ID, Key: r.Key, Size: r.Size, SHA256: r.SHA256, Class: r.Class}
-			if withFiles {
-				if err := copyOut(ctx, store, e, filepath.Join(dir, "files")); err != nil {
-					return m, err
-				}
+	crashpoint.Pause(crashpoint.BackupSnapshotTaken)
+	if o.WithFiles {
+		for i := range m.Files {
+			e := &m.Files[i]
+			if e.Damaged, err = copyOut(ctx, o.Store, *e, o.Target); err != nil {
+				return m, causeOf(ctx, err)
 			}
-			m.Files = append(m.Files, e)
-			after = r.ID
-		}
-		if len(recs) < 1000 {
-			break
+			if e.Damaged != "" {
+				m.Damaged++
+			}
 		}
 	}
-	return m, writeManifest(dir, m)
+	// Still leased: no object was removed while they were copied.
+	if err := o.DB.RenewBackupLease(ctx, lease, o.LeaseTTL); err != nil {
+		return m, causeOf(ctx, err)
+	}
+	return m, writeManifest(ctx, o.Target, m)
 }
 
-// copyOut copies the object of one version into root/<version>, verifying
-// its SHA-256.
-func copyOut(ctx context.Context, store *storage.Store, e Entry, root string) error {
+// renewLease renews lease every quarter of ttl until ctx ends; when the
+// lease has ended (it expired: renewals failed for longer than ttl) it
+// stops the backup.
+func renewLease(ctx context.Context, db *servicedb.DB, lease int64, ttl time.Duration, stop context.CancelCauseFunc) {
+	t := time.NewTicker(ttl / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := db.RenewBackupLease(ctx, lease, ttl); depot.ErrorCode(err) == depot.CodeNotFound {
+				stop(err)
+				return
+			}
+		}
+	}
+}
+
+// causeOf prefers the reason the backup was stopped (its lease ended) to
+// the error it caused.
+func causeOf(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// copyOut copies the object of version e into t, verifying its size and
+// SHA-256 while copying. It returns why the object could not be copied
+// intact ("missing", "size_mismatch", "hash_mismatch"; nothing is stored
+// then), or an error that must stop the backup.
+func copyOut(ctx context.Context, store *storage.Store, e Entry, t Target) (string, error) {
 	rc, err := store.Open(ctx, e.Version, 0, -1)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		return "missing", nil
+	}
 	if err != nil {
-		return fmt.Errorf("open a stored object: %w", err)
+		return "", fmt.Errorf("open a stored object: %w", err)
 	}
 	defer rc.Close()
-	dst := filepath.Join(root, e.Version)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), rc, make([]byte, 1<<20))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	err = t.Put(ctx, objectName(e.Version), newVerifier(rc, e.Size, e.SHA256), e.Size)
+	var mm *mismatch
+	if errors.As(err, &mm) {
+		return mm.code, nil
 	}
 	if err != nil {
-		return fmt.Errorf("copy a stored file: %w", err)
+		return "", fmt.Errorf("copy a stored object: %w", err)
 	}
-	if n != e.Size || hex.EncodeToString(h.Sum(nil)) != e.SHA256 {
-		return depot.Errorf(depot.CodeHashMismatch, "a stored file does not match its record; run depot verify")
-	}
-	return nil
+	return "", nil
 }
 
-func writeManifest(dir string, m Manifest) error {
+// mismatch is the error of a verifier whose bytes are not the version's.
+type mismatch struct{ code string }
+
+func (m *mismatch) Error() string {
+	return "the stored bytes do not match the version's record (" + m.code + ")"
+}
+
+// verifier passes on the bytes of r and fails with a *mismatch unless they
+// are exactly size bytes whose SHA-256 is sum. It checks as soon as size
+// bytes have passed, so a reader that stops at the declared size (an S3
+// upload) is checked too.
+type verifier struct {
+	r    io.Reader
+	size int64
+	sum  string
+	h    hash.Hash
+	n    int64
+	done bool
+}
+
+func newVerifier(r io.Reader, size int64, sum string) *verifier {
+	return &verifier{r: r, size: size, sum: sum, h: sha256.New()}
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.done {
+		return 0, io.EOF
+	}
+	if rest := v.size - v.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n := 0
+	var err error
+	if len(p) > 0 {
+		n, err = v.r.Read(p)
+		v.h.Write(p[:n])
+		v.n += int64(n)
+	}
+	switch {
+	case err == io.EOF && v.n < v.size:
+		return n, &mismatch{code: "size_mismatch"}
+	case err != nil && err != io.EOF:
+		return n, err
+	case v.n < v.size:
+		return n, nil
+	}
+	// All size bytes are here: nothing may follow, and the hash must match.
+	var one [1]byte
+	if k, _ := io.ReadFull(v.r, one[:]); k > 0 {
+		return n, &mismatch{code: "size_mismatch"}
+	}
+	if hex.EncodeToString(v.h.Sum(nil)) != v.sum {
+		return n, &mismatch{code: "hash_mismatch"}
+	}
+	v.done = true
+	return n, io.EOF
+}
+
+// writeManifest writes m as the last part of the backup in t.
+func writeManifest(ctx context.Context, t Target, m Manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ManifestName+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, ManifestName))
+	return t.Put(ctx, ManifestName, bytes.NewReader(b), int64(len(b)))
 }
 
-// ReadManifest reads the manifest of the backup in dir.
-func ReadManifest(dir string) (Manifest, error) {
+// ReadManifest reads the manifest of the backup in t.
+func ReadManifest(ctx context.Context, t Target) (Manifest, error) {
 	var m Manifest
-	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	rc, err := t.Open(ctx, ManifestName)
 	if err != nil {
-		return m, fmt.Errorf("no complete backup in this directory: %w", err)
+		return m, fmt.Errorf("no complete backup in %s: %w", t, err)
 	}
-	return m, json.Unmarshal(b, &m)
-}
-
-func emptyDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		return m, fmt.Errorf("the manifest of %s is unreadable: %w", t, err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	if len(entries) > 0 {
-		return errors.New("the backup directory is not empty")
-	}
-	return nil
+	return m, nil
 }
 
 // pgArgs splits a postgres URL into a libpq URL (without the search_path
@@ -192,23 +295,4 @@ func createPrivate(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func pgDump(ctx context.Context, dbURL, out string) error {
-	conn, schema, err := pgArgs(dbURL)
-	if err != nil {
-		return err
-	}
-	if err := createPrivate(out); err != nil {
-		return err
-	}
-	args := []string{"--format=custom", "--no-owner", "--file=" + out}
-	if schema != "" {
-		args = append(args, "--schema="+schema)
-	}
-	cmd := exec.CommandContext(ctx, "pg_dump", append(args, conn)...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("pg_dump: %v: %s", err, strings.TrimSpace(string(b)))
-	}
-	return nil
 }

@@ -198,7 +198,8 @@ func TestAuditCheckpointsCatchTampering(t *testing.T) {
 			checkpointtest.CutTail(t, db(), w.atStop-w.onDemand-1)
 		}, checkpoint.ProblemMissing, func(w witnessed) int64 { return w.onDemand }},
 		{"rollback to an older backup", true, func(t *testing.T, w witnessed, _ func() *servicedb.DB, backupDir string) {
-			depotCLI(t, w.env(), "restore", backupDir, "--force")
+			// An operator (or an attacker with the CLI) who insists.
+			depotCLI(t, w.env(), "restore", backupDir, "--force", "--discard-newer-audit")
 		}, "", func(w witnessed) int64 { return w.onDemand }},
 	}
 	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {

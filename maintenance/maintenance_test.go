@@ -202,6 +202,21 @@ func chunk(off int64, s string) storage.Chunk {
 	return storage.Chunk{Offset: off, Length: int64(len(s)), CRC32C: storage.CRC32C([]byte(s)), Body: strings.NewReader(s)}
 }
 
+// TestCleanupDuringActiveUpload: a paused upload is kept within its expiry
+// plus the lease, renewed by a chunk, and expired only once idle past both.
+//
+// It once failed on a busy machine ("idle session not expired:
+// UploadsOpen:1"): before the services core, the cleanup built a second
+// Store whose ExpireUploads took each session's in-process lock with a
+// 10 ms deadline, through a goroutine (storage/session.go before 91f7155).
+// When the deadline passed before that goroutine was scheduled, the select
+// saw both the lock and ctx.Done ready, picked one at random, and an idle
+// session nobody held was skipped as busy. Reproduced at that commit under
+// two extra CPU hogs: 9 of 163 runs failed; with the deadline set to 1 ns,
+// 18 of 20. Store.Expire now takes the in-process lock with a non-blocking
+// try (free means free) and no deadline, and SQLite has no shared lock, so
+// nothing here depends on scheduling: 115 of 115 runs passed under the same
+// load (PostgreSQL's shared lock is waited for up to 10 s: 53 of 53).
 func TestCleanupDuringActiveUpload(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)

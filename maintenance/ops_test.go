@@ -19,6 +19,7 @@ import (
 	"depot/metrics"
 	"depot/servicedb"
 	"depot/servicedb/servicedbtest"
+	"depot/storage"
 )
 
 // TestVerifyWithDamageIsIntegrityFailed: a verification pass that finds a
@@ -249,4 +250,71 @@ func TestAlertFormats(t *testing.T) {
 	if err := (&maintenance.Alerter{URL: rc.srv.URL, Format: "alertmanager"}).SendReport(ctx, rep); err == nil {
 		t.Fatal("a report in the alertmanager format accepted")
 	}
+}
+
+// TestReportOperations: the storage report carries the storage's free
+// capacity, the bytes held by open uploads, the orphans the last (real)
+// cleanup found and the downloads per cohort, in all three formats.
+func TestReportOperations(t *testing.T) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
+		f := newFixture(t, e, nil, nil)
+		f.put("c1/a.csv", []byte("aaaa"), depot.Permanent, 0)
+		up, err := f.store.CreateUpload(f.ctx, depot.Upload{Key: "c2/big.csv", DeclaredSize: 10, Resumable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.Append(f.ctx, up.ID, chunk(0, "hello")); err != nil {
+			t.Fatal(err)
+		}
+		data := []byte("nobody refers to me")
+		if _, err := f.store.Put(f.ctx, storage.Chunk{Length: int64(len(data)), CRC32C: storage.CRC32C(data), Body: bytes.NewReader(data)}, ""); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := f.db.Append(f.ctx, depot.AuditEvent{Action: depot.ActionDownload, Outcome: depot.OutcomeSuccess,
+				Actor: "alice", Cohort: "c1", Key: "c1/a.csv", DeclaredSize: 4, StoredSize: 4}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.clk.Add(2 * time.Hour) // the orphan is past the stray grace; the upload within its expiry + lease
+		if _, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, true); err != nil { // a dry run is not "the last cleanup"
+			t.Fatal(err)
+		}
+		rep, err := f.m.Report(f.ctx, maintenance.TriggerCLI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Space.Measured || rep.Space.Free <= 0 || rep.Space.Total < rep.Space.Free {
+			t.Fatalf("space: %+v", rep.Space)
+		}
+		if rep.LastCleanup == nil || rep.LastCleanup.OrphanObjects != 1 || rep.LastCleanup.UploadsExpired != 0 {
+			t.Fatalf("last cleanup: %+v", rep.LastCleanup)
+		}
+		if rep.Total.OpenUploads != 1 || rep.Total.OpenUploadBytes != 5 || rep.Total.Downloads != 2 {
+			t.Fatalf("totals: %+v", rep.Total)
+		}
+		for _, c := range rep.Cohorts {
+			if c.Cohort == "c1" && c.Downloads != 2 || c.Cohort == "c2" && c.OpenUploadBytes != 5 {
+				t.Fatalf("cohort %+v", c)
+			}
+		}
+		for format, want := range map[string][]string{
+			"text": {"storage capacity: ", "open uploads: 1 holding 5 B", "1 objects without a version removed", "downloads"},
+			"html": {"storage capacity: ", "open uploads: 1 holding 5 B", "1 objects without a version removed", "<th>downloads</th>"},
+			"json": {`"free_bytes": `, `"open_upload_bytes": 5`, `"orphan_objects": 1`, `"downloads": 2`},
+		} {
+			var b bytes.Buffer
+			if err := maintenance.Render(&b, rep, format); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("%s report lacks %q:\n%s", format, w, b.String())
+				}
+			}
+		}
+	})
 }

@@ -25,6 +25,10 @@ type Report struct {
 	Cohorts           []CohortStats `json:"cohorts"`
 	Total             CohortStats   `json:"total"`
 	Jobs              []JobStatus   `json:"jobs"`
+	// Space is the storage's free capacity; LastCleanup what the last
+	// cleanup found (report_ops.go).
+	Space       StorageSpace   `json:"space"`
+	LastCleanup *CleanupStatus `json:"last_cleanup,omitempty"`
 }
 
 // CohortStats are the figures of one cohort (or of all, in Report.Total).
@@ -244,6 +248,9 @@ func (m *Maintainer) buildReport(ctx context.Context) (Report, error) {
 	}
 	sort.Slice(rep.Cohorts, func(i, j int) bool { return rep.Cohorts[i].Cohort < rep.Cohorts[j].Cohort })
 	rep.Total = total
+	if err := m.addOperations(ctx, &rep); err != nil {
+		return rep, err
+	}
 	fails, err := m.cfg.DB.JobFailuresSince(ctx, since)
 	if err != nil {
 		return rep, err
@@ -328,16 +335,19 @@ func renderText(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "cohort\tfiles\tbytes\tpermanent\ttemporary\tgrowth files\tgrowth bytes\tpending\toverdue\tfailing\tintegrity fail\tunverified\tlast verified\t")
+	fmt.Fprintln(tw, "cohort\tfiles\tbytes\tpermanent\ttemporary\tgrowth files\tgrowth bytes\topen uploads\tupload bytes\tdownloads\tpending\toverdue\tfailing\tintegrity fail\tunverified\tlast verified\t")
 	rows := append(append([]CohortStats{}, rep.Cohorts...), rep.Total)
 	for _, c := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", c.Cohort, c.Files, humanBytes(c.Bytes),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", c.Cohort, c.Files, humanBytes(c.Bytes),
 			c.PermanentFiles, c.TemporaryFiles, signed(c.GrowthFiles, false), signed(c.GrowthBytes, true),
+			c.OpenUploads, humanBytes(c.OpenUploadBytes), c.Downloads,
 			c.PendingCleanups, c.OverdueCleanups, c.CleanupFailing, c.IntegrityFailures, c.Unverified, when(c.LastVerified))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w)
+	renderOperations(w, rep)
 	fmt.Fprintln(w)
 	for _, j := range rep.Jobs {
 		state := "ok"
@@ -418,6 +428,7 @@ func makeChart(title string, cohorts []CohortStats, perm, temp func(CohortStats)
 
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"when": when, "bytes": humanBytes, "signed": signed, "add": func(a, b int) int { return a + b },
+	"space": spaceLine, "lastCleanup": cleanupLine,
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>depot storage report {{.R.ID}}</title>
 <style>
@@ -428,9 +439,11 @@ svg text{font:12px system-ui,sans-serif}
 </style></head><body>
 <h1>depot storage report {{.R.ID}}</h1>
 <p>Generated {{.R.Generated.Format "2006-01-02 15:04:05 MST"}}{{if .R.PreviousGenerated}}; growth since report {{.R.PreviousID}} of {{when .R.PreviousGenerated}}{{end}}.</p>
-<table><thead><tr><th>cohort</th><th>files</th><th>bytes</th><th>permanent</th><th>temporary</th><th>growth (files)</th><th>growth (bytes)</th><th>pending cleanups</th><th>overdue cleanups</th><th>cleanup failing</th><th>integrity failures</th><th>unverified</th><th>last verified</th></tr></thead><tbody>
-{{range .Rows}}<tr{{if eq .Cohort "total"}} class="total"{{end}}><td>{{.Cohort}}</td><td>{{.Files}}</td><td>{{bytes .Bytes}}</td><td>{{.PermanentFiles}}</td><td>{{.TemporaryFiles}}</td><td>{{signed .GrowthFiles false}}</td><td>{{signed .GrowthBytes true}}</td><td>{{.PendingCleanups}}</td><td>{{.OverdueCleanups}}</td><td>{{.CleanupFailing}}</td><td>{{.IntegrityFailures}}</td><td>{{.Unverified}}</td><td>{{when .LastVerified}}</td></tr>
+<table><thead><tr><th>cohort</th><th>files</th><th>bytes</th><th>permanent</th><th>temporary</th><th>growth (files)</th><th>growth (bytes)</th><th>open uploads</th><th>upload bytes</th><th>downloads</th><th>pending cleanups</th><th>overdue cleanups</th><th>cleanup failing</th><th>integrity failures</th><th>unverified</th><th>last verified</th></tr></thead><tbody>
+{{range .Rows}}<tr{{if eq .Cohort "total"}} class="total"{{end}}><td>{{.Cohort}}</td><td>{{.Files}}</td><td>{{bytes .Bytes}}</td><td>{{.PermanentFiles}}</td><td>{{.TemporaryFiles}}</td><td>{{signed .GrowthFiles false}}</td><td>{{signed .GrowthBytes true}}</td><td>{{.OpenUploads}}</td><td>{{bytes .OpenUploadBytes}}</td><td>{{.Downloads}}</td><td>{{.PendingCleanups}}</td><td>{{.OverdueCleanups}}</td><td>{{.CleanupFailing}}</td><td>{{.IntegrityFailures}}</td><td>{{.Unverified}}</td><td>{{when .LastVerified}}</td></tr>
 {{end}}</tbody></table>
+<h2>Storage</h2>
+<ul><li>{{space .R.Space}}</li><li>open uploads: {{.R.Total.OpenUploads}} holding {{bytes .R.Total.OpenUploadBytes}}</li><li>{{lastCleanup .R.LastCleanup}}</li></ul>
 {{range .Charts}}<h2>{{.Title}}</h2>
 <svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{add .Height 20}}" role="img" aria-label="{{.Title}}">
 {{range .Bars}}<text x="0" y="{{add .Y 14}}">{{.Label}}</text>

@@ -214,11 +214,15 @@ func (db *DB) DeletedPaths(ctx context.Context, before time.Time, after string, 
 }
 
 // Referenced reports whether the object id is one that must be kept: the
-// bytes of a version not purged, or of an upload session not yet ended.
+// bytes of a version not purged, or of an upload session not yet ended —
+// or any object while a backup lease is in force (see backup.go): a
+// running backup may still copy the object of a version purged after its
+// snapshot.
 func (db *DB) Referenced(ctx context.Context, id string) (bool, error) {
 	var n int
 	err := db.stmts.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM versions WHERE version_id = $1 AND purged_ms IS NULL)
-		+ (SELECT COUNT(*) FROM uploads WHERE upload_id = $1)`, id).Scan(&n)
+		+ (SELECT COUNT(*) FROM uploads WHERE upload_id = $1)
+		+ (SELECT COUNT(*) FROM backup_leases WHERE expires_ms > $2)`, id, toMS(db.now())).Scan(&n)
 	if err != nil {
 		return false, db.wrap(err, "check object reference")
 	}

@@ -35,11 +35,22 @@ func (s *Store) Stat(ctx context.Context, id string) (ObjectInfo, error) {
 }
 
 // Delete removes object id. It must only be called for an object that no
-// committed version refers to any more (or never did); a missing object is
-// not an error.
+// committed version refers to any more (or never did), after the
+// transaction that stopped referring to it committed; a missing object is
+// not an error. While Options.DeferDelete reports true the object is left
+// in place (nil is returned).
 func (s *Store) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return depot.Errorf(depot.CodeInvalid, "invalid object ID")
+	}
+	if s.opts.DeferDelete != nil {
+		deferred, err := s.opts.DeferDelete(ctx)
+		if err != nil {
+			return depot.WrapError(depot.CodeUnavailable, "cannot tell whether a backup is running", err)
+		}
+		if deferred {
+			return nil
+		}
 	}
 	return storageErr("delete", s.d.Delete(ctx, id))
 }

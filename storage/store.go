@@ -27,6 +27,11 @@ type Options struct {
 	// MaxObjectSize refuses uploads larger than this many bytes with
 	// CodeTooLarge; 0 means no limit.
 	MaxObjectSize int64
+	// DeferDelete, when set, is asked by Delete before it removes an
+	// object; while it reports true (a backup is copying objects), Delete
+	// leaves the object in place and returns nil. The object is then one
+	// that nothing refers to, which a later cleanup removes.
+	DeferDelete func(ctx context.Context) (bool, error)
 }
 
 // Store keeps upload sessions and immutable objects over a Driver and a

@@ -53,11 +53,15 @@ func openDriver(ctx context.Context, raw string) (storage.Driver, error) {
 }
 
 // openStore opens the storage named by raw, with its upload sessions kept
-// in db.
+// in db. Its deletes of objects wait while a backup lease is in force
+// (servicedb.DB.BackupRunning; see backup/).
 func openStore(ctx context.Context, raw string, db *servicedb.DB, opts storage.Options) (*storage.Store, error) {
 	d, err := openDriver(ctx, raw)
 	if err != nil {
 		return nil, err
+	}
+	if opts.DeferDelete == nil {
+		opts.DeferDelete = db.BackupRunning
 	}
 	return storage.New(d, db, opts), nil
 }

@@ -15,3 +15,10 @@ const (
 	// their objects have not been deleted.
 	AfterPurge = "after-purge"
 )
+
+// The steps where a test can hold a process (Pause).
+const (
+	// BackupSnapshotTaken: a backup holds its lease and has taken its
+	// database snapshot and read its manifest; it has copied no object.
+	BackupSnapshotTaken = "backup-snapshot-taken"
+)
