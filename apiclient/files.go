@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"depot"
@@ -190,17 +189,18 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) (dep
 }
 
 // Authenticate asks services who is behind the caller's token and, when
-// cohort and perm are set, whether they may do perm there.
+// cohort and perm are set, whether they may do perm there. The cohort
+// travels in a signed header, never in the URL (no PHI in internal URLs).
 func (c *Client) Authenticate(ctx context.Context, cohort string, perm depot.Permission) (depot.Principal, error) {
 	var p depot.Principal
-	path := wire.PathAuth
-	if cohort != "" {
-		path += "?cohort=" + wireQuery(cohort) + "&permission=" + string(perm)
-	}
 	err := c.retry(ctx, func() error {
-		req, err := c.newRequest(ctx, http.MethodPost, path, nil)
+		req, err := c.newRequest(ctx, http.MethodPost, wire.PathAuth, nil)
 		if err != nil {
 			return err
+		}
+		if cohort != "" {
+			req.Header.Set(wire.HeaderCohort, wire.EncodeKey(cohort))
+			req.Header.Set(wire.HeaderPermission, string(perm))
 		}
 		return c.doJSON(req, &p)
 	})
@@ -220,8 +220,6 @@ func IsNetwork(err error) bool {
 	var ne *netError
 	return errors.As(err, &ne)
 }
-
-func wireQuery(s string) string { return url.QueryEscape(s) }
 
 // RequestCleanup forwards an administrator's cleanup request to services and
 // returns the run's result as raw JSON.

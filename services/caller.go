@@ -194,15 +194,16 @@ func (s *Server) auditFile(ctx context.Context, ev depot.AuditEvent, f *FileStat
 }
 
 // authenticate answers POST /internal/v1/auth: who is behind the forwarded
-// token, and (optionally) may they do a permission in a cohort.
+// token, and (optionally) may they do a permission (HeaderPermission) in a
+// cohort (HeaderCohort; never in the URL, which may be logged).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) {
 	r = withToken(r)
 	c := s.callerOf(r)
-	cohort := r.URL.Query().Get("cohort")
-	perm := depot.Permission(r.URL.Query().Get("permission"))
+	cohort, derr := wire.DecodeKey(r.Header.Get(wire.HeaderCohort))
+	perm := depot.Permission(r.Header.Get(wire.HeaderPermission))
 	var err error
 	if cohort != "" && perm != "" {
-		if verr := depot.ValidateKey(cohort); verr != nil || strings.Contains(cohort, "/") {
+		if verr := depot.ValidateKey(cohort); derr != nil || verr != nil || strings.Contains(cohort, "/") {
 			httpx.WriteError(w, depot.Errorf(depot.CodeInvalidPath, "invalid cohort name"))
 			return
 		}

@@ -24,7 +24,8 @@ const (
 	UploadPrefix = "/internal/v1/uploads/" // + {id}, + {id}/complete
 )
 
-// Header names of the internal API.
+// Header names of the internal API. Every Depot-* header of a request is
+// bound into its signature (internal/httpauth), whether listed here or not.
 const (
 	HeaderUserToken   = "Depot-User-Token"   // the end user's bearer token, forwarded
 	HeaderTrustedUser = "Depot-Trusted-User" // a user vouched for by web's trusted SSO proxy
@@ -43,6 +44,7 @@ const (
 	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
 	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
 	HeaderPermission  = "Depot-Permission"   // a permission the caller must still hold on an upload's cohort
+	HeaderCohort      = "Depot-Cohort"       // percent-encoded cohort of an authorisation request (never in the URL)
 	// HeaderCRC32C is the CRC-32C (Castagnoli, 8 lowercase hex digits) of
 	// an append's body as the sender computed it: services counts the
 	// bytes only if they match.
@@ -75,13 +77,6 @@ type CreateUpload struct {
 type CompleteUpload struct {
 	Size   int64  `json:"size"` // -1: do not check
 	SHA256 string `json:"sha256,omitempty"`
-}
-
-// AuthRequest is the body of POST /internal/v1/auth; the token travels in
-// HeaderUserToken, never in a body that might be logged.
-type AuthRequest struct {
-	Cohort     string           `json:"cohort,omitempty"`
-	Permission depot.Permission `json:"permission,omitempty"`
 }
 
 // ObjectJSON is an object as the internal API returns it.
