@@ -97,7 +97,7 @@ func (s *Server) permit(ctx context.Context, c *caller, key string, perm depot.P
 }
 
 // authenticate1 resolves the user token of c, throttling repeated failures
-// from one client address.
+// from one client address or network (a success does not reset them).
 func (s *Server) authenticate1(ctx context.Context, c *caller) error {
 	if wait, blocked := s.throttle.check(c.clientIP); blocked {
 		ev := c.event(depot.ActionAuthThrottled, "")
@@ -123,7 +123,6 @@ func (s *Server) authenticate1(ctx context.Context, c *caller) error {
 		p, err = s.cfg.DB.Authenticate(ctx, token)
 	}
 	if err == nil {
-		s.throttle.success(c.clientIP)
 		c.principal = p
 		return nil
 	}
