@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"depot/internal/httpauth"
 )
 
 // TestMutualTLS runs both tiers with TLS on the public listener and mutual
@@ -197,7 +199,7 @@ func TestWrongInternalKey(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
 	web2 := start(t, map[string]string{
 		"DEPOT_ROLE": "web", "DEPOT_ADDR": "127.0.0.1:0", "DEPOT_SERVICES_URL": c.services.url(),
-		"DEPOT_INTERNAL_KEY": "ffffffffffffffffffffffffffffffff",
+		"DEPOT_INTERNAL_KEY": httpauth.NewKey(), // a good key, but not one services accepts
 	})
 	get := func(base, path string) int {
 		t.Helper()

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"depot"
+	"depot/internal/httpauth"
 	"depot/metrics"
 	"depot/services"
 	"depot/storage"
 )
 
 // fixtureKey is the internal key of servicesFixture's services handler.
-const fixtureKey = "0123456789abcdef0123456789abcdef"
+var fixtureKey = httpauth.NewKey()
 
 // servicesFixture is the production services handler on what a services
 // process runs on: local storage and a SQLite database in a temporary

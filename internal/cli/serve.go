@@ -105,11 +105,9 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	var clientTLS *tls.Config
-	if strings.HasPrefix(servicesURL, "https://") {
-		if clientTLS, err = tlsconf.Client(s.get(config.ServicesCA), s.get(config.ServicesClientCrt), s.get(config.ServicesClientKey)); err != nil {
-			return usageErr("refusing to start: TLS to services: %v", err)
-		}
+	clientTLS, err := servicesTLS(s, servicesURL)
+	if err != nil {
+		return err
 	}
 	publicTLS, err := serverTLS(s, config.TLSCert, config.TLSKey, config.Var{})
 	if err != nil {
@@ -119,8 +117,10 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return usageErr("%s: %v", config.TrustedProxies.Env, err)
 	}
-	if s.get(config.TrustedUserHeader) != "" && len(proxies) == 0 {
-		return usageErr("refusing to start: %s needs %s", config.TrustedUserHeader.Env, config.TrustedProxies.Env)
+	if s.get(config.TrustedUserHeader) != "" {
+		if err := checkUserHeaderProxies(proxies); err != nil {
+			return err
+		}
 	}
 	log := s.logger().With("role", "web")
 	m := metrics.New("web")
@@ -289,7 +289,9 @@ func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), er
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", h)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// Never the command line: whatever was passed on it (a secret by
+		// mistake) would be served to anyone who reaches this listener.
+		mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
