@@ -33,6 +33,7 @@ var serveVars = []config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
+	config.ServicesTimeout,
 }
 
 func serveCmd(e *env) *cobra.Command {
@@ -105,6 +106,10 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	servicesTimeout, err := s.duration(config.ServicesTimeout)
+	if err != nil {
+		return err
+	}
 	clientTLS, err := servicesTLS(s, servicesURL)
 	if err != nil {
 		return err
@@ -127,6 +132,7 @@ func runWeb(ctx context.Context, s settings) error {
 	client := apiclient.New(apiclient.Config{
 		BaseURL: servicesURL, Key: keys[0], ChunkSize: chunk, Retries: retries, Backoff: backoff,
 		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers, OnRetry: m.ChunkRetries.Inc,
+		ProgressTimeout: servicesTimeout,
 	})
 	defer client.Close()
 	srv := web.New(web.Config{
