@@ -230,3 +230,45 @@ func TestWrongInternalKey(t *testing.T) {
 		t.Errorf("unsigned services readyz: %d, want 200", got)
 	}
 }
+
+// TestCapturedRequestCannotDropAHeader captures a signed internal request
+// that services refuses 403 because of its Depot-Permission header, and
+// sends it again without that header, then with another value: both are
+// refused as badly signed (the review turned the 403 into a 200 by
+// removing the header, which v1 did not sign).
+func TestCapturedRequestCannotDropAHeader(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	depotCLI(t, c.dbEnv(), "users", "add", "bob")
+	depotCLI(t, c.dbEnv(), "cohorts", "grant", "bob", "c1", "uploader")
+	bob := strings.TrimSpace(depotCLI(t, c.dbEnv(), "tokens", "create", "bob"))
+	id := strings.TrimPrefix(tusCreate(t, c.web.url(), bob, 10, "bobs.bin"), tusPath)
+
+	capture := func() *http.Request {
+		req, _ := http.NewRequest("GET", c.services.url()+"/internal/v1/uploads/"+id, nil)
+		req.Header.Set("Depot-User-Token", bob)
+		req.Header.Set("Depot-Permission", "delete")
+		signInternal(req, c.key)
+		return req
+	}
+	send := func(req *http.Request) int {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		return resp.StatusCode
+	}
+	if got := send(capture()); got != http.StatusForbidden {
+		t.Fatalf("bob without the delete permission: %d, want 403", got)
+	}
+	dropped := capture()
+	dropped.Header.Del("Depot-Permission")
+	if got := send(dropped); got != http.StatusUnauthorized {
+		t.Errorf("the captured request without Depot-Permission: %d, want 401 (bad signature)", got)
+	}
+	changed := capture()
+	changed.Header.Set("Depot-Permission", "upload")
+	if got := send(changed); got != http.StatusUnauthorized {
+		t.Errorf("the captured request with another permission: %d, want 401 (bad signature)", got)
+	}
+}

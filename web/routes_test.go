@@ -56,6 +56,12 @@ func (deniedBackend) RequestCleanup(context.Context, bool) (json.RawMessage, err
 	return nil, errDenied
 }
 func (deniedBackend) ChunkSize() int { return 1 << 20 }
+func (deniedBackend) Append(context.Context, string, int64, []byte, bool) (int64, error) {
+	return 0, errDenied
+}
+func (deniedBackend) ChunkBuffer(context.Context) ([]byte, func(), error) {
+	return make([]byte, 1<<20), func() {}, nil
+}
 
 // TestRoutesServedAndDocumented checks both directions: every route in
 // Routes reaches a handler (not the catch-all "no such route"), a path that

@@ -7,10 +7,12 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,14 @@ type Backend interface {
 	CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error)
 	Upload(ctx context.Context, id string, perm depot.Permission) (depot.Upload, error)
 	AppendStream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error)
+	// Append sends one chunk held in memory at offset (a verified
+	// checksummed tus body) and returns the new offset.
+	Append(ctx context.Context, id string, offset int64, chunk []byte, resume bool) (int64, error)
+	// ChunkSize is the size of the chunks the backend holds in memory.
+	ChunkSize() int
+	// ChunkBuffer lends a buffer of ChunkSize bytes from the backend's
+	// bounded pool, waiting while all are in use.
+	ChunkBuffer(ctx context.Context) (buf []byte, release func(), err error)
 	Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error)
 	Abort(ctx context.Context, id string) error
 	PutSession(ctx context.Context, key string, r io.Reader, opts depot.PutOptions, u *depot.Upload) (depot.Object, error)
@@ -114,11 +124,11 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	logged := logFailures(s.cfg.Log, h)
+	served := closeOnRefusal(logFailures(s.cfg.Log, h))
 	if s.cfg.Metrics == nil {
-		return logged
+		return served
 	}
-	return s.cfg.Metrics.Instrument(routeLabel, logged)
+	return s.cfg.Metrics.Instrument(routeLabel, served)
 }
 
 // routeLabel is the metrics label of a public request: its API area, never
@@ -171,6 +181,15 @@ func (s *Server) withCaller(w http.ResponseWriter, r *http.Request, fileName str
 // services (paths, hosts, internals) reaches the client.
 func writeError(w http.ResponseWriter, err error) {
 	noteCause(w, err)
+	var se *statusError
+	if errors.As(err, &se) {
+		httpx.WriteJSON(w, se.status, httpx.ErrorBody{Error: httpx.ErrorDetail{Code: se.code, Message: se.msg}})
+		return
+	}
+	var oe apiclient.OffsetError
+	if errors.As(err, &oe) {
+		w.Header().Set("Upload-Offset", strconv.FormatInt(oe.Current, 10))
+	}
 	code := depot.ErrorCode(err)
 	var local *localError
 	if asLocal(err, &local) {
@@ -203,7 +222,7 @@ func publicMessage(code depot.Code) string {
 	case depot.CodeRangeNotSatisf:
 		return "the requested range is not satisfiable"
 	case depot.CodeTooMany:
-		return "too many requests; try again later"
+		return "too many requests or unfinished uploads; finish or cancel an upload, or try again later"
 	case depot.CodeUnavailable:
 		return "the service is temporarily unavailable; try again"
 	}
