@@ -15,7 +15,7 @@ import (
 )
 
 // TestChunkSentWhole: a chunk reaches the server intact and leaves through
-// wholeChunkConn's one-call path, not net/http's 32 KiB copy loop. If a Go
+// hopConn's path straight from its buffer, not net/http's 32 KiB copy loop. If a Go
 // release changes how the transport copies bodies, this fails and the fast
 // path needs another look (the bytes would still arrive).
 func TestChunkSentWhole(t *testing.T) {
