@@ -3,8 +3,8 @@ package depot
 // Role is a user's role in one cohort.
 type Role string
 
-// Cohort roles. A manager can do everything an uploader and a reader can, and
-// delete files.
+// Cohort roles. A manager can do everything an uploader and a reader can,
+// delete files and manage their history (PermManage).
 const (
 	RoleUploader Role = "uploader"
 	RoleReader   Role = "reader"
@@ -23,6 +23,10 @@ const (
 	PermRead   Permission = "read" // download, stat
 	PermList   Permission = "list"
 	PermDelete Permission = "delete"
+	// PermManage covers what changes a path's history beyond adding a
+	// version: changing its class, restoring an old version, undeleting,
+	// purging bytes for good and placing or releasing holds.
+	PermManage Permission = "manage"
 )
 
 // Principal is an authenticated user with the grants in force at the time of
@@ -50,8 +54,23 @@ func (p Principal) Can(cohort string, perm Permission) bool {
 		return role == RoleReader || role == RoleManager
 	case PermList:
 		return true // every role may see the cohort's listing
-	case PermDelete:
+	case PermDelete, PermManage:
 		return role == RoleManager
 	}
 	return false
+}
+
+// Caller is who makes a request and from where, as the web tier saw it. It
+// travels with every internal request made for one user request, so that
+// services can authenticate, authorise and audit it.
+type Caller struct {
+	// Token is the user's bearer token (never logged).
+	Token string
+	// TrustedUser is a user name vouched for by a trusted single-sign-on
+	// proxy in front of web; used only when Token is empty.
+	TrustedUser string
+	RequestID   string
+	WebNode     string
+	ClientIP    string
+	UserAgent   string
 }

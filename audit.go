@@ -40,6 +40,12 @@ const (
 	ActionRestoreCompleted  Action = "restore.completed"
 	ActionReportGenerated   Action = "report.generated"
 	ActionJobFailed         Action = "job.failed"
+	ActionDownloadCompleted Action = "download.completed" // closes a file.download: bytes moved, stream complete or not
+	ActionUndelete          Action = "file.undelete"
+	ActionPurge             Action = "file.purge" // bytes of a version removed for good
+	ActionRestoreVersion    Action = "file.restore_version"
+	ActionHoldPlaced        Action = "hold.placed"
+	ActionHoldReleased      Action = "hold.released"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -51,6 +57,8 @@ var Actions = []Action{
 	ActionAuthFailed, ActionAuthThrottled, ActionTokenCreated, ActionTokenRevoked,
 	ActionUserCreated, ActionUserDisabled, ActionCohortCreated, ActionGrantChanged,
 	ActionBackupCreated, ActionRestoreCompleted, ActionReportGenerated, ActionJobFailed,
+	ActionDownloadCompleted, ActionUndelete, ActionPurge, ActionRestoreVersion, ActionHoldPlaced,
+	ActionHoldReleased,
 }
 
 // Outcome of an audited operation.

@@ -27,9 +27,12 @@ const (
 	CodeUnauthorized   Code = "unauthorized"      // missing or wrong credentials
 	CodeForbidden      Code = "forbidden"         // authenticated, but not allowed
 	CodeRangeNotSatisf Code = "range_not_satisfiable"
-	CodeTooMany        Code = "too_many_requests" // rate or concurrency limit hit
-	CodeUnavailable    Code = "unavailable"       // a dependency (services, database, storage) is down
-	CodeInternal       Code = "internal"          // a bug or an unexpected failure
+	CodeTooMany        Code = "too_many_requests"   // rate or concurrency limit hit
+	CodeUnavailable    Code = "unavailable"         // a dependency (services, database, storage) is down
+	CodeInternal       Code = "internal"            // a bug or an unexpected failure
+	CodeStorageFull    Code = "storage_full"        // the storage volume has no room left
+	CodePrecondition   Code = "precondition_failed" // an If-Match / If-None-Match condition failed
+	CodeNotModified    Code = "not_modified"        // If-None-Match matched: nothing to send
 )
 
 // Error is an error with a code and a message that is safe to show to a
@@ -82,4 +85,19 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// OffsetError carries the current offset of an upload session inside a
+// CodeOffsetMismatch error.
+type OffsetError struct{ Current int64 }
+
+func (e OffsetError) Error() string { return fmt.Sprintf("current offset is %d", e.Current) }
+
+// CurrentOffset extracts the current offset from an offset-mismatch error.
+func CurrentOffset(err error) (int64, bool) {
+	var oe OffsetError
+	if errors.As(err, &oe) {
+		return oe.Current, true
+	}
+	return 0, false
 }

@@ -1,13 +1,12 @@
 package depot
 
 import (
-	"context"
 	"io"
 	"time"
 )
 
-// Class says how long a file is meant to live. It is declared when the file is
-// created and never inferred later.
+// Class says how long a file version is meant to live. It is declared when
+// the version is uploaded and never inferred later.
 type Class string
 
 // File classes.
@@ -19,13 +18,35 @@ const (
 // Valid reports whether c is a known class.
 func (c Class) Valid() bool { return c == Permanent || c == Temporary }
 
-// Object describes a committed file.
+// Object describes one committed version of a file: its path, the version
+// and its bytes. Versions are immutable: a Version ID always names the same
+// bytes, and its SHA-256 is the file's HTTP entity tag.
 type Object struct {
-	Key     string    `json:"path"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"` // lowercase hex
-	ModTime time.Time `json:"modified"`
-	Class   Class     `json:"class,omitempty"`
+	Key        string    `json:"path"`
+	Version    string    `json:"version"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"` // lowercase hex
+	ModTime    time.Time `json:"modified"`
+	Class      Class     `json:"class,omitempty"`
+	UploadedBy string    `json:"uploaded_by,omitempty"`
+	// CleanupScheduledFor is when a temporary version is due for cleanup.
+	CleanupScheduledFor *time.Time `json:"cleanup_scheduled_for,omitempty"`
+}
+
+// VersionInfo is one version of a path in its history (GET …?versions).
+type VersionInfo struct {
+	Object
+	// Current is set on the version the path shows now (also while the
+	// path is deleted: that is the version an undelete brings back).
+	Current bool `json:"current"`
+}
+
+// History is a path's versions, newest first, and whether the path is
+// deleted (hidden behind a delete marker).
+type History struct {
+	Key      string        `json:"path"`
+	Deleted  *time.Time    `json:"deleted,omitempty"`
+	Versions []VersionInfo `json:"versions"`
 }
 
 // ListPage is one page of a listing, in key order. Next is the cursor for the
@@ -36,10 +57,12 @@ type ListPage struct {
 }
 
 // Upload describes an upload session: bytes are appended at explicit offsets
-// and become a visible object only when the session is completed.
+// and become a new version of Key only when the session is completed. The
+// version's ID is the session's ID.
 type Upload struct {
 	ID           string    `json:"id"`
 	Key          string    `json:"path"`
+	Owner        string    `json:"owner"`
 	Offset       int64     `json:"offset"`
 	DeclaredSize int64     `json:"declared_size"` // -1 when unknown
 	SHA256       string    `json:"declared_sha256,omitempty"`
@@ -47,12 +70,14 @@ type Upload struct {
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
 	Expires      time.Time `json:"expires"`
-	// Meta is free-form session metadata set at creation (cohort, file
-	// name, owner). It may hold PHI and is never logged.
+	// Resumable sessions (tus, the CLI) wait for their client for the
+	// upload expiry; a plain PUT's session cannot be continued by anyone
+	// once its request ends, and is removed as soon as it is idle.
+	Resumable bool `json:"resumable"`
+	// Meta is free-form session metadata set at creation (file name,
+	// protocol). It may hold PHI and is never logged.
 	Meta map[string]string `json:"metadata,omitempty"`
-	// Completed is set once the upload was committed; the session is kept
-	// until it expires so that a client that lost the final answer can ask
-	// again and learn that its upload is complete.
+	// Completed is set once the upload was committed as version ID.
 	Completed bool `json:"completed,omitempty"`
 }
 
@@ -61,28 +86,68 @@ type PutOptions struct {
 	Size   int64  // declared size; -1 when unknown
 	SHA256 string // declared lowercase hex SHA-256; "" when unknown
 	Class  Class  // "" means Permanent
-	// ContentType is informational; depot stores bytes as given.
-	ContentType string
+	// IfMatch, when set, commits the upload only if the path's current
+	// version has this entity tag (its SHA-256) or, for "*", if the path
+	// has a current version (optimistic concurrency).
+	IfMatch string
+	// IfNoneMatch "*" commits the upload only if the path has no current
+	// version (create-only).
+	IfNoneMatch string
 }
 
-// Range selects bytes [Offset, Offset+Length) of an object; Length -1 means to
-// the end.
+// Range selects bytes [Offset, Offset+Length) of an object; Length -1 means
+// to the end. A suffix range (bytes=-N) has Suffix N > 0 and is resolved
+// against the object's size.
 type Range struct {
 	Offset int64
 	Length int64
+	Suffix int64
 }
 
-// Files is what the web tier needs from the services tier. It is implemented
-// by the services core (in-process) and by apiclient (over the internal API).
-// Keys follow ValidateKey. Every method is audited by the services tier.
-type Files interface {
-	// Put streams r into key and returns the committed object. Nothing is
-	// visible under key unless Put returns nil.
-	Put(ctx context.Context, key string, r io.Reader, opts PutOptions) (Object, error)
-	// Open returns the object's description and a reader of the selected
-	// range. rng nil means the whole object.
-	Open(ctx context.Context, key string, rng *Range) (Object, io.ReadCloser, error)
-	Stat(ctx context.Context, key string) (Object, error)
-	Delete(ctx context.Context, key string) error
-	List(ctx context.Context, prefix, after string, limit int) (ListPage, error)
+// Resolve returns the range as an offset and a length within an object of
+// size bytes, and false when it is not satisfiable (it starts past the end).
+func (r Range) Resolve(size int64) (offset, length int64, ok bool) {
+	if r.Suffix > 0 {
+		n := min(r.Suffix, size)
+		if size == 0 {
+			return 0, 0, false
+		}
+		return size - n, n, true
+	}
+	if r.Offset < 0 || r.Offset >= size {
+		return 0, 0, false
+	}
+	length = size - r.Offset
+	if r.Length >= 0 && r.Length < length {
+		length = r.Length
+	}
+	return r.Offset, length, true
+}
+
+// ReadOptions select what a download returns.
+type ReadOptions struct {
+	// Version names the version to read; "" is the current one.
+	Version string
+	// Range selects part of it; nil is the whole version.
+	Range *Range
+	// IfRange is an If-Range validator (an entity tag or an HTTP date):
+	// when it does not match the version, Range is ignored and the whole
+	// version is returned, so that a resumed download never mixes two
+	// versions.
+	IfRange string
+	// IfNoneMatch is an If-None-Match header: when it matches the
+	// version, nothing is read and the answer is CodeNotModified.
+	IfNoneMatch string
+}
+
+// Download is an open read of one version: what it is, which bytes of it
+// Body returns, and how to answer. NotModified (If-None-Match matched)
+// comes without a Body.
+type Download struct {
+	Object      Object
+	Offset      int64
+	Length      int64
+	Partial     bool // Offset and Length select a range (206)
+	NotModified bool
+	Body        io.ReadCloser
 }

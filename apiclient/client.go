@@ -12,10 +12,10 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,8 +66,6 @@ type Client struct {
 	cfg  Config
 	http *http.Client
 	bufs *bufferPool
-
-	wholeBodies atomic.Int64 // request bodies written straight from their chunk (hopConn)
 }
 
 // New returns a Client.
@@ -90,7 +88,7 @@ func New(cfg Config) *Client {
 	c := &Client{cfg: cfg}
 	tr := &http.Transport{
 		Proxy:                 nil, // the internal hop never goes through a proxy
-		DialContext:           dialHop((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext, &c.wholeBodies, cfg.ProgressTimeout),
+		DialContext:           dialHop((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext, cfg.ProgressTimeout),
 		TLSClientConfig:       cfg.TLS,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -120,35 +118,8 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 // ChunkSize returns the configured chunk size.
 func (c *Client) ChunkSize() int { return c.cfg.ChunkSize }
 
-// Caller describes the end user's request; it travels with every internal
-// request of that user request so that services can authorise and audit it.
-type Caller struct {
-	Token string // the user's bearer token
-	// TrustedUser is a user name vouched for by a trusted single-sign-on
-	// proxy in front of web; used only when Token is empty.
-	TrustedUser string
-	RequestID   string
-	ClientIP    string
-	UserAgent   string
-	FileName    string
-	Resume      bool // the request continues an earlier upload
-}
-
-type callerKey struct{}
-
-// WithCaller attaches c to ctx.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// CallerFrom returns the Caller attached to ctx.
-func CallerFrom(ctx context.Context) Caller {
-	c, _ := ctx.Value(callerKey{}).(Caller)
-	return c
-}
-
-// newRequest builds an internal request with the key and caller headers.
-func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+// newRequest builds an internal request with the caller's headers.
+func (c *Client) newRequest(ctx context.Context, cl depot.Caller, method, path string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.cfg.BaseURL+path, body)
 	if err != nil {
 		return nil, depot.WrapError(depot.CodeInternal, "bad internal request", err)
@@ -157,7 +128,6 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 		setChunkBody(req, br)
 	}
 	h := req.Header
-	cl := CallerFrom(ctx)
 	if cl.Token != "" {
 		h.Set(wire.HeaderUserToken, cl.Token)
 	} else if cl.TrustedUser != "" {
@@ -171,9 +141,6 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	}
 	if cl.UserAgent != "" {
 		h.Set(wire.HeaderUserAgent, sanitizeHeader(cl.UserAgent))
-	}
-	if cl.FileName != "" {
-		h.Set(wire.HeaderFileName, wire.EncodeKey(cl.FileName))
 	}
 	if c.cfg.WebNode != "" {
 		h.Set(wire.HeaderWebNode, c.cfg.WebNode)
@@ -201,8 +168,25 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		spec := resp.Header.Get("Content-Range")
+		if total, ok := strings.CutPrefix(spec, "bytes */"); ok {
+			if size, err := strconv.ParseInt(total, 10, 64); err == nil {
+				return nil, &rangeError{size: size, err: decodeError(resp)}
+			}
+		}
+	}
 	return nil, decodeError(resp)
 }
+
+// rangeError is an unsatisfiable range, with the size of the file.
+type rangeError struct {
+	size int64
+	err  error
+}
+
+func (e *rangeError) Error() string { return e.err.Error() }
+func (e *rangeError) Unwrap() error { return e.err }
 
 // decodeError reads an internal error body. Messages from services are
 // client-safe by construction; the offset of a mismatch is preserved.
@@ -232,7 +216,7 @@ func decodeError(resp *http.Response) error {
 	}
 	e := &depot.Error{Code: body.Error.Code, Message: body.Error.Message}
 	if body.Error.Offset != nil {
-		e.Err = OffsetError{Current: *body.Error.Offset}
+		e.Err = depot.OffsetError{Current: *body.Error.Offset}
 	}
 	if transient {
 		return &netError{err: e} // damaged in transit: retried
@@ -249,11 +233,6 @@ type netError struct{ err *depot.Error }
 
 func (e *netError) Error() string { return e.err.Error() }
 func (e *netError) Unwrap() error { return e.err }
-
-// OffsetError carries the services tier's current offset of an upload.
-type OffsetError struct{ Current int64 }
-
-func (e OffsetError) Error() string { return fmt.Sprintf("current offset is %d", e.Current) }
 
 func sanitizeHeader(s string) string {
 	if len(s) > 512 {

@@ -19,8 +19,8 @@ import (
 // intermediate buffer (a copy of every byte, and 256 write(2)s per 8 MiB
 // chunk: a fifth of the web tier's CPU, profiled). ReadFrom recognises a
 // LimitedReader that covers a whole bytes.Reader and writes the reader's
-// bytes in pieces of writePiece, without a copy. Over TLS the transport writes to a tls.Conn
-// instead, which writes its records here.
+// bytes in one call, without a copy. Over TLS the transport writes to a
+// tls.Conn instead, which writes its records here.
 //
 // And it notices a services tier that stopped answering (a hung or
 // SIGSTOPped process still accepts connections and bytes into its socket
@@ -36,14 +36,12 @@ import (
 // request opens a new one.
 type hopConn struct {
 	net.Conn
-	whole *atomic.Int64 // bodies sent whole, for tests
-	watch *stallWatch   // nil: no bound
+	watch *stallWatch // nil: no bound
 }
 
-// writePiece bounds one write, so that progress inside a large chunk is
-// seen between pieces where the system cannot tell how much of a blocked
-// write its peer took (see unsentBytes). Eight writes per 8 MiB chunk cost
-// nothing next to the copy.
+// writePiece bounds one write where the system cannot tell how much of a
+// blocked write its peer took (see unsentBytes), so that progress inside a
+// large chunk is seen between pieces. On Linux a chunk goes in one write.
 const writePiece = 1 << 20
 
 // StallError is the error of a request to services on whose connection no
@@ -69,9 +67,13 @@ func (c *hopConn) Read(p []byte) (int, error) {
 }
 
 func (c *hopConn) Write(p []byte) (int, error) {
+	size := len(p)
+	if c.watch != nil && !unsentKnown {
+		size = writePiece
+	}
 	var done int
 	for done < len(p) {
-		piece := p[done:min(len(p), done+writePiece)]
+		piece := p[done:min(len(p), done+size)]
 		c.watch.begin()
 		n, err := c.Conn.Write(piece)
 		c.watch.end(n)
@@ -89,7 +91,6 @@ func (c *hopConn) ReadFrom(r io.Reader) (int64, error) {
 		if b, ok := lr.R.(chunkBody); ok && int64(b.Len()) <= lr.N {
 			n, err := b.WriteTo(struct{ io.Writer }{c})
 			lr.N -= n
-			c.whole.Add(1)
 			return n, err
 		}
 	}
@@ -128,13 +129,13 @@ func setChunkBody(req *http.Request, br *bytes.Reader) {
 
 // dialHop wraps dial's connections in hopConn, each watched for stalls of
 // stall (0: not watched).
-func dialHop(dial func(ctx context.Context, network, addr string) (net.Conn, error), whole *atomic.Int64, stall time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func dialHop(dial func(ctx context.Context, network, addr string) (net.Conn, error), stall time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return &hopConn{Conn: conn, whole: whole, watch: newStallWatch(conn, stall)}, nil
+		return &hopConn{Conn: conn, watch: newStallWatch(conn, stall)}, nil
 	}
 }
 

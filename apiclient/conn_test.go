@@ -2,57 +2,76 @@ package apiclient
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"sync"
 	"testing"
-
-	"depot"
-	"depot/internal/wire"
+	"time"
 )
 
-// TestChunkSentWhole: a chunk reaches the server intact and leaves through
-// hopConn's path straight from its buffer, not net/http's 32 KiB copy loop. If a Go
-// release changes how the transport copies bodies, this fails and the fast
-// path needs another look (the bytes would still arrive).
+// countingConn records the size of every Write to the connection.
+type countingConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes []int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, len(p))
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// TestChunkSentWhole: a chunk body leaves in one write from its buffer
+// (hopConn, watched for stalls as the web tier's are), not in net/http's
+// 32 KiB copy loop, and arrives intact.
+// If a Go release changes how the transport copies bodies, this fails and
+// the fast path needs another look (the bytes would still arrive).
 func TestChunkSentWhole(t *testing.T) {
-	var got [][32]byte
+	var got [32]byte
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		got = append(got, sha256.Sum256(b))
-		off, _ := strconv.ParseInt(r.Header.Get(wire.HeaderOffset), 10, 64)
-		w.Header().Set(wire.HeaderOffset, strconv.FormatInt(off+int64(len(b)), 10))
-		json.NewEncoder(w).Encode(depot.Upload{ID: "u", Offset: off + int64(len(b))})
+		b, _ := io.ReadAll(r.Body)
+		got = sha256.Sum256(b)
 	}))
 	defer srv.Close()
-	c := New(Config{BaseURL: srv.URL, Key: "0123456789abcdef0123456789abcdef"})
-	defer c.Close()
-
-	var want [][32]byte
-	for i, size := range []int{1, 100 << 10, 8 << 20} {
-		chunk := bytes.Repeat([]byte{byte(i + 1), 2, 3}, size/3+1)[:size]
-		want = append(want, sha256.Sum256(chunk))
-		next, err := c.Append(t.Context(), "u", 10, chunk, false)
-		if err != nil || next != 10+int64(size) {
-			t.Fatalf("chunk of %d bytes: next %d, %v", size, next, err)
+	var conn *countingConn
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
 		}
+		conn = &countingConn{Conn: c}
+		return conn, nil
 	}
-	if len(got) != len(want) {
-		t.Fatalf("server saw %d bodies, want %d", len(got), len(want))
+	client := &http.Client{Transport: &http.Transport{DialContext: dialHop(dial, time.Minute), WriteBufferSize: 256 << 10}}
+	defer client.CloseIdleConnections()
+	chunk := bytes.Repeat([]byte{1, 2, 3, 4}, 2<<20) // 8 MiB
+	req, err := http.NewRequest(http.MethodPatch, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("body %d arrived changed", i)
-		}
+	req.ContentLength = int64(len(chunk))
+	setChunkBody(req, bytes.NewReader(chunk))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := c.wholeBodies.Load(); n != int64(len(want)) {
-		t.Fatalf("%d of %d bodies were sent in one call", n, len(want))
+	resp.Body.Close()
+	if got != sha256.Sum256(chunk) {
+		t.Fatal("the body arrived changed")
+	}
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	whole := false
+	for _, n := range conn.writes {
+		whole = whole || n == len(chunk)
+	}
+	if !whole {
+		t.Fatalf("no single write of the whole %d-byte body; writes: %v", len(chunk), conn.writes)
 	}
 }

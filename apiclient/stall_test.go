@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"depot"
+	"depot/internal/wire"
 )
 
 const stall = 300 * time.Millisecond
@@ -69,11 +70,11 @@ func TestStalledServicesNoticed(t *testing.T) {
 		call     func(c *Client) error
 	}{
 		{"waiting for an answer", true, func(c *Client) error {
-			_, err := c.Authenticate(t.Context(), "c1", depot.PermUpload)
+			_, err := c.Authorize(t.Context(), depot.Caller{}, "c1", depot.PermUpload)
 			return err
 		}},
 		{"writing a chunk nobody reads", false, func(c *Client) error {
-			_, err := c.Append(t.Context(), "0123456789abcdef0123456789abcdef", 0, make([]byte, 32<<20), false)
+			_, _, err := c.AppendChunk(t.Context(), depot.Caller{}, "0123456789abcdef0123456789abcdef", 0, make([]byte, 32<<20), -1, false)
 			return err
 		}},
 	} {
@@ -85,7 +86,8 @@ func TestStalledServicesNoticed(t *testing.T) {
 			err := tc.call(c)
 			took := time.Since(start)
 			var se *StallError
-			if !errors.As(err, &se) || depot.ErrorCode(err) != depot.CodeUnavailable || IsNetwork(err) {
+			var ne *netError
+			if !errors.As(err, &se) || depot.ErrorCode(err) != depot.CodeUnavailable || errors.As(err, &ne) {
 				t.Fatalf("err %v (%T), want an unavailable StallError that is not retried", err, err)
 			}
 			if n := accepted.Load(); n != 1 {
@@ -114,7 +116,7 @@ func TestSlowProgressIsNotAStall(t *testing.T) {
 				}
 				time.Sleep(stall / 15) // slow, but moving: writePiece in about a quarter of stall
 			}
-			json.NewEncoder(w).Encode(depot.Upload{ID: "u", Offset: n})
+			json.NewEncoder(w).Encode(wire.AppendResult{Upload: depot.Upload{ID: "u", Offset: n}})
 			return
 		}
 		w.Header().Set("Content-Length", "3145728")
@@ -133,18 +135,19 @@ func TestSlowProgressIsNotAStall(t *testing.T) {
 
 	chunk := make([]byte, 3<<20) // 48 × stall/15 to take
 	start := time.Now()
-	next, err := c.Append(t.Context(), "0123456789abcdef0123456789abcdef", 0, chunk, false)
-	if err != nil || next != int64(len(chunk)) {
-		t.Fatalf("slow append: next %d, %v", next, err)
+	n, _, err := c.AppendChunk(t.Context(), depot.Caller{}, "0123456789abcdef0123456789abcdef", 0, chunk, -1, false)
+	if err != nil || n != int64(len(chunk)) {
+		t.Fatalf("slow append: %d bytes, %v", n, err)
 	}
 	if took := time.Since(start); took < 2*stall {
 		t.Fatalf("the append took %v; the test needs it slower than %v", took, 2*stall)
 	}
 
-	_, rc, err := c.Open(t.Context(), "c1/a", nil)
+	d, err := c.Open(t.Context(), depot.Caller{}, "c1/a", depot.ReadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc := d.Body
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 4096)
 	var got int
@@ -169,7 +172,7 @@ func TestSlowProgressIsNotAStall(t *testing.T) {
 	// A connection left idle in the pool past ProgressTimeout is closed;
 	// the next request opens another and succeeds.
 	time.Sleep(2 * stall)
-	if _, err := c.Append(t.Context(), "0123456789abcdef0123456789abcdef", 0, []byte("x"), false); err != nil {
+	if _, _, err := c.AppendChunk(t.Context(), depot.Caller{}, "0123456789abcdef0123456789abcdef", 0, []byte("x"), -1, false); err != nil {
 		t.Fatalf("request after an idle period: %v", err)
 	}
 }

@@ -2,11 +2,8 @@ package apiclient
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,197 +15,251 @@ import (
 	"testing/iotest"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"depot"
 	"depot/internal/httpx"
 	"depot/internal/wire"
 )
 
-// fakeSession is a services tier for one upload session: appends are taken
-// under a lock in offset order, an offset past the current one is refused
-// with the current offset (409), and bytes sent again are compared.
-type fakeSession struct {
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeServices keeps upload sessions as the services tier's contract says:
+// one chunk per request at the current offset, its CRC-32C checked, the
+// last chunk recognised when sent again, and a commit with the final chunk
+// (Depot-Complete) or a completion request.
+type fakeServices struct {
 	mu       sync.Mutex
-	data     []byte
-	stall    func(offset int64) time.Duration // delay before taking the lock
-	refused  atomic.Int64                     // offset mismatches answered
-	inFlight atomic.Int64
-	maxSeen  atomic.Int64
-	// damage, when set, says whether the chunk at an offset arrives
-	// damaged (its bytes no longer match its CRC-32C header).
-	damage  func(offset int64) bool
-	damaged atomic.Int64 // chunks answered as damaged in transit
+	data     map[string][]byte
+	last     map[string]string // id → "offset/length/crc" of the last chunk
+	done     map[string]bool
+	inFlight map[string]int
+	maxSeen  atomic.Int64 // most requests of one upload at once
+	// damage, when set, says whether the chunk at an offset arrives damaged
+	// (it is answered transient and not counted).
+	damage    func(offset int64) bool
+	damaged   atomic.Int64
+	completes atomic.Int64 // completions by a request of their own
+	// hold, when set, is called inside each append before it is answered.
+	hold func(offset int64)
 }
 
-func (f *fakeSession) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
-	for m := f.maxSeen.Load(); n > m && !f.maxSeen.CompareAndSwap(m, n); m = f.maxSeen.Load() {
-	}
-	off, _ := strconv.ParseInt(r.Header.Get(wire.HeaderOffset), 10, 64)
-	time.Sleep(f.stall(off))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	cur := int64(len(f.data))
-	if off > cur {
-		f.refused.Add(1)
-		httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: depot.CodeOffsetMismatch, Message: "expected offset", Offset: &cur})
+func newFakeServices() *fakeServices {
+	return &fakeServices{data: map[string][]byte{}, last: map[string]string{}, done: map[string]bool{}, inFlight: map[string]int{}}
+}
+
+func (f *fakeServices) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/complete"), wire.UploadPrefix)
+	if strings.HasSuffix(r.URL.Path, "/complete") {
+		f.completes.Add(1)
+		f.mu.Lock()
+		f.done[id] = true
+		n := int64(len(f.data[id]))
+		f.mu.Unlock()
+		httpx.WriteJSON(w, http.StatusCreated, depot.Object{Version: id, Size: n})
 		return
 	}
+	f.mu.Lock()
+	f.inFlight[id]++
+	if n := int64(f.inFlight[id]); n > f.maxSeen.Load() {
+		f.maxSeen.Store(n)
+	}
+	f.mu.Unlock()
+	defer func() { f.mu.Lock(); f.inFlight[id]--; f.mu.Unlock() }()
+	off, _ := strconv.ParseInt(r.Header.Get(wire.HeaderOffset), 10, 64)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "body: %v", err))
 		return
 	}
-	sum := fmt.Sprintf("%08x", crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
-	if want := r.Header.Get(wire.HeaderCRC32C); want != sum || f.damage != nil && f.damage(off) {
-		if want == "" {
-			httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "chunk without %s", wire.HeaderCRC32C))
-			return
-		}
+	if f.hold != nil {
+		f.hold(off)
+	}
+	crc := r.Header.Get(wire.HeaderCRC32C)
+	if f.damage != nil && f.damage(off) {
 		f.damaged.Add(1)
+		body = append([]byte{body[0] ^ 1}, body[1:]...)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur := int64(len(f.data[id]))
+	mark := strconv.FormatInt(off, 10) + "/" + strconv.Itoa(len(body)) + "/" + crc
+	switch {
+	case off == cur:
+	case off+int64(len(body)) == cur && f.last[id] == mark:
+		httpx.WriteJSON(w, http.StatusOK, wire.AppendResult{Upload: depot.Upload{ID: id, Offset: cur}})
+		return
+	default:
+		httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: depot.CodeOffsetMismatch, Message: "expected offset", Offset: &cur})
+		return
+	}
+	if got := hopSum(body); got != crc {
 		w.Header().Set(wire.HeaderTransient, "1")
 		httpx.WriteError(w, depot.Errorf(depot.CodeUnavailable, "damaged in transit"))
 		return
 	}
-	if have := f.data[off:min(cur, off+int64(len(body)))]; !bytes.Equal(have, body[:len(have)]) {
-		httpx.WriteError(w, depot.Errorf(depot.CodeConflict, "bytes differ"))
-		return
+	f.data[id] = append(f.data[id], body...)
+	f.last[id] = mark
+	res := wire.AppendResult{Upload: depot.Upload{ID: id, Offset: int64(len(f.data[id]))}}
+	if r.Header.Get(wire.HeaderComplete) == "1" {
+		f.done[id] = true
+		res.Version = &depot.Object{Version: id, Size: int64(len(f.data[id]))}
 	}
-	f.data = append(f.data, body[cur-off:]...)
-	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(int64(len(f.data)), 10))
-	json.NewEncoder(w).Encode(depot.Upload{ID: "u", Offset: int64(len(f.data))})
+	_ = json.NewEncoder(w).Encode(res) // 200
 }
 
-// clientOf returns a client of a test server that serves f.
-func clientOf(t *testing.T, f *fakeSession, chunkSize int) *Client {
-	t.Helper()
+func (f *fakeServices) bytes(id string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.data[id]
+}
+
+func newTestClient(t *testing.T, f *fakeServices, chunk, buffers int) *Client {
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	c := New(Config{BaseURL: srv.URL, Key: "0123456789abcdef0123456789abcdef", ChunkSize: chunkSize})
+	c := New(Config{BaseURL: srv.URL, Key: "0123456789abcdef0123456789abcdef", ChunkSize: chunk, MaxBuffers: buffers, Backoff: time.Millisecond})
 	t.Cleanup(c.Close)
 	return c
 }
 
-// pattern returns n bytes that vary with their position.
-func pattern(n, mul, div int) []byte {
-	data := make([]byte, n)
-	for i := range data {
-		data[i] = byte(i * mul / div)
+func testData(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/251)
 	}
-	return data
+	return b
 }
 
-// TestStreamResendsDamagedChunks: every chunk carries its CRC-32C (the fake
-// refuses one without); a chunk that services finds damaged is sent again,
-// and the session ends up with exactly the stream.
+// TestStreamResendsDamagedChunks: a chunk damaged on the way is sent again
+// at its offset; the upload arrives intact.
 func TestStreamResendsDamagedChunks(t *testing.T) {
-	const chunkSize = 64 << 10
-	var mu sync.Mutex
-	seen := map[int64]bool{}
-	f := &fakeSession{stall: func(int64) time.Duration { return 0 }, damage: func(off int64) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		first := !seen[off]
-		seen[off] = true
-		return first // every chunk arrives damaged the first time
-	}}
-	c := clientOf(t, f, chunkSize)
-	data := pattern(5*chunkSize+17, 13, 5)
-	n, err := c.stream(t.Context(), "u", 0, bytes.NewReader(data), false)
-	if err != nil || n != int64(len(data)) {
-		t.Fatalf("stream: %d bytes, %v", n, err)
+	f := newFakeServices()
+	var once sync.Map
+	f.damage = func(off int64) bool { _, seen := once.LoadOrStore(off, true); return !seen && off%2000 == 0 }
+	c := newTestClient(t, f, 1000, 4)
+	data := testData(10_500)
+	n, obj, err := c.AppendStream(t.Context(), depot.Caller{}, "u", 0, bytes.NewReader(data), -1, true)
+	if err != nil || n != int64(len(data)) || obj == nil {
+		t.Fatalf("AppendStream = %d, %v, %v", n, obj, err)
 	}
-	if !bytes.Equal(f.data, data) {
-		t.Fatal("the session holds other bytes than the stream")
+	if !bytes.Equal(f.bytes("u"), data) {
+		t.Fatal("the services tier holds other bytes")
 	}
-	if got := f.damaged.Load(); got < 6 {
-		t.Fatalf("%d chunks answered damaged, want every one of the 6", got)
+	if f.damaged.Load() != 6 {
+		t.Fatalf("%d chunks damaged, want 6", f.damaged.Load())
 	}
 }
 
-// TestStreamTwoChunksInFlight: chunks go out while the one before is still
-// being taken; a chunk that reaches services first is refused and sent
-// again after its predecessor, and the session ends up with exactly the
-// stream, hashed in order, with never more than two requests at once.
-func TestStreamTwoChunksInFlight(t *testing.T) {
-	const chunkSize = 64 << 10
-	for name, stall := range map[string]func(int64) time.Duration{
-		"in order": func(int64) time.Duration { return 0 },
-		// every other chunk is slow to arrive, so the next overtakes it
-		"overtaken": func(off int64) time.Duration {
-			if off/chunkSize%2 == 0 {
-				return 20 * time.Millisecond
-			}
-			return 0
-		},
-		"mixed": func(off int64) time.Duration { return time.Duration(off/chunkSize*7%3) * 5 * time.Millisecond },
+// TestStreamOneRequestAndOneReadAhead: chunks of one upload are sent one at
+// a time, in order, and the next chunk is read while the current one is
+// being sent (the one overlap of the upload path): services holds the
+// first chunk's answer until the client's body is read past it.
+func TestStreamOneRequestAndOneReadAhead(t *testing.T) {
+	f := newFakeServices()
+	data := testData(5 * 1000)
+	src := &signalReader{r: iotest.HalfReader(bytes.NewReader(data)), at: 1000, reached: make(chan struct{})}
+	f.hold = func(off int64) {
+		if off != 0 {
+			return
+		}
+		select {
+		case <-src.reached:
+		case <-time.After(10 * time.Second):
+			t.Error("the next chunk was not read while the first was being sent")
+		}
+	}
+	c := newTestClient(t, f, 1000, 16)
+	n, _, err := c.AppendStream(t.Context(), depot.Caller{}, "u", 0, src, -1, false)
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("AppendStream = %d, %v", n, err)
+	}
+	if !bytes.Equal(f.bytes("u"), data) {
+		t.Fatal("bytes differ")
+	}
+	if m := f.maxSeen.Load(); m != 1 {
+		t.Fatalf("%d requests of one upload at once, want 1", m)
+	}
+}
+
+// signalReader closes reached when it is read past at bytes.
+type signalReader struct {
+	r       io.Reader
+	n, at   int
+	reached chan struct{}
+	once    sync.Once
+}
+
+func (s *signalReader) Read(p []byte) (int, error) {
+	if s.n >= s.at {
+		s.once.Do(func() { close(s.reached) })
+	}
+	k, err := s.r.Read(p)
+	s.n += k
+	return k, err
+}
+
+// TestStreamCommitsWithLastChunk: with the size known, the last chunk
+// commits the upload in its own request; with it unknown, a stream that
+// ends exactly on a chunk boundary needs one completion request.
+func TestStreamCommitsWithLastChunk(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		size, end int
+		completes int64
+	}{
+		{"known size", 2500, 2500, 0},
+		{"unknown size, partial last chunk", 2500, -1, 0},
+		{"unknown size, whole last chunk", 3000, -1, 1},
+		{"empty", 0, -1, 1},
 	} {
-		t.Run(name, func(t *testing.T) {
-			f := &fakeSession{stall: stall}
-			c := clientOf(t, f, chunkSize)
-			data := pattern(20*chunkSize+123, 31, 7)
-			n, err := c.stream(t.Context(), "u", 0, iotest.HalfReader(bytes.NewReader(data)), false)
-			if err != nil || n != int64(len(data)) {
-				t.Fatalf("stream: %d bytes, %v", n, err)
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeServices()
+			c := newTestClient(t, f, 1000, 4)
+			data := testData(tc.size)
+			_, obj, err := c.AppendStream(t.Context(), depot.Caller{}, "u", 0, bytes.NewReader(data), int64(tc.end), true)
+			if err != nil || obj == nil || obj.Size != int64(tc.size) {
+				t.Fatalf("AppendStream: %+v, %v", obj, err)
 			}
-			if !bytes.Equal(f.data, data) {
-				t.Fatalf("the session holds %d bytes that differ from the %d sent", len(f.data), len(data))
-			}
-			if m := f.maxSeen.Load(); m > inFlight {
-				t.Fatalf("%d requests at once, want at most %d", m, inFlight)
-			}
-			t.Logf("requests refused as early: %d, most at once: %d", f.refused.Load(), f.maxSeen.Load())
-			if name == "overtaken" && f.refused.Load() == 0 {
-				t.Fatal("no chunk overtook the one before it: the test did not exercise the resend")
+			if got := f.completes.Load(); got != tc.completes {
+				t.Errorf("%d completion requests, want %d", got, tc.completes)
 			}
 		})
 	}
 }
 
-// TestStreamsShareFewBuffers: more uploads than the pool has buffers for
-// two chunks each all finish: a stream gives a chunk's buffer back as soon
-// as services has it, instead of holding it while it waits for another.
+// TestStreamsShareFewBuffers: many uploads at once through a pool of two
+// buffers all finish (a finished chunk gives its buffer back at once).
 func TestStreamsShareFewBuffers(t *testing.T) {
-	const chunkSize, uploads = 64 << 10, 8
-	sessions := make(map[string]*fakeSession)
-	for i := range uploads {
-		sessions[strconv.Itoa(i)] = &fakeSession{stall: func(off int64) time.Duration { return time.Duration(off/chunkSize%3) * time.Millisecond }}
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sessions[strings.TrimPrefix(r.URL.Path, wire.UploadPrefix)].ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	c := New(Config{BaseURL: srv.URL, Key: "0123456789abcdef0123456789abcdef", ChunkSize: chunkSize, MaxBuffers: uploads})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	data := bytes.Repeat([]byte("0123456789"), 10*chunkSize/10+7)
+	f := newFakeServices()
+	c := newTestClient(t, f, 1000, 2)
+	data := testData(7_777)
 	var wg sync.WaitGroup
-	for id := range sessions {
+	for i := range 8 {
+		id := strconv.Itoa(i)
 		wg.Go(func() {
-			if n, err := c.stream(ctx, id, 0, iotest.HalfReader(bytes.NewReader(data)), false); err != nil || n != int64(len(data)) {
-				t.Errorf("upload %s: %d bytes, %v", id, n, err)
+			if n, _, err := c.AppendStream(t.Context(), depot.Caller{}, id, 0, iotest.HalfReader(bytes.NewReader(data)), -1, false); err != nil || n != int64(len(data)) {
+				t.Errorf("upload %s: %d, %v", id, n, err)
 			}
 		})
 	}
 	wg.Wait()
-	for id, f := range sessions {
-		if !bytes.Equal(f.data, data) {
-			t.Errorf("upload %s: the session holds other bytes", id)
-		}
-	}
 }
 
-// TestStreamReadErrorKeepsBytes: when the body fails part-way, what was read
-// before is appended and counted, and the read error is returned.
+// TestStreamReadErrorKeepsBytes: when the client's body fails, the bytes
+// read before are still appended and the read error is returned.
 func TestStreamReadErrorKeepsBytes(t *testing.T) {
-	const chunkSize = 64 << 10
-	f := &fakeSession{stall: func(int64) time.Duration { return 0 }}
-	c := clientOf(t, f, chunkSize)
-	data := bytes.Repeat([]byte{7}, 3*chunkSize+100)
-	cut := errors.New("client went away")
-	n, err := c.stream(t.Context(), "u", 0, io.MultiReader(bytes.NewReader(data), iotest.ErrReader(cut)), false)
-	if !errors.Is(err, cut) || n != int64(len(data)) || !bytes.Equal(f.data, data) {
-		t.Fatalf("stream: %d bytes counted, %d stored, %v; want %d, %d and the read error", n, len(f.data), err, len(data), len(data))
+	f := newFakeServices()
+	c := newTestClient(t, f, 1000, 4)
+	data := testData(2_500)
+	cut := errors.New("connection reset")
+	n, obj, err := c.AppendStream(t.Context(), depot.Caller{}, "u", 0, io.MultiReader(bytes.NewReader(data), iotest.ErrReader(cut)), -1, true)
+	if !errors.Is(err, cut) || n != int64(len(data)) || obj != nil {
+		t.Fatalf("AppendStream = %d, %v, %v; want %d bytes and the read error", n, obj, err, len(data))
+	}
+	if !bytes.Equal(f.bytes("u"), data) {
+		t.Fatal("the bytes before the error were not appended")
+	}
+	if f.done["u"] {
+		t.Fatal("an interrupted stream was committed")
 	}
 }

@@ -26,11 +26,11 @@ func hopSum(body []byte) string {
 }
 
 // CreateUpload starts an upload session on services.
-func (c *Client) CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error) {
+func (c *Client) CreateUpload(ctx context.Context, cl depot.Caller, req wire.CreateUpload) (depot.Upload, error) {
 	body, _ := json.Marshal(req)
 	var u depot.Upload
 	err := c.retry(ctx, func() error {
-		r, err := c.newRequest(ctx, http.MethodPost, wire.PathUploads, bytes.NewReader(body))
+		r, err := c.newRequest(ctx, cl, http.MethodPost, wire.PathUploads, bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -40,93 +40,90 @@ func (c *Client) CreateUpload(ctx context.Context, req wire.CreateUpload) (depot
 	return u, err
 }
 
-// Upload returns the state of an upload session. A non-empty perm is a
-// permission the caller must still hold on the upload's cohort: services
-// checks it in the same request (forbidden otherwise).
-func (c *Client) Upload(ctx context.Context, id string, perm depot.Permission) (depot.Upload, error) {
+// Upload returns the state of an upload session (open, or completed). With
+// resume, services records that the client came back to it.
+func (c *Client) Upload(ctx context.Context, cl depot.Caller, id string, resume bool) (depot.Upload, error) {
 	var u depot.Upload
 	err := c.retry(ctx, func() error {
-		r, err := c.newRequest(ctx, http.MethodGet, wire.UploadPrefix+id, nil)
+		r, err := c.newRequest(ctx, cl, http.MethodGet, wire.UploadPrefix+id, nil)
 		if err != nil {
 			return err
 		}
-		if CallerFrom(ctx).Resume {
-			r.Header.Set(wire.HeaderResume, "1")
-		}
-		if perm != "" {
-			r.Header.Set(wire.HeaderPermission, string(perm))
-		}
-		return c.doJSON(r, &u)
-	})
-	return u, err
-}
-
-// Append sends chunk at offset with its CRC-32C, retrying network failures
-// (and bytes damaged on the way) at the same offset with backoff. A retry of
-// a chunk that services already stored is harmless: services compares the
-// bytes and answers with the same offset. It returns the new offset.
-func (c *Client) Append(ctx context.Context, id string, offset int64, chunk []byte, resume bool) (int64, error) {
-	var next int64
-	sum := hopSum(chunk)
-	err := c.retry(ctx, func() error {
-		r, err := c.newRequest(ctx, http.MethodPatch, wire.UploadPrefix+id, bytes.NewReader(chunk))
-		if err != nil {
-			return err
-		}
-		r.ContentLength = int64(len(chunk))
-		r.Header.Set("Content-Type", "application/offset+octet-stream")
-		r.Header.Set(wire.HeaderOffset, strconv.FormatInt(offset, 10))
-		r.Header.Set(wire.HeaderCRC32C, sum)
 		if resume {
 			r.Header.Set(wire.HeaderResume, "1")
 		}
-		var u depot.Upload
-		err = c.doJSON(r, &u)
-		var oe OffsetError
-		if errors.As(err, &oe) && oe.Current == offset+int64(len(chunk)) {
-			next = oe.Current // an earlier attempt landed; its response was lost
-			return nil
-		}
+		return c.doJSON(r, &u)
+	})
+	return u, err
+}
+
+// appendChunk is one append request.
+type appendChunk struct {
+	offset int64
+	data   []byte
+	final  bool  // commit the upload after it
+	total  int64 // with final: the upload's expected size, -1 unknown
+}
+
+// append sends a chunk with its CRC-32C, retrying network failures (and
+// bytes damaged on the way) at the same offset with backoff. A retry of a
+// chunk that services already stored is harmless: services recognises its
+// last chunk and answers with the state after it. It returns the new
+// offset and, for a final chunk, the committed version.
+func (c *Client) append(ctx context.Context, cl depot.Caller, id string, ch appendChunk) (int64, *depot.Object, error) {
+	var res wire.AppendResult
+	sum := hopSum(ch.data)
+	err := c.retry(ctx, func() error {
+		r, err := c.newRequest(ctx, cl, http.MethodPatch, wire.UploadPrefix+id, bytes.NewReader(ch.data))
 		if err != nil {
 			return err
 		}
-		next = u.Offset
-		return nil
+		r.ContentLength = int64(len(ch.data))
+		r.Header.Set("Content-Type", "application/offset+octet-stream")
+		r.Header.Set(wire.HeaderOffset, strconv.FormatInt(ch.offset, 10))
+		r.Header.Set(wire.HeaderCRC32C, sum)
+		if ch.final {
+			r.Header.Set(wire.HeaderComplete, "1")
+			if ch.total >= 0 {
+				r.Header.Set(wire.HeaderSize, strconv.FormatInt(ch.total, 10))
+			}
+		}
+		return c.doJSON(r, &res)
 	})
-	return next, err
+	if err != nil {
+		return 0, nil, err
+	}
+	if want := ch.offset + int64(len(ch.data)); res.Upload.Offset != want {
+		return res.Upload.Offset, nil, depot.Errorf(depot.CodeConflict, "the services tier is at offset %d, expected %d", res.Upload.Offset, want)
+	}
+	return res.Upload.Offset, res.Version, nil
 }
 
 // Complete verifies and commits an upload session.
-func (c *Client) Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error) {
-	return c.complete(ctx, id, wire.CompleteUpload{Size: size, SHA256: sha256})
-}
-
-func (c *Client) complete(ctx context.Context, id string, req wire.CompleteUpload) (depot.Object, error) {
-	body, _ := json.Marshal(req)
+func (c *Client) Complete(ctx context.Context, cl depot.Caller, id string, size int64, sha256 string) (depot.Object, error) {
+	body, _ := json.Marshal(wire.CompleteUpload{Size: size, SHA256: sha256})
 	var obj depot.Object
 	err := c.retry(ctx, func() error {
-		r, err := c.newRequest(ctx, http.MethodPost, wire.UploadPrefix+id+"/complete", bytes.NewReader(body))
+		r, err := c.newRequest(ctx, cl, http.MethodPost, wire.UploadPrefix+id+"/complete", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
 		r.Header.Set("Content-Type", "application/json")
-		err = c.doJSON(r, &obj)
-		if depot.ErrorCode(err) == depot.CodeNotFound && obj.Key == "" {
-			// A lost response to a successful complete leaves no session:
-			// the caller confirms with Stat.
-			return err
-		}
-		return err
+		return c.doJSON(r, &obj)
 	})
 	return obj, err
 }
 
-// Abort discards an upload session.
-func (c *Client) Abort(ctx context.Context, id string) error {
+// Abort discards an upload session. reason is the error code for which web
+// gives up on it ("" when its client ended it).
+func (c *Client) Abort(ctx context.Context, cl depot.Caller, id string, reason depot.Code) error {
 	return c.retry(ctx, func() error {
-		r, err := c.newRequest(ctx, http.MethodDelete, wire.UploadPrefix+id, nil)
+		r, err := c.newRequest(ctx, cl, http.MethodDelete, wire.UploadPrefix+id, nil)
 		if err != nil {
 			return err
+		}
+		if reason != "" {
+			r.Header.Set(wire.HeaderReason, string(reason))
 		}
 		resp, err := c.do(r)
 		if err != nil {

@@ -1,6 +1,6 @@
 // Package backup makes a consistent backup of the services tier — a database
-// snapshot, a manifest of every committed file (key, size, SHA-256) and,
-// optionally, the files themselves — and restores it. Snapshots use the
+// snapshot, a manifest of every kept version (ID, path, size, SHA-256) and,
+// optionally, their stored objects — and restores it. Snapshots use the
 // engines' own tools: SQLite's VACUUM INTO, PostgreSQL's pg_dump/pg_restore.
 package backup
 
@@ -36,12 +36,13 @@ type Manifest struct {
 	Files        []Entry   `json:"files"`
 }
 
-// Entry is one committed file.
+// Entry is one kept version.
 type Entry struct {
-	Key    string      `json:"key"`
-	Size   int64       `json:"size"`
-	SHA256 string      `json:"sha256"`
-	Class  depot.Class `json:"class"`
+	Version string      `json:"version"`
+	Key     string      `json:"key"`
+	Size    int64       `json:"size"`
+	SHA256  string      `json:"sha256"`
+	Class   depot.Class `json:"class"`
 }
 
 // ManifestName is the manifest's file name inside a backup directory.
@@ -62,6 +63,9 @@ func Create(ctx context.Context, db *servicedb.DB, dbURL string, store *storage.
 	switch db.Engine() {
 	case "sqlite":
 		m.Database = "depot.db"
+		if err := createPrivate(filepath.Join(dir, m.Database)); err != nil { // VACUUM INTO fills an empty file
+			return m, err
+		}
 		if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, filepath.Join(dir, m.Database)); err != nil {
 			return m, fmt.Errorf("snapshot the SQLite database: %w", err)
 		}
@@ -73,19 +77,19 @@ func Create(ctx context.Context, db *servicedb.DB, dbURL string, store *storage.
 	}
 	after := ""
 	for {
-		recs, err := db.ListFiles(ctx, servicedb.FileFilter{After: after, Limit: 1000})
+		recs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 1000})
 		if err != nil {
 			return m, err
 		}
 		for _, r := range recs {
-			e := Entry{Key: r.Key, Size: r.Size, SHA256: r.SHA256, Class: r.Class}
+			e := Entry{Version: r.ID, Key: r.Key, Size: r.Size, SHA256: r.SHA256, Class: r.Class}
 			if withFiles {
 				if err := copyOut(ctx, store, e, filepath.Join(dir, "files")); err != nil {
 					return m, err
 				}
 			}
 			m.Files = append(m.Files, e)
-			after = r.Key
+			after = r.ID
 		}
 		if len(recs) < 1000 {
 			break
@@ -94,14 +98,15 @@ func Create(ctx context.Context, db *servicedb.DB, dbURL string, store *storage.
 	return m, writeManifest(dir, m)
 }
 
-// copyOut copies one committed file into root, verifying its SHA-256.
+// copyOut copies the object of one version into root/<version>, verifying
+// its SHA-256.
 func copyOut(ctx context.Context, store *storage.Store, e Entry, root string) error {
-	_, rc, err := store.Open(ctx, e.Key, nil)
+	rc, err := store.Open(ctx, e.Version, 0, -1)
 	if err != nil {
-		return fmt.Errorf("open a stored file: %w", err)
+		return fmt.Errorf("open a stored object: %w", err)
 	}
 	defer rc.Close()
-	dst := filepath.Join(root, filepath.FromSlash(e.Key))
+	dst := filepath.Join(root, e.Version)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
@@ -176,9 +181,25 @@ func pgArgs(dbURL string) (conn, schema string, err error) {
 	return u.String(), schema, nil
 }
 
+// createPrivate creates an empty file readable by its owner only.
+// pg_dump and SQLite's VACUUM INTO create theirs with the process umask
+// (0644 under the usual 022); filled into this one instead, the snapshot of
+// the accounts and the audit trail is never readable by others, not even
+// briefly.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 func pgDump(ctx context.Context, dbURL, out string) error {
 	conn, schema, err := pgArgs(dbURL)
 	if err != nil {
+		return err
+	}
+	if err := createPrivate(out); err != nil {
 		return err
 	}
 	args := []string{"--format=custom", "--no-owner", "--file=" + out}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"depot"
 	"depot/storage"
 )
 
@@ -59,23 +58,26 @@ func RestoreDatabase(ctx context.Context, dir, dbURL string, force bool) (Manife
 	}
 }
 
-// RestoreFiles puts every file of the backup back into store, each verified
-// against its size and SHA-256 as it is written. Files already present with
-// the right hash are skipped. It returns how many were restored.
+// RestoreFiles puts the object of every version of the backup back into
+// store, each verified against its size and SHA-256 as it is written.
+// Objects already present with the right bytes are skipped. It returns how
+// many were restored.
 func RestoreFiles(ctx context.Context, dir string, m Manifest, store *storage.Store) (int, error) {
 	if !m.WithFiles {
 		return 0, errors.New("this backup holds no files (made without --files)")
 	}
 	n := 0
 	for _, e := range m.Files {
-		if obj, err := store.Stat(ctx, e.Key); err == nil && obj.SHA256 == e.SHA256 {
+		if ok, err := store.Matches(ctx, e.Version, e.Size, e.SHA256); err != nil {
+			return n, err
+		} else if ok {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, "files", filepath.FromSlash(e.Key)))
+		f, err := os.Open(filepath.Join(dir, "files", e.Version))
 		if err != nil {
-			return n, fmt.Errorf("a file of the manifest is missing from the backup: %w", err)
+			return n, fmt.Errorf("an object of the manifest is missing from the backup: %w", err)
 		}
-		_, err = store.Put(ctx, e.Key, f, depot.PutOptions{Size: e.Size, SHA256: e.SHA256, Class: e.Class})
+		err = store.Restore(ctx, e.Version, f, e.Size, e.SHA256)
 		f.Close()
 		if err != nil {
 			return n, err

@@ -38,10 +38,11 @@ func New(baseURL, token string) *Client {
 	}
 }
 
-// File is a file as the public API lists it.
+// File is a file (one version of it) as the public API lists it.
 type File struct {
 	Cohort   string    `json:"cohort"`
 	Path     string    `json:"path"`
+	Version  string    `json:"version"`
 	Size     int64     `json:"size"`
 	SHA256   string    `json:"sha256"`
 	Modified time.Time `json:"modified"`
@@ -115,9 +116,14 @@ func escapePath(p string) string {
 	return strings.Join(segs, "/")
 }
 
-// Stat returns a file's size and SHA-256.
-func (c *Client) Stat(ctx context.Context, cohort, p string) (File, error) {
-	req, err := c.newRequest(ctx, http.MethodHead, filePath(cohort, p), nil)
+// Stat returns the version, size and SHA-256 of a file's current version,
+// or of version when it is not "".
+func (c *Client) Stat(ctx context.Context, cohort, p, version string) (File, error) {
+	u := filePath(cohort, p)
+	if version != "" {
+		u += "?version=" + url.QueryEscape(version)
+	}
+	req, err := c.newRequest(ctx, http.MethodHead, u, nil)
 	if err != nil {
 		return File{}, err
 	}
@@ -126,7 +132,8 @@ func (c *Client) Stat(ctx context.Context, cohort, p string) (File, error) {
 		return File{}, err
 	}
 	resp.Body.Close()
-	return File{Cohort: cohort, Path: p, Size: resp.ContentLength, SHA256: resp.Header.Get("Depot-Sha256"), Class: resp.Header.Get("Depot-Class")}, nil
+	return File{Cohort: cohort, Path: p, Version: resp.Header.Get("Depot-Version"), Size: resp.ContentLength,
+		SHA256: resp.Header.Get("Depot-Sha256"), Class: resp.Header.Get("Depot-Class")}, nil
 }
 
 // List returns every file under cohort/dir (dir "" for the whole cohort).

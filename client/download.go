@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,16 +15,18 @@ import (
 	"depot"
 )
 
-// Download writes cohort/p to the local file dst. Bytes go to dst + ".part"
-// first; an interrupted download is continued from there with a Range
-// request. The SHA-256 of the result is compared with the server's before
+// Download writes a version of cohort/p (version "": the current one) to
+// the local file dst. Bytes go to dst + ".<version>.part" first; an
+// interrupted download is continued from there with a Range request for
+// the same version, so a file overwritten meanwhile never mixes two
+// versions. The SHA-256 of the result is compared with the server's before
 // dst is renamed into place.
-func (c *Client) Download(ctx context.Context, cohort, p, dst string, progress func(done, total int64)) (File, error) {
-	meta, err := c.Stat(ctx, cohort, p)
+func (c *Client) Download(ctx context.Context, cohort, p, version, dst string, progress func(done, total int64)) (File, error) {
+	meta, err := c.Stat(ctx, cohort, p, version)
 	if err != nil {
 		return File{}, err
 	}
-	part := dst + ".part"
+	part := dst + "." + meta.Version + ".part"
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return File{}, err
@@ -44,7 +47,7 @@ func (c *Client) Download(ctx context.Context, cohort, p, dst string, progress f
 		}
 	}
 	for attempt := 0; have < meta.Size; attempt++ {
-		n, err := c.fetch(ctx, cohort, p, have, io.MultiWriter(f, h), meta.Size, progress)
+		n, err := c.fetch(ctx, cohort, p, meta, have, io.MultiWriter(f, h), progress)
 		have += n
 		if err == nil {
 			break
@@ -66,13 +69,16 @@ func (c *Client) Download(ctx context.Context, cohort, p, dst string, progress f
 	return meta, os.Rename(part, dst)
 }
 
-func (c *Client) fetch(ctx context.Context, cohort, p string, from int64, w io.Writer, total int64, progress func(int64, int64)) (int64, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, filePath(cohort, p), nil)
+// fetch reads version meta of cohort/p from byte from on into w.
+func (c *Client) fetch(ctx context.Context, cohort, p string, meta File, from int64, w io.Writer, progress func(int64, int64)) (int64, error) {
+	total := meta.Size
+	req, err := c.newRequest(ctx, http.MethodGet, filePath(cohort, p)+"?version="+url.QueryEscape(meta.Version), nil)
 	if err != nil {
 		return 0, err
 	}
 	if from > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(from, 10)+"-")
+		req.Header.Set("If-Range", `"`+meta.SHA256+`"`)
 	}
 	resp, err := c.do(req)
 	if err != nil {

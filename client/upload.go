@@ -105,7 +105,7 @@ func (c *Client) Upload(ctx context.Context, local string, opts UploadOptions) (
 	}
 	st.drop(id)
 	local256 := hex.EncodeToString(h.Sum(nil))
-	remote, err := c.Stat(ctx, opts.Cohort, opts.Path)
+	remote, err := c.Stat(ctx, opts.Cohort, opts.Path, "")
 	if err != nil {
 		return res, err
 	}

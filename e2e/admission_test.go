@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"mime/multipart"
 	"net"
@@ -195,45 +194,38 @@ func TestUploadAdmission(t *testing.T) {
 }
 
 // TestOpenUploadsRefusalRelayed: when services refuses to open another
-// upload session for the user (429, its cap on open uploads), web relays
-// the 429 for tus and PUT at once, without reading the body and without
-// retrying. Services' refusal is injected by a proxy on the internal hop.
+// upload session for the user (429: DEPOT_MAX_OPEN_UPLOADS_PER_USER, counted
+// by services), web relays the 429 for tus and for a PUT that needs a
+// session, at once: before reading the body, and without retrying (a
+// recorder on the internal hop counts the session creations).
 func TestOpenUploadsRefusalRelayed(t *testing.T) {
 	var creations atomic.Int64
 	var target atomic.Pointer[url.URL]
-	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target.Load()) }}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/internal/v1/uploads" {
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		if r.In.Method == http.MethodPost && r.In.URL.Path == "/internal/v1/uploads" {
 			creations.Add(1)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{
-				"code": "too_many_requests", "message": "you have 3 unfinished uploads; finish or cancel one"}})
-			return
 		}
-		proxy.ServeHTTP(w, r)
-	})}
+		r.SetURL(target.Load())
+	}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv := &http.Server{Handler: proxy}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	c := newCluster(t, clusterOpts{
-		webEnv: map[string]string{"DEPOT_CHUNK_SIZE": "65536"},
-		servicesURL: func(addr string) string {
-			target.Store(&url.URL{Scheme: "http", Host: addr})
-			return "http://" + ln.Addr().String()
-		},
+		webEnv:      map[string]string{"DEPOT_CHUNK_SIZE": "65536"},
+		servicesEnv: map[string]string{"DEPOT_MAX_OPEN_UPLOADS_PER_USER": "1"},
+		servicesURL: func(addr string) string { target.Store(&url.URL{Scheme: "http", Host: addr}); return "http://" + ln.Addr().String() },
 	})
+	tusCreate(t, c.web.url(), c.token, 100, "open-1.bin") // the user's one open upload
+	creations.Store(0)
 
 	resp := tusReq(t, c.web.url(), c.token, http.MethodPost, tusPath, nil, map[string]string{
-		"Upload-Length": "100", "Upload-Metadata": tusMeta("cohort", "c1", "filename", "open.bin"),
+		"Upload-Length": "100", "Upload-Metadata": tusMeta("cohort", "c1", "filename", "open-2.bin"),
 	})
-	wantStatus(t, "tus creation", resp, http.StatusTooManyRequests)
-	if n := creations.Load(); n != 1 {
-		t.Fatalf("services was asked %d times to create the session, want once (no retry)", n)
-	}
+	wantStatus(t, "tus creation past the open uploads", resp, http.StatusTooManyRequests)
 	for name, head := range map[string]string{
 		"tus creation-with-upload": "POST " + tusPath + " HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1048576\r\n" +
 			"Upload-Metadata: " + tusMeta("cohort", "c1", "filename", "cwu.bin") + "\r\nContent-Type: application/offset+octet-stream\r\n",
@@ -250,6 +242,6 @@ func TestOpenUploadsRefusalRelayed(t *testing.T) {
 		}
 	}
 	if n := creations.Load(); n != 3 {
-		t.Errorf("services was asked %d times to create a session, want 3", n)
+		t.Errorf("services was asked %d times to open a session, want 3 (one per request, no retry)", n)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -97,8 +96,10 @@ func TestAuditConcurrentUploads(t *testing.T) {
 				count[ev.Action]++
 			}
 		}
-		if count[depot.ActionUploadStarted] != n || count[depot.ActionUploadCompleted] != n || len(count) != 2 {
-			t.Fatalf("records of the concurrent uploads: %v, want %d started and %d completed", count, n, n)
+		// A body that fits in one chunk is one request and one record; a
+		// larger one has an upload session, started and completed.
+		if count[depot.ActionUploadStarted] != n/10 || count[depot.ActionUploadCompleted] != n || len(count) != 2 {
+			t.Fatalf("records of the concurrent uploads: %v, want %d started and %d completed", count, n/10, n)
 		}
 	})
 }
@@ -148,12 +149,12 @@ func TestAuditFailClosed(t *testing.T) {
 		}
 		for _, p := range []string{"new.csv", "big.csv"} {
 			expectStatus(t, c.do("GET", "/api/v1/files/c1/"+p, nil, nil), http.StatusNotFound)
-			if _, err := os.Stat(filepath.Join(c.storageDir(), "c1", p)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("%s is on disk after a failed upload: %v", p, err)
+			if _, err := c.currentVersion("c1/" + p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s has a version after a failed upload: %v", p, err)
 			}
 			var n int
-			if err := db.SQL().QueryRowContext(context.Background(), "SELECT count(*) FROM files WHERE storage_key = $1", "c1/"+p).Scan(&n); err != nil || n != 0 {
-				t.Errorf("file state of %s: %d rows, %v", p, n, err)
+			if err := db.SQL().QueryRowContext(context.Background(), "SELECT count(*) FROM versions WHERE storage_key = $1", "c1/"+p).Scan(&n); err != nil || n != 0 {
+				t.Errorf("versions of %s: %d rows, %v", p, n, err)
 			}
 		}
 		listing := expectStatus(t, c.do("GET", "/api/v1/files/c1/", nil, nil), http.StatusOK)
@@ -197,8 +198,8 @@ func TestAuditCLIOutput(t *testing.T) {
 		show := depotCLI(t, c.dbEnv(), "audit", "show", "--cohort", "c1", "--days", "1")
 		for i := range 3 {
 			want := fmt.Sprintf(`path="c1/cli/%d.csv"`, i)
-			if strings.Count(show, want) < 2 {
-				t.Errorf("audit show: fewer than 2 lines with %s:\n%s", want, show)
+			if strings.Count(show, want) < 1 {
+				t.Errorf("audit show: no line with %s:\n%s", want, show)
 			}
 		}
 		if !strings.Contains(show, "upload.completed") || !strings.Contains(show, "file.download") || !strings.Contains(show, "user=alice") {

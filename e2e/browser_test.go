@@ -461,7 +461,7 @@ func TestBrowserUploadResumes(t *testing.T) {
 	}
 
 	// The bytes on the services tier.
-	n, got := hashFile(t, filepath.Join(c.storageDir(), "c1", "2026", "scans", "imaging-export.bin"))
+	n, got := hashFile(t, c.storedPath("c1/2026/scans/imaging-export.bin"))
 	if n != size || got != want {
 		t.Fatalf("stored file: %d bytes, sha %s; want %d bytes, sha %s", n, got, size, want)
 	}
@@ -527,8 +527,24 @@ func TestBrowserUploadResumes(t *testing.T) {
 	if res2.State != "done" || res2.Sha != want2 || resumed2 <= 0 || after >= size2 {
 		t.Fatalf("upload after the reload did not resume and finish: %+v, %d bytes sent", res2, after)
 	}
-	if n, got := hashFile(t, filepath.Join(c.storageDir(), "c1", "2026", "scans", "followup.bin")); n != size2 || got != want2 {
+	if n, got := hashFile(t, c.storedPath("c1/2026/scans/followup.bin")); n != size2 || got != want2 {
 		t.Fatalf("second stored file: %d bytes, sha %s", n, got)
+	}
+
+	// A second version of the file, from outside; the page shows both and
+	// a manager makes the first current again.
+	expectStatus(t, c.do("PUT", "/api/v1/files/c1/2026/scans/followup.bin", strings.NewReader("version two"), nil), http.StatusCreated)
+	poll := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))
+	}
+	run("refresh the list", chromedp.Click(chromedp.CSS("#refresh")),
+		poll(`!!document.querySelector('#files-body tr button[aria-label="Versions of 2026/scans/followup.bin"]')`))
+	run("open the versions", chromedp.Click(chromedp.CSS(`button[aria-label="Versions of 2026/scans/followup.bin"]`)),
+		poll(`document.querySelectorAll('.versions .version').length === 2`))
+	run("make the first version current", chromedp.Click(chromedp.CSS(`.versions .version button[aria-label^="Make version"]`)),
+		poll(`!document.querySelector('.versions-row')`))
+	if got := expectStatus(t, c.do("GET", "/api/v1/files/c1/2026/scans/followup.bin", nil, nil), http.StatusOK); sha(got) != want2 {
+		t.Fatalf("after Make current the file reads %d bytes, want the first version", len(got))
 	}
 
 	b.checkConsole()

@@ -43,6 +43,10 @@ type fault struct {
 	stall   time.Duration
 	rate    int64
 	slowFor int64
+	// downAt > 0 resets the connection (both sides) once downAt bytes of
+	// the server's answers have been forwarded to the client: a download
+	// cut on this hop. Independent of kind.
+	downAt int64
 }
 
 // faultProxy is a TCP proxy for fault injection between two real
@@ -60,9 +64,10 @@ type faultProxy struct {
 	plan    func(conn int64) fault
 	reqPlan func() fault
 
-	conns atomic.Int64
-	up    atomic.Int64 // client→server bytes forwarded, all connections
-	fired [numFaultKinds]atomic.Int64
+	conns    atomic.Int64
+	up       atomic.Int64 // client→server bytes forwarded, all connections
+	downCuts atomic.Int64 // connections reset by fault.downAt
+	fired    [numFaultKinds]atomic.Int64
 
 	cutMu   sync.Mutex
 	cuts    []int64 // ascending total-stream cut points still to come
@@ -244,7 +249,16 @@ func (p *faultProxy) handle(client *net.TCPConn, f fault) {
 	defer p.track(client, false)
 	defer p.track(server, false)
 	done := make(chan struct{})
-	go func() { // server → client, untouched
+	downAt := f.downAt
+	go func() { // server → client, untouched unless cut at downAt
+		if downAt > 0 {
+			if n, _ := io.CopyN(client, server, downAt); n == downAt {
+				p.downCuts.Add(1)
+				resetConn(client, server)
+				close(done)
+				return
+			}
+		}
 		io.Copy(client, server)
 		client.CloseWrite()
 		close(done)

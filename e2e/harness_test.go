@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"depot"
 	"depot/internal/httpauth"
+	"depot/servicedb"
 	"depot/servicedb/servicedbtest"
 )
 
@@ -33,7 +36,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "depot")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/depot")
+	// The crashpoints tag lets a test kill services at a step of a commit
+	// (internal/crashpoint); without DEPOTTEST_CRASH_AT it changes nothing.
+	build := exec.Command("go", "build", "-tags", "crashpoints", "-o", binary, "../cmd/depot")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build depot:", err)
@@ -215,6 +220,8 @@ type cluster struct {
 	services   *proc
 	web        *proc
 	token      string // token of user "alice", manager of cohort "c1"
+	webEnv     map[string]string
+	svcEnv     map[string]string
 }
 
 type clusterOpts struct {
@@ -228,7 +235,8 @@ type clusterOpts struct {
 
 func newCluster(t *testing.T, o clusterOpts) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dataDir: t.TempDir(), key: testKey, dbURL: o.dbURL, storageURL: o.storageURL, storageEnv: o.storageEnv}
+	c := &cluster{t: t, dataDir: t.TempDir(), key: testKey, dbURL: o.dbURL, storageURL: o.storageURL, storageEnv: o.storageEnv,
+		webEnv: o.webEnv, svcEnv: o.servicesEnv}
 	if c.dbURL == "" {
 		c.dbURL = "sqlite://" + filepath.Join(c.dataDir, "depot.db")
 	}
@@ -249,6 +257,36 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 func (c *cluster) dbEnv() map[string]string { return map[string]string{"DEPOT_DATABASE_URL": c.dbURL} }
 
 func (c *cluster) storageDir() string { return filepath.Join(c.dataDir, "files") }
+
+// objectPath is the file of object (version) id in c's local storage.
+func (c *cluster) objectPath(id string) string {
+	return filepath.Join(c.storageDir(), "objects", id[:2], id)
+}
+
+// currentVersion returns the ID of key's current version, read from the
+// database; a file without one is an error wrapping fs.ErrNotExist.
+func (c *cluster) currentVersion(key string) (string, error) {
+	db, err := servicedb.Open(context.Background(), c.dbURL)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	v, err := db.Current(context.Background(), key)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		return "", fmt.Errorf("%s: %w", key, fs.ErrNotExist)
+	}
+	return v.ID, err
+}
+
+// storedPath is the file of key's current version in c's local storage.
+func (c *cluster) storedPath(key string) string {
+	c.t.Helper()
+	id, err := c.currentVersion(key)
+	if err != nil {
+		c.t.Fatalf("current version of %s: %v", key, err)
+	}
+	return c.objectPath(id)
+}
 
 func (c *cluster) servicesEnv(extra map[string]string) map[string]string {
 	env := map[string]string{
@@ -280,6 +318,51 @@ func (c *cluster) startWeb(servicesURL string, extra map[string]string) {
 		env[k] = v
 	}
 	c.web = start(c.t, env)
+}
+
+// restartServices stops services (if it still runs), starts it again on
+// the same data with extra added to its environment, and starts web again
+// in front of it.
+func (c *cluster) restartServices(t *testing.T, extra map[string]string) {
+	t.Helper()
+	c.web.stop()
+	c.services.stop()
+	env := map[string]string{}
+	for k, v := range c.svcEnv {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	c.startServices(env)
+	c.startWeb(c.services.url(), c.webEnv)
+}
+
+// waitExit waits until the process has exited (it killed itself).
+func (p *proc) waitExit(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("pid %d did not exit", p.pid())
+	}
+}
+
+// tryDo sends a request to the web tier as alice and returns its answer,
+// read to the end, or the transport's error.
+func (c *cluster) tryDo(method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(method, c.web.url()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, err
 }
 
 // do sends a request to the web tier as alice.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"path/filepath"
 	"testing"
 )
 
@@ -21,7 +20,7 @@ func TestLargeUpload(t *testing.T) {
 	if got.Size != n || got.SHA256 != sum() {
 		t.Fatalf("PUT 2 GiB answered size %d sha %s, want %d %s", got.Size, got.SHA256, int64(n), sum())
 	}
-	size, onDisk := hashFile(t, filepath.Join(c.storageDir(), "c1", "large", "two-gib.csv"))
+	size, onDisk := hashFile(t, c.storedPath("c1/large/two-gib.csv"))
 	if size != n || onDisk != sum() {
 		t.Fatalf("stored file: size %d sha %s, want %d %s", size, onDisk, int64(n), sum())
 	}

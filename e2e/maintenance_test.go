@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +87,7 @@ func TestMaintenanceCLI(t *testing.T) {
 	}
 
 	// Flip one byte of the stored permanent file.
-	p := filepath.Join(c.storageDir(), "c1", "perm.csv")
+	p := c.storedPath("c1/perm.csv")
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)

@@ -72,3 +72,37 @@ func grep(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestMetricsListenerProbes: each tier's metrics listener answers /healthz
+// and /readyz — /healthz also with the profiler on (DEPOT_PPROF=on once
+// replaced the whole listener's routes) — and its /readyz is the tier's own
+// readiness: web's turns 503 when services is gone.
+func TestMetricsListenerProbes(t *testing.T) {
+	c := newCluster(t, clusterOpts{
+		webEnv:      map[string]string{"DEPOT_METRICS_ADDR": "127.0.0.1:0", "DEPOT_PPROF": "on"},
+		servicesEnv: map[string]string{"DEPOT_METRICS_ADDR": "127.0.0.1:0"},
+	})
+	web, svc := c.web.metricsAddr(), c.services.metricsAddr()
+	get := func(addr, path string, want int) string {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(expectStatus(t, resp, want))
+	}
+	for _, addr := range []string{web, svc} {
+		get(addr, "/healthz", http.StatusOK)
+		if body := get(addr, "/readyz", http.StatusOK); !strings.Contains(body, `"ready"`) {
+			t.Fatalf("%s /readyz: %s", addr, body)
+		}
+		get(addr, "/metrics", http.StatusOK)
+	}
+	get(web, "/debug/pprof/", http.StatusOK)
+	get(svc, "/debug/pprof/", http.StatusNotFound) // off by default
+	c.services.stop()
+	if body := get(web, "/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "services unavailable") {
+		t.Fatalf("web /readyz without services: %s", body)
+	}
+	get(web, "/healthz", http.StatusOK) // alive, not ready
+}

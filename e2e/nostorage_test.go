@@ -97,7 +97,7 @@ func TestWebStoresNothing(t *testing.T) {
 		t.Errorf("working directory changed: before %v, after %v", workBefore, workAfter)
 	}
 	for name, sum := range map[string]string{"put.bin": sum(), "post.bin": want} {
-		size, onDisk := hashFile(t, filepath.Join(c.storageDir(), "c1", "nostore", name))
+		size, onDisk := hashFile(t, c.storedPath("c1/nostore/"+name))
 		if size != n || onDisk != sum {
 			t.Errorf("stored %s: size %d sha %s, want %d %s", name, size, onDisk, int64(n), sum)
 		}

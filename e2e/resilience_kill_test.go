@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -55,7 +54,7 @@ func killMidUpload(t *testing.T, c *cluster, cl *tusClient, proxy *faultProxy, n
 	if r.resumes == 0 || len(after) == 0 || after[0] == 0 {
 		t.Errorf("after the kill the client resumed at %v, want a durable offset > 0", after)
 	}
-	got, n, err := fileSHA(filepath.Join(c.storageDir(), "c1", name))
+	got, n, err := fileSHA(c.storedPath("c1/" + name))
 	if err != nil || n != size || got != wantSHA {
 		t.Fatalf("stored c1/%s: err %v, %d bytes, sha %s, want %d bytes sha %s", name, err, n, got, size, wantSHA)
 	}

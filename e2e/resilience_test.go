@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,8 +319,10 @@ func webGoroutines(t *testing.T, addr string) int {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, err := strconv.ParseFloat(v, 64)
+		// go_goroutines{tier="web"} 42 (or without labels)
+		if line := sc.Text(); strings.HasPrefix(line, "go_goroutines{") || strings.HasPrefix(line, "go_goroutines ") {
+			f := strings.Fields(line)
+			n, err := strconv.ParseFloat(f[len(f)-1], 64)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -425,7 +426,7 @@ func verifyJobs(t *testing.T, c *cluster, folder string, jobs []job, want map[st
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			got, n, err := fileSHA(filepath.Join(c.storageDir(), "c1", j.path))
+			got, n, err := fileSHA(c.storedPath("c1/" + j.path))
 			if err != nil || n != j.size || got != want[j.path].sha {
 				t.Errorf("stored c1/%s: err %v, %d bytes sha %s; want %d bytes sha %s", j.path, err, n, got, j.size, want[j.path].sha)
 			}
@@ -686,7 +687,7 @@ func TestResilience2GiB(t *testing.T) {
 	if front.cutsMade() != 1 || r.resumes == 0 {
 		t.Errorf("client↔web cut %d times, %d resumes; want a cut and a resume", front.cutsMade(), r.resumes)
 	}
-	got, n, err := fileSHA(filepath.Join(c.storageDir(), "c1", "big/2gib.bin"))
+	got, n, err := fileSHA(c.storedPath("c1/big/2gib.bin"))
 	if w := <-wantSHA; err != nil || n != size || got != w {
 		t.Fatalf("stored file: err %v, %d bytes, sha %s, want sha %s", err, n, got, w)
 	}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -111,14 +110,19 @@ func s3Location(t testing.TB, storageURL string) (bucket, prefix string) {
 	return u.Host, prefix
 }
 
-// stored reads the stored bytes of key ("cohort/path") straight from c's
-// storage, bypassing depot: the local file, or the S3 object. A missing
-// object is an error wrapping fs.ErrNotExist.
+// stored reads the stored bytes of key's current version ("cohort/path")
+// straight from c's storage, bypassing depot: the local object file, or the
+// S3 object. A file without a current version is an error wrapping
+// fs.ErrNotExist.
 func (c *cluster) stored(key string) ([]byte, error) {
-	if c.storageURL == "" {
-		return os.ReadFile(filepath.Join(c.storageDir(), filepath.FromSlash(key)))
+	id, err := c.currentVersion(key)
+	if err != nil {
+		return nil, err
 	}
-	return s3Object(c.t, c.storageURL, key)
+	if c.storageURL == "" {
+		return os.ReadFile(c.objectPath(id))
+	}
+	return s3Object(c.t, c.storageURL, "objects/"+id)
 }
 
 func s3Object(t testing.TB, storageURL, key string) ([]byte, error) {

@@ -3,7 +3,6 @@ package maintenance
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 // Alert kinds.
 const (
 	AlertCleanupFailing = "cleanup_failing"  // a file could not be deleted MaxFailures times
-	AlertClassConflict  = "class_conflict"   // record and object disagree about a file's class
 	AlertIntegrity      = "integrity_failed" // a file's bytes, size or presence do not match
 	AlertMissingObject  = "missing_object"   // a committed record has no object
 	AlertMissedRun      = "missed_run"       // a job has not succeeded within twice its period
@@ -37,9 +35,14 @@ type Alert struct {
 	Details  map[string]string `json:"details,omitempty"`
 }
 
-// Alerter logs alerts and POSTs them to a webhook, retrying with backoff.
+// AlertKinds lists every alert kind, in the order of the documentation.
+var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun}
+
+// Alerter logs alerts and POSTs them to a webhook in its Format, retrying
+// with backoff. The same type delivers storage reports (SendReport).
 type Alerter struct {
 	URL     string       // "" means log only
+	Format  string       // FormatJSON (default), FormatSlack, FormatTeams or FormatAlertmanager
 	Client  *http.Client // nil means a client with a 10 s timeout
 	Log     *slog.Logger
 	Retries int           // extra attempts after the first; default 4
@@ -52,19 +55,28 @@ func (a *Alerter) Send(ctx context.Context, al Alert) error {
 	if al.Time.IsZero() {
 		al.Time = time.Now().UTC()
 	}
-	log := a.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log.Warn("alert", "kind", al.Kind, "severity", al.Severity, "job", al.Job, "code", al.Code,
+	a.logger().Warn("alert", "kind", al.Kind, "severity", al.Severity, "job", al.Job, "code", al.Code,
 		"count", al.Count, "audit_seq", al.AuditSeq, "message", al.Message)
 	if a.URL == "" {
 		return nil
 	}
-	body, err := json.Marshal(al)
+	body, err := encodeAlert(a.Format, al)
 	if err != nil {
 		return err
 	}
+	return a.deliver(ctx, "alert", al.Kind, body)
+}
+
+func (a *Alerter) logger() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+// deliver POSTs body, retrying with backoff; what names the payload in the
+// log ("alert", "report") and kind its kind.
+func (a *Alerter) deliver(ctx context.Context, what, kind string, body []byte) error {
 	client := a.Client
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -76,6 +88,7 @@ func (a *Alerter) Send(ctx context.Context, al Alert) error {
 	if backoff <= 0 {
 		backoff = 500 * time.Millisecond
 	}
+	var err error
 	for attempt := 0; ; attempt++ {
 		err = a.post(ctx, client, body)
 		if err == nil {
@@ -90,7 +103,7 @@ func (a *Alerter) Send(ctx context.Context, al Alert) error {
 		case <-time.After(backoff << attempt):
 		}
 	}
-	log.Error("alert delivery failed", "kind", al.Kind, "attempts", retries+1, "err", err.Error())
+	a.logger().Error(what+" delivery failed", "kind", kind, "attempts", retries+1, "err", err.Error())
 	return err
 }
 
@@ -122,9 +135,13 @@ func redactURL(err error) error {
 	return err
 }
 
-// alert sends al filled with this maintainer's node; delivery errors are
-// logged by the Alerter and otherwise ignored (the audit record stands).
+// alert sends al filled with this maintainer's node and counts it in
+// depot_alerts_total; delivery errors are logged by the Alerter and
+// otherwise ignored (the audit record stands).
 func (m *Maintainer) alert(ctx context.Context, al Alert) {
+	if ms := m.cfg.Metrics; ms != nil {
+		ms.Alerts.WithLabelValues(al.Kind).Inc()
+	}
 	al.Node = m.cfg.Node
 	if al.Time.IsZero() {
 		al.Time = m.now()

@@ -8,11 +8,13 @@
 // CLI (`depot cleanup`, `depot verify`, `depot report`): there is one code
 // path. Each run is recorded in the maint_runs table (`depot jobs`).
 //
-// Cleanup never guesses (DESIGN.md invariant 8): it deletes only files that
-// both the files table and the object's own attributes declare temporary,
-// whose cleanup time has come; it never touches an upload session that saw
-// activity within its expiry plus the lease; orphans are reported, never
-// deleted; only crash leftovers older than a grace period are removed.
+// Cleanup never guesses (docs/operations.md, "Cleanup"): it purges only versions declared
+// temporary when they were uploaded, whose cleanup time has come, and the
+// versions of files deleted longer ago than the deleted retention; never a
+// version under a retention hold; never an upload session active within
+// its expiry plus the lease. It removes stored objects only once no version
+// or session refers to them (leftovers of crashes and of failed removals),
+// and reports versions whose object is missing.
 //
 // Logs and alerts carry IDs, counts and codes only: never file names or
 // storage keys (keys contain file names, which may be PHI). The audit trail
@@ -49,6 +51,9 @@ const (
 	TriggerCLI      = "cli"
 )
 
+// dryRunSuffix ends the trigger of a cleanup dry run ("cli-dry-run").
+const dryRunSuffix = servicedb.DryRunTriggerSuffix
+
 // Config configures a Maintainer. DB and Store are required.
 type Config struct {
 	DB    *servicedb.DB
@@ -56,6 +61,9 @@ type Config struct {
 	Log   *slog.Logger
 	// Alerts receives alerts; nil logs them only.
 	Alerts *Alerter
+	// Reports, when set, receives every scheduled storage report
+	// (Alerter.SendReport); nil delivers none.
+	Reports *Alerter
 	// Now is the clock; nil means time.Now.
 	Now  func() time.Time
 	Node string // name of this process in audit records and runs
@@ -67,6 +75,10 @@ type Config struct {
 	// removed, and the age an orphan must reach before it is reported (so
 	// that a commit in progress is not mistaken for one). Default 1h.
 	StrayGrace time.Duration
+	// DeletedRetention is how long the versions of a deleted file are
+	// kept (and the file can be undeleted) before cleanup purges them.
+	// Default 30 days.
+	DeletedRetention time.Duration
 	// MaxFailures is the number of failed attempts to delete one file after
 	// which an alert fires. Default 5.
 	MaxFailures int
@@ -113,6 +125,7 @@ func New(cfg Config) *Maintainer {
 	}
 	def(&cfg.Lease, time.Hour)
 	def(&cfg.StrayGrace, time.Hour)
+	def(&cfg.DeletedRetention, 30*24*time.Hour)
 	def(&cfg.RetryBackoff, 200*time.Millisecond)
 	def(&cfg.CleanupInterval, time.Hour)
 	def(&cfg.VerifyInterval, 24*time.Hour)
@@ -129,7 +142,41 @@ func New(cfg Config) *Maintainer {
 	if cfg.Alerts.Log == nil {
 		cfg.Alerts.Log = cfg.Log
 	}
+	if cfg.Reports != nil && cfg.Reports.Log == nil {
+		cfg.Reports.Log = cfg.Log
+	}
+	if ms := cfg.Metrics; ms != nil {
+		// Every series exists from the start at 0, so that increase() in an
+		// alert rule sees the first failure, not only the second.
+		for _, job := range Jobs {
+			ms.JobDuration.WithLabelValues(job)
+			for _, o := range []string{servicedb.RunSuccess, servicedb.RunFailure, servicedb.RunInterrupted, servicedb.RunIntegrityFailed, outcomeDryRun} {
+				if o == servicedb.RunIntegrityFailed && job != JobVerify || o == outcomeDryRun && job != JobCleanup {
+					continue
+				}
+				ms.JobRuns.WithLabelValues(job, o)
+			}
+		}
+		for _, kind := range AlertKinds {
+			ms.Alerts.WithLabelValues(kind)
+		}
+	}
 	return &Maintainer{cfg: cfg, log: cfg.Log.With("component", "maintenance")}
+}
+
+// outcomeDryRun is the depot_job_runs_total outcome of a cleanup dry run:
+// it is recorded as a success of trigger "…-dry-run" in maint_runs, and is
+// not a cleanup that ran (servicedb.DB.LastJobSuccess skips it).
+const outcomeDryRun = "dry_run"
+
+// runOutcome makes a verification pass that found damaged or missing files
+// a run of its own outcome: it completed (its cursor is cleared, the missed
+// run check counts it), but it is not a success.
+func (r *VerifyResult) runOutcome() string {
+	if r.Failed > 0 {
+		return servicedb.RunIntegrityFailed
+	}
+	return servicedb.RunSuccess
 }
 
 // Interval returns the period of job.
@@ -158,6 +205,11 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 	outcome, code := servicedb.RunSuccess, ""
 	switch {
 	case err == nil:
+		if o, ok := summary.(interface{ runOutcome() string }); ok {
+			if outcome = o.runOutcome(); outcome != servicedb.RunSuccess {
+				code = outcome
+			}
+		}
 	case ctx.Err() != nil:
 		// Cut short by a shutdown (or a caller giving up): not a failure
 		// of the job. Verification resumes from its cursor next time.
@@ -174,12 +226,18 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 	}
 	dur := time.Since(start)
 	if ms := m.cfg.Metrics; ms != nil {
-		ms.JobRuns.WithLabelValues(job, outcome).Inc()
+		label := outcome
+		if strings.HasSuffix(trigger, dryRunSuffix) && outcome == servicedb.RunSuccess {
+			label = outcomeDryRun
+		}
+		ms.JobRuns.WithLabelValues(job, label).Inc()
 		ms.JobDuration.WithLabelValues(job).Observe(dur.Seconds())
 	}
 	switch {
 	case outcome == servicedb.RunInterrupted:
 		m.log.Warn("job interrupted", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds())
+	case outcome == servicedb.RunIntegrityFailed:
+		m.log.Error("job found damaged files", "job", job, "run", id, "trigger", trigger, "duration_ms", dur.Milliseconds(), "summary", json.RawMessage(b))
 	case err != nil:
 		m.log.Error("job failed", "job", job, "run", id, "trigger", trigger, "code", code, "duration_ms", dur.Milliseconds())
 		_, _ = m.audit(context.WithoutCancel(ctx), depot.AuditEvent{
@@ -195,12 +253,24 @@ func (m *Maintainer) run(ctx context.Context, job, trigger string, fn func(ctx c
 // audit appends ev as the system actor. The error must be honoured: an
 // operation whose audit record cannot be written must not proceed.
 func (m *Maintainer) audit(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent, error) {
+	return m.auditWith(ctx, ev, nil)
+}
+
+// auditWith is audit that also applies change in the record's transaction
+// (servicedb.AppendWith). A change that refuses returns its own error.
+func (m *Maintainer) auditWith(ctx context.Context, ev depot.AuditEvent, change servicedb.Change) (depot.AuditEvent, error) {
 	ev.Actor, ev.AuthMethod, ev.ServerRole, ev.WebNode = "system", "job", "services", m.cfg.Node
 	if ev.UploadID == "" {
 		ev.DeclaredSize = -1 // not an upload
 	}
-	out, err := m.cfg.DB.Append(ctx, ev)
-	if err != nil {
+	var out depot.AuditEvent
+	var err error
+	if change != nil {
+		out, err = m.cfg.DB.AppendWith(ctx, ev, change)
+	} else {
+		out, err = m.cfg.DB.Append(ctx, ev)
+	}
+	if depot.ErrorCode(err) == depot.CodeUnavailable {
 		m.log.Error("audit write failed", "action", string(ev.Action), "code", string(depot.ErrorCode(err)))
 	}
 	return out, err

@@ -75,19 +75,23 @@ func (w *webhook) kinds() map[string]int {
 	return out
 }
 
-// failingDriver makes Delete fail for keys with the given prefix.
+// failingDriver makes Delete fail for the objects in fail.
 type failingDriver struct {
 	storage.Driver
-	prefix  string
+	mu      sync.Mutex
+	fail    map[string]bool
 	deletes atomic.Int32
 }
 
-func (d *failingDriver) Delete(ctx context.Context, key string) error {
-	if strings.HasPrefix(key, d.prefix) {
+func (d *failingDriver) Delete(ctx context.Context, id string) error {
+	d.mu.Lock()
+	bad := d.fail[id]
+	d.mu.Unlock()
+	if bad {
 		d.deletes.Add(1)
 		return errors.New("injected: read-only file system")
 	}
-	return d.Driver.Delete(ctx, key)
+	return d.Driver.Delete(ctx, id)
 }
 
 type fixture struct {
@@ -117,7 +121,7 @@ func newFixture(t testing.TB, e servicedbtest.EngineURL, wrap func(storage.Drive
 	db.Now = clk.Now
 	root := t.TempDir()
 	var drv storage.Driver
-	drv, err = localstore.New(root)
+	drv, err = localstore.Open(root, localstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +129,13 @@ func newFixture(t testing.TB, e servicedbtest.EngineURL, wrap func(storage.Drive
 		drv = wrap(drv)
 	}
 	t.Cleanup(func() { drv.Close() })
-	store := storage.New(drv, storage.Options{UploadExpiry: time.Hour, Now: clk.Now})
+	store := storage.New(drv, db, storage.Options{UploadExpiry: time.Hour, Now: clk.Now})
 	hook := newWebhook(t)
 	cfg := maintenance.Config{
 		DB: db, Store: store, Now: clk.Now, Node: "test",
 		Alerts: &maintenance.Alerter{URL: hook.srv.URL, Retries: 3, Backoff: time.Millisecond},
 		Lease:  time.Hour, StrayGrace: time.Hour, MaxFailures: 3, DeleteAttempts: 3, RetryBackoff: time.Millisecond,
+		DeletedRetention: 48 * time.Hour,
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -138,28 +143,42 @@ func newFixture(t testing.TB, e servicedbtest.EngineURL, wrap func(storage.Drive
 	return &fixture{t: t, ctx: ctx, db: db, store: store, root: root, clk: clk, hook: hook, m: maintenance.New(cfg), cfg: cfg}
 }
 
-// put stores a committed file and its record, as the services tier does.
-func (f *fixture) put(key string, data []byte, class depot.Class, ttl time.Duration) {
+// put stores data as a new version of key, as the services tier does, and
+// returns the version's ID.
+func (f *fixture) put(key string, data []byte, class depot.Class, ttl time.Duration) string {
 	f.t.Helper()
-	obj, err := f.store.PutBytes(f.ctx, key, data, class)
+	obj, err := f.store.Put(f.ctx, storage.Chunk{Length: int64(len(data)), CRC32C: storage.CRC32C(data), Body: bytes.NewReader(data)}, "")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	rec := servicedb.FileRecord{Key: key, Cohort: strings.SplitN(key, "/", 2)[0], Size: obj.Size, SHA256: obj.SHA256,
+	v := servicedb.Version{ID: obj.ID, Key: key, Cohort: strings.SplitN(key, "/", 2)[0], Size: obj.Size, SHA256: obj.SHA256,
 		Class: class, UploadedBy: "alice"}
 	if class == depot.Temporary {
 		at := f.clk.Now().Add(ttl)
-		rec.CleanupScheduledFor = &at
+		v.CleanupScheduledFor = &at
 	}
-	if err := f.db.PutFile(f.ctx, rec); err != nil {
+	ev := depot.AuditEvent{Action: depot.ActionUploadCompleted, Outcome: depot.OutcomeSuccess, Actor: "alice", Key: key,
+		Cohort: v.Cohort, DeclaredSize: -1, StoredSize: obj.Size}
+	if _, err := f.db.AppendWith(f.ctx, ev, servicedb.CommitVersion(servicedb.Commit{Version: v, MayChangeClass: true})); err != nil {
+		f.t.Fatal(err)
+	}
+	return obj.ID
+}
+
+// change applies a manager's change to the database, audited as action.
+func (f *fixture) change(action depot.Action, c servicedb.Change) {
+	f.t.Helper()
+	if _, err := f.db.AppendWith(f.ctx, depot.AuditEvent{Action: action, Outcome: depot.OutcomeSuccess, DeclaredSize: -1, StoredSize: -1}, c); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
-func (f *fixture) exists(key string) bool {
-	_, err := f.store.Driver().Stat(f.ctx, key)
+func (f *fixture) exists(id string) bool {
+	_, err := f.store.Stat(f.ctx, id)
 	return err == nil
 }
+
+func (f *fixture) objectPath(id string) string { return filepath.Join(f.root, "objects", id[:2], id) }
 
 func (f *fixture) events(action depot.Action) []depot.AuditEvent {
 	f.t.Helper()
@@ -179,14 +198,18 @@ func engines(t *testing.T, fn func(t *testing.T, e servicedbtest.EngineURL)) {
 	}
 }
 
+func chunk(off int64, s string) storage.Chunk {
+	return storage.Chunk{Offset: off, Length: int64(len(s)), CRC32C: storage.CRC32C([]byte(s)), Body: strings.NewReader(s)}
+}
+
 func TestCleanupDuringActiveUpload(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
-		up, err := f.store.CreateUpload(f.ctx, "c1/big.csv", storage.UploadOptions{Size: 10, Class: depot.Permanent})
+		up, err := f.store.CreateUpload(f.ctx, depot.Upload{Key: "c1/big.csv", DeclaredSize: 10, Resumable: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.store.Append(f.ctx, up.ID, 0, strings.NewReader("hello")); err != nil {
+		if _, err := f.store.Append(f.ctx, up.ID, chunk(0, "hello")); err != nil {
 			t.Fatal(err)
 		}
 		// Paused: still inside its expiry, then past the expiry but
@@ -206,7 +229,7 @@ func TestCleanupDuringActiveUpload(t *testing.T) {
 			}
 		}
 		// The client resumes: activity renews the session.
-		if _, err := f.store.Append(f.ctx, up.ID, 5, strings.NewReader("wor")); err != nil {
+		if _, err := f.store.Append(f.ctx, up.ID, chunk(5, "wor")); err != nil {
 			t.Fatal(err)
 		}
 		f.clk.Add(2*time.Hour - time.Minute) // expiry + lease - 1m after the last activity
@@ -228,26 +251,21 @@ func TestCleanupDuringActiveUpload(t *testing.T) {
 		if len(evs) != 1 || evs[0].UploadID != up.ID || evs[0].BytesTransferred != 8 || evs[0].Actor != "system" {
 			t.Fatalf("upload.expired audit: %+v", evs)
 		}
-		strays, _ := f.store.Driver().Strays(f.ctx)
-		if len(strays) != 0 {
+		if strays, _ := f.store.Strays(f.ctx); len(strays) != 0 {
 			t.Fatalf("staging left behind: %d", len(strays))
 		}
 	})
 }
 
-func TestPermanentNeverDeleted(t *testing.T) {
+// TestPermanentNeverRemoved: no run of any job ever removes a permanent
+// version, also when a later version of the same file is temporary (a
+// manager's class change) and goes.
+func TestPermanentNeverRemoved(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
-		f.put("c1/keep.csv", []byte("permanent data"), depot.Permanent, 0)
-		// A record that claims temporary over an object declared
-		// permanent: refused, never guessed.
-		f.put("c1/conflict.csv", []byte("declared permanent"), depot.Permanent, 0)
-		at := f.clk.Now().Add(time.Hour)
-		rec, _ := f.db.GetFile(f.ctx, "c1/conflict.csv")
-		rec.Class, rec.CleanupScheduledFor = depot.Temporary, &at
-		if err := f.db.PutFile(f.ctx, rec); err != nil {
-			t.Fatal(err)
-		}
+		keep := f.put("c1/keep.csv", []byte("permanent data"), depot.Permanent, 0)
+		first := f.put("c1/changed.csv", []byte("declared permanent"), depot.Permanent, 0)
+		scratch := f.put("c1/changed.csv", []byte("scratch"), depot.Temporary, time.Hour)
 		for _, age := range []time.Duration{time.Hour, 24 * time.Hour, 100 * 365 * 24 * time.Hour} {
 			f.clk.Add(age)
 			if _, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false); err != nil {
@@ -259,24 +277,21 @@ func TestPermanentNeverDeleted(t *testing.T) {
 			if _, err := f.m.Report(f.ctx, maintenance.TriggerCLI); err != nil {
 				t.Fatal(err)
 			}
-			for _, k := range []string{"c1/keep.csv", "c1/conflict.csv"} {
-				if !f.exists(k) {
-					t.Fatalf("%s deleted after %v", k, age)
+			for _, id := range []string{keep, first} {
+				if !f.exists(id) {
+					t.Fatalf("permanent version %s removed after %v", id, age)
 				}
-				if _, err := f.db.GetFile(f.ctx, k); err != nil {
-					t.Fatalf("%s record gone: %v", k, err)
+				if v, err := f.db.Version(f.ctx, id); err != nil || v.Purged != nil {
+					t.Fatalf("permanent version %s purged: %+v %v", id, v, err)
 				}
 			}
 		}
-		if n := len(f.events(depot.ActionCleanupCompleted)); n != 0 {
-			t.Fatalf("%d cleanup.completed records", n)
+		if f.exists(scratch) {
+			t.Fatal("the due temporary version was kept")
 		}
-		fails := f.events(depot.ActionCleanupFailed)
-		if len(fails) == 0 || fails[0].ErrorCode != "class_conflict" {
-			t.Fatalf("class conflict not audited: %+v", fails)
-		}
-		if f.hook.kinds()[maintenance.AlertClassConflict] == 0 {
-			t.Fatal("class conflict not alerted")
+		evs := f.events(depot.ActionCleanupCompleted)
+		if len(evs) != 1 || evs[0].Metadata["version"] != scratch {
+			t.Fatalf("cleanup.completed: %+v", evs)
 		}
 	})
 }
@@ -284,27 +299,27 @@ func TestPermanentNeverDeleted(t *testing.T) {
 func TestTemporaryRemovedWhenDue(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
-		f.put("c1/tmp.csv", []byte("scratch"), depot.Temporary, 2*time.Hour)
-		f.put("c1/keep.csv", []byte("keep"), depot.Permanent, 0)
+		tmp := f.put("c1/tmp.csv", []byte("scratch"), depot.Temporary, 2*time.Hour)
+		keep := f.put("c1/keep.csv", []byte("keep"), depot.Permanent, 0)
 		f.clk.Add(time.Hour)
 		res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
-		if err != nil || res.Deleted != 0 || !f.exists("c1/tmp.csv") {
+		if err != nil || res.Deleted != 0 || !f.exists(tmp) {
 			t.Fatalf("deleted before due: %+v %v", res, err)
 		}
 		f.clk.Add(90 * time.Minute)
 		dry, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, true)
-		if err != nil || dry.Due != 1 || dry.Deleted != 0 || !f.exists("c1/tmp.csv") {
+		if err != nil || dry.Due != 1 || dry.Deleted != 0 || !f.exists(tmp) {
 			t.Fatalf("dry run: %+v %v", dry, err)
 		}
 		res, err = f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
 		if err != nil || res.Deleted != 1 || res.DeletedBytes != 7 {
 			t.Fatalf("due file not deleted: %+v %v", res, err)
 		}
-		if f.exists("c1/tmp.csv") || !f.exists("c1/keep.csv") {
-			t.Fatal("wrong files deleted")
+		if f.exists(tmp) || !f.exists(keep) {
+			t.Fatal("wrong versions removed")
 		}
-		if _, err := f.db.GetFile(f.ctx, "c1/tmp.csv"); depot.ErrorCode(err) != depot.CodeNotFound {
-			t.Fatalf("record kept: %v", err)
+		if _, err := f.db.Current(f.ctx, "c1/tmp.csv"); depot.ErrorCode(err) != depot.CodeNotFound {
+			t.Fatalf("the file is still visible: %v", err)
 		}
 		evs := f.events(depot.ActionCleanupCompleted)
 		if len(evs) != 1 || evs[0].Key != "c1/tmp.csv" || evs[0].FileClass != depot.Temporary || evs[0].Cohort != "c1" {
@@ -320,22 +335,68 @@ func TestTemporaryRemovedWhenDue(t *testing.T) {
 	})
 }
 
-func TestFailingDeleteRetriedThenAlerted(t *testing.T) {
+// TestHoldKeepsDueVersions: a retention hold keeps due temporary versions
+// and deleted files past their retention until it is released.
+func TestHoldKeepsDueVersions(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
-		var fd *failingDriver
-		f := newFixture(t, e, func(d storage.Driver) storage.Driver {
-			fd = &failingDriver{Driver: d, prefix: "c1/stuck"}
-			return fd
-		}, nil)
+		f := newFixture(t, e, nil, nil)
+		tmp := f.put("c1/study/tmp.csv", []byte("scratch"), depot.Temporary, time.Hour)
+		gone := f.put("c1/study/old.csv", []byte("old"), depot.Permanent, 0)
+		f.change(depot.ActionDelete, servicedb.MarkDeleted("c1/study/old.csv", "bob"))
+		h := &servicedb.Hold{Cohort: "c1", Path: "c1/study/", Reason: "legal", CreatedBy: "bob"}
+		f.change(depot.ActionHoldPlaced, servicedb.PlaceHold(h))
+		f.clk.Add(72 * time.Hour)
+		res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
+		if err != nil || res.Held != 2 || res.Deleted != 0 || !f.exists(tmp) || !f.exists(gone) {
+			t.Fatalf("cleanup under a hold: %+v %v", res, err)
+		}
+		f.change(depot.ActionHoldReleased, servicedb.ReleaseHold("c1", h.ID, "bob"))
+		res, err = f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
+		if err != nil || res.Deleted != 2 || res.RetentionEnded != 1 || f.exists(tmp) || f.exists(gone) {
+			t.Fatalf("cleanup after the hold: %+v %v", res, err)
+		}
+		if _, err := f.db.Path(f.ctx, "c1/study/old.csv"); depot.ErrorCode(err) != depot.CodeNotFound {
+			t.Fatalf("a deleted file past its retention is still known: %v", err)
+		}
+	})
+}
+
+// TestDeletedKeptForRetention: a deleted file's versions are kept (and it
+// can be undeleted) until the deleted retention ends.
+func TestDeletedKeptForRetention(t *testing.T) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
+		f := newFixture(t, e, nil, nil)
+		v1 := f.put("c1/d.csv", []byte("one"), depot.Permanent, 0)
+		v2 := f.put("c1/d.csv", []byte("two"), depot.Permanent, 0)
+		f.change(depot.ActionDelete, servicedb.MarkDeleted("c1/d.csv", "bob"))
+		f.clk.Add(47 * time.Hour)
+		if res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false); err != nil || res.Deleted != 0 {
+			t.Fatalf("inside the retention: %+v %v", res, err)
+		}
+		f.clk.Add(2 * time.Hour)
+		res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
+		if err != nil || res.Deleted != 2 || res.RetentionEnded != 1 || f.exists(v1) || f.exists(v2) {
+			t.Fatalf("past the retention: %+v %v", res, err)
+		}
+	})
+}
+
+func TestFailingRemovalRetriedThenAlerted(t *testing.T) {
+	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
+		fd := &failingDriver{fail: map[string]bool{}}
+		f := newFixture(t, e, func(d storage.Driver) storage.Driver { fd.Driver = d; return fd }, nil)
 		f.hook.fail.Store(2) // the webhook itself fails twice: the alert is retried
-		f.put("c1/stuck.csv", []byte("x"), depot.Temporary, time.Minute)
-		f.put("c1/fine.csv", []byte("y"), depot.Temporary, time.Minute)
+		stuck := f.put("c1/stuck.csv", []byte("x"), depot.Temporary, time.Minute)
+		fine := f.put("c1/fine.csv", []byte("y"), depot.Temporary, time.Minute)
+		fd.mu.Lock()
+		fd.fail[stuck] = true
+		fd.mu.Unlock()
 		f.clk.Add(time.Hour)
 		res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Deleted != 1 || res.DeleteFailures != 3 || fd.deletes.Load() != 3 {
+		if res.Deleted != 2 || res.DeleteFailures != 3 || fd.deletes.Load() != 3 || f.exists(fine) {
 			t.Fatalf("result %+v, %d delete calls", res, fd.deletes.Load())
 		}
 		fails := f.events(depot.ActionCleanupFailed)
@@ -356,25 +417,15 @@ func TestFailingDeleteRetriedThenAlerted(t *testing.T) {
 		if bytes.Contains(body, []byte("stuck")) {
 			t.Fatalf("file name in alert: %s", body)
 		}
-		// The next run retries; no second alert for the same file.
-		if _, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false); err != nil {
-			t.Fatal(err)
-		}
-		if fd.deletes.Load() != 6 || f.hook.kinds()[maintenance.AlertCleanupFailing] != 1 {
-			t.Fatalf("%d deletes, alerts %v", fd.deletes.Load(), f.hook.kinds())
-		}
-		f.clk.Add(2 * time.Hour) // due for longer than one cleanup period: overdue
-		rep, err := f.m.Report(f.ctx, maintenance.TriggerCLI)
-		if err != nil || rep.Total.CleanupFailing != 1 || rep.Total.OverdueCleanups != 1 {
-			t.Fatalf("report: %+v %v", rep.Total, err)
-		}
-		// Once the store recovers the file goes and its failures are cleared.
-		fd.prefix = "nothing"
-		if res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false); err != nil || res.Deleted != 1 {
+		// The purged version's object, still there, is one nothing refers
+		// to: a later run's sweep removes it once the store recovers.
+		fd.mu.Lock()
+		delete(fd.fail, stuck)
+		fd.mu.Unlock()
+		f.clk.Add(2 * time.Hour)
+		res, err = f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
+		if err != nil || res.OrphanObjects != 1 || f.exists(stuck) {
 			t.Fatalf("%+v %v", res, err)
-		}
-		if left, _ := f.db.CleanupFailureKeys(f.ctx); len(left) != 0 {
-			t.Fatalf("failures kept: %+v", left)
 		}
 	})
 }
@@ -382,38 +433,39 @@ func TestFailingDeleteRetriedThenAlerted(t *testing.T) {
 func TestOrphansAndCrashLeftovers(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
-		f.put("c1/a.csv", []byte("a"), depot.Permanent, 0)
-		// An object without a record (permanent by default): reported, kept.
-		if _, err := f.store.PutBytes(f.ctx, "c1/no-record.csv", []byte("orphan"), depot.Permanent); err != nil {
-			t.Fatal(err)
-		}
-		// A record without an object.
-		if err := f.db.PutFile(f.ctx, servicedb.FileRecord{Key: "c2/lost.csv", Cohort: "c2", Size: 3,
-			SHA256: strings.Repeat("0", 64), Class: depot.Permanent}); err != nil {
-			t.Fatal(err)
-		}
-		// Crash leftovers: staging of a session whose record vanished, and
-		// an interrupted write's temp file.
-		up, err := f.store.CreateUpload(f.ctx, "c1/crashed.csv", storage.UploadOptions{Size: -1})
+		a := f.put("c1/a.csv", []byte("a"), depot.Permanent, 0)
+		// An object nothing refers to (a commit that never happened).
+		loose, err := f.store.Put(f.ctx, chunk(0, "orphan"), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.store.Append(f.ctx, up.ID, 0, strings.NewReader("partial")); err != nil {
+		// A version whose object is missing.
+		lost := f.put("c2/lost.csv", []byte("abc"), depot.Permanent, 0)
+		if err := os.Remove(f.objectPath(lost)); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.store.Driver().DeleteSession(f.ctx, up.ID); err != nil {
+		// Crash leftovers: the staging of a session whose row vanished,
+		// and an unknown file in the staging directory.
+		up, err := f.store.CreateUpload(f.ctx, depot.Upload{Key: "c1/crashed.csv", DeclaredSize: -1, Resumable: true})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(f.root, "c1", ".depot-tmp-123"), []byte("junk"), 0o600); err != nil {
+		if _, err := f.store.Append(f.ctx, up.ID, chunk(0, "partial")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.DeleteSession(f.ctx, up.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(f.root, "staging", "junk"), []byte("junk"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		// Young entries are not judged yet.
 		res, err := f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
-		if err != nil || res.OrphanObjects+res.OrphanRecords+res.StraysRemoved != 0 || res.Strays != 2 {
+		if err != nil || res.OrphanObjects+res.OrphanRecords+res.StraysRemoved != 0 {
 			t.Fatalf("young entries judged: %+v %v", res, err)
 		}
 		f.clk.Add(2 * time.Hour)
-		// The strays' mtimes are real time; the test clock is ahead.
+		// The files' mtimes are real time; the test clock is ahead.
 		res, err = f.m.Cleanup(f.ctx, maintenance.TriggerCLI, false)
 		if err != nil {
 			t.Fatal(err)
@@ -421,27 +473,22 @@ func TestOrphansAndCrashLeftovers(t *testing.T) {
 		if res.OrphanObjects != 1 || res.OrphanRecords != 1 || res.StraysRemoved != 2 {
 			t.Fatalf("result: %+v", res)
 		}
-		if !f.exists("c1/no-record.csv") || !f.exists("c1/a.csv") {
-			t.Fatal("an orphan object was deleted")
+		if f.exists(loose.ID) || !f.exists(a) {
+			t.Fatal("the sweep removed the wrong object")
 		}
-		if strays, _ := f.store.Driver().Strays(f.ctx); len(strays) != 0 {
+		if strays, _ := f.store.Strays(f.ctx); len(strays) != 0 {
 			t.Fatalf("%d strays left", len(strays))
 		}
-		kinds := map[string]string{}
-		for _, ev := range f.events(depot.ActionOrphanDetected) {
-			kinds[ev.Key] = ev.Metadata["kind"]
+		orphans := f.events(depot.ActionOrphanDetected)
+		if len(orphans) != 1 || orphans[0].Key != "c2/lost.csv" || orphans[0].Metadata["kind"] != maintenance.OrphanRecord {
+			t.Fatalf("orphan audits: %+v", orphans)
 		}
-		if kinds["c1/no-record.csv"] != maintenance.OrphanObject || kinds["c2/lost.csv"] != maintenance.OrphanRecord || len(kinds) != 2 {
-			t.Fatalf("orphan audits: %v", kinds)
-		}
-		leftovers := 0
+		kinds := map[string]int{}
 		for _, ev := range f.events(depot.ActionCleanupCompleted) {
-			if ev.Metadata["kind"] == "crash_leftover" {
-				leftovers++
-			}
+			kinds[ev.Metadata["kind"]]++
 		}
-		if leftovers != 2 {
-			t.Fatalf("%d crash_leftover audits", leftovers)
+		if kinds["crash_leftover"] != 2 || kinds[maintenance.OrphanObject] != 1 {
+			t.Fatalf("cleanup audits: %v", kinds)
 		}
 		if f.hook.kinds()[maintenance.AlertMissingObject] != 1 {
 			t.Fatalf("alerts: %v", f.hook.kinds())
@@ -453,24 +500,28 @@ func TestVerifyFindsCorruptionAndMissing(t *testing.T) {
 	engines(t, func(t *testing.T, e servicedbtest.EngineURL) {
 		f := newFixture(t, e, nil, nil)
 		data := bytes.Repeat([]byte("0123456789"), 100_000)
+		ids := map[string]string{}
 		for _, k := range []string{"c1/a.csv", "c1/b.csv", "c1/c.csv", "c2/d.csv"} {
-			f.put(k, data, depot.Permanent, 0)
+			ids[k] = f.put(k, data, depot.Permanent, 0)
 		}
 		res, err := f.m.Verify(f.ctx, maintenance.TriggerCLI)
 		if err != nil || res.Verified != 4 || res.Failed != 0 || res.Bytes != 4*int64(len(data)) {
 			t.Fatalf("clean pass: %+v %v", res, err)
 		}
 		// Flip one byte in b, remove c.
-		p := filepath.Join(f.root, "c1", "b.csv")
+		p := f.objectPath(ids["c1/b.csv"])
 		raw, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		raw[12345] ^= 0x01
+		if err := os.Chmod(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Remove(filepath.Join(f.root, "c1", "c.csv")); err != nil {
+		if err := os.Remove(f.objectPath(ids["c1/c.csv"])); err != nil {
 			t.Fatal(err)
 		}
 		f.clk.Add(time.Minute)
@@ -488,22 +539,32 @@ func TestVerifyFindsCorruptionAndMissing(t *testing.T) {
 		if f.hook.kinds()[maintenance.AlertIntegrity] != 2 {
 			t.Fatalf("alerts: %v", f.hook.kinds())
 		}
-		rec, _ := f.db.GetFile(f.ctx, "c1/a.csv")
-		if rec.LastVerified == nil || !rec.LastVerified.Equal(f.clk.Now()) {
-			t.Fatalf("LastVerified: %v", rec.LastVerified)
+		v, _ := f.db.Version(f.ctx, ids["c1/a.csv"])
+		if v.LastVerified == nil || !v.LastVerified.Equal(f.clk.Now()) {
+			t.Fatalf("LastVerified: %v", v.LastVerified)
 		}
 		// Resumable: a cursor left by an interrupted run is continued.
-		if err := f.db.SetCursor(f.ctx, "verify", "c1/c.csv"); err != nil {
+		last := ""
+		for _, id := range ids {
+			last = max(last, id)
+		}
+		second := ""
+		for _, id := range ids {
+			if id != last && id > second {
+				second = id
+			}
+		}
+		if err := f.db.SetCursor(f.ctx, "verify", second); err != nil {
 			t.Fatal(err)
 		}
 		res, err = f.m.Verify(f.ctx, maintenance.TriggerCLI)
-		if err != nil || !res.ResumedAfter || res.Files != 1 || res.Verified != 1 {
+		if err != nil || !res.ResumedAfter || res.Files != 1 {
 			t.Fatalf("resumed run: %+v %v", res, err)
 		}
 		if c, _ := f.db.Cursor(f.ctx, "verify"); c != "" {
 			t.Fatalf("cursor kept after a full pass: %q", c)
 		}
-		// Rate limit: 2 MB at 4 MB/s takes at least ~0.25 s (1 s burst).
+		// Rate limit: 3 MiB at 1 MiB/s takes at least ~2 s (1 s burst).
 		slow := newFixture(t, e, nil, func(c *maintenance.Config) { c.VerifyRate = 1 << 20 })
 		slow.put("c1/x.csv", bytes.Repeat([]byte("x"), 3<<20), depot.Permanent, 0)
 		start := time.Now()
@@ -522,14 +583,19 @@ func TestReportRendersAndGrows(t *testing.T) {
 		f.put("c1/a.csv", []byte("aaaa"), depot.Permanent, 0)
 		f.put("c1/t.csv", []byte("tt"), depot.Temporary, time.Hour)
 		r1, err := f.m.Report(f.ctx, maintenance.TriggerCLI)
-		if err != nil || r1.Total.Files != 2 || r1.Total.TemporaryFiles != 1 || r1.Total.GrowthFiles != nil {
+		if err != nil || r1.Total.Files != 2 || r1.Total.TemporaryFiles != 1 || r1.Total.GrowthFiles != nil || r1.Total.CurrentFiles != 2 {
 			t.Fatalf("%+v %v", r1.Total, err)
 		}
 		f.put("c2/b.csv", []byte("bbbbbb"), depot.Permanent, 0)
+		f.put("c1/a.csv", []byte("aaaaa"), depot.Permanent, 0) // a second version
+		f.change(depot.ActionDelete, servicedb.MarkDeleted("c1/t.csv", "bob"))
 		f.clk.Add(time.Hour)
 		r2, err := f.m.Report(f.ctx, maintenance.TriggerCLI)
-		if err != nil || r2.PreviousID != r1.ID || *r2.Total.GrowthFiles != 1 || *r2.Total.GrowthBytes != 6 {
+		if err != nil || r2.PreviousID != r1.ID || *r2.Total.GrowthFiles != 2 || *r2.Total.GrowthBytes != 11 {
 			t.Fatalf("%+v %v", r2, err)
+		}
+		if tot := r2.Total; tot.CurrentFiles != 2 || tot.OlderVersions != 1 || tot.OlderBytes != 4 || tot.DeletedVersions != 1 || tot.DeletedBytes != 2 {
+			t.Fatalf("version split: %+v", tot)
 		}
 		for _, format := range []string{"text", "json", "html"} {
 			var b bytes.Buffer
@@ -585,7 +651,7 @@ type cancellingDriver struct {
 	cancel context.CancelFunc
 }
 
-func (d *cancellingDriver) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+func (d *cancellingDriver) Open(ctx context.Context, id string, offset, length int64) (io.ReadCloser, error) {
 	d.cancel()
 	return nil, ctx.Err()
 }

@@ -28,6 +28,8 @@ type Report struct {
 }
 
 // CohortStats are the figures of one cohort (or of all, in Report.Total).
+// Files and Bytes count every kept version (the storage the cohort holds);
+// the Current, Older and Deleted figures split them.
 type CohortStats struct {
 	Cohort         string `json:"cohort"`
 	Files          int64  `json:"files"`
@@ -36,6 +38,19 @@ type CohortStats struct {
 	PermanentBytes int64  `json:"permanent_bytes"`
 	TemporaryFiles int64  `json:"temporary_files"`
 	TemporaryBytes int64  `json:"temporary_bytes"`
+	// Current versions of visible files, older versions of visible files,
+	// and versions of deleted files kept until their retention ends.
+	CurrentFiles    int64 `json:"current_files"`
+	CurrentBytes    int64 `json:"current_bytes"`
+	OlderVersions   int64 `json:"older_versions"`
+	OlderBytes      int64 `json:"older_bytes"`
+	DeletedVersions int64 `json:"deleted_versions"`
+	DeletedBytes    int64 `json:"deleted_bytes"`
+	// Open upload sessions and the bytes they hold so far.
+	OpenUploads     int64 `json:"open_uploads"`
+	OpenUploadBytes int64 `json:"open_upload_bytes"`
+	// Downloads since the previous report (or 24 h).
+	Downloads int64 `json:"downloads"`
 	// Growth since the previous report (absent in the first report).
 	GrowthFiles *int64 `json:"growth_files,omitempty"`
 	GrowthBytes *int64 `json:"growth_bytes,omitempty"`
@@ -124,12 +139,12 @@ func (m *Maintainer) buildReport(ctx context.Context) (Report, error) {
 	overdueBefore := now.Add(-m.cfg.CleanupInterval)
 	after := ""
 	for {
-		recs, err := m.cfg.DB.ListFiles(ctx, servicedb.FileFilter{After: after, Limit: 1000})
+		recs, err := m.cfg.DB.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 1000})
 		if err != nil {
 			return rep, err
 		}
 		for _, r := range recs {
-			after = r.Key
+			after = r.ID
 			s := get(r.Cohort)
 			s.Files++
 			s.Bytes += r.Size
@@ -162,16 +177,37 @@ func (m *Maintainer) buildReport(ctx context.Context) (Report, error) {
 			break
 		}
 	}
-	failing, err := m.cfg.DB.CleanupFailureKeys(ctx)
+	failing, err := m.cfg.DB.CleanupFailures(ctx)
 	if err != nil {
 		return rep, err
 	}
 	for _, f := range failing {
-		get(cohortOf(f.Key)).CleanupFailing++
+		if v, err := m.cfg.DB.Version(ctx, f.Version); err == nil {
+			get(v.Cohort).CleanupFailing++
+		}
+	}
+	usages, err := m.cfg.DB.Usages(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, u := range usages {
+		s := get(u.Cohort)
+		s.CurrentFiles, s.CurrentBytes = u.CurrentFiles, u.CurrentBytes
+		s.OlderVersions, s.OlderBytes = u.OlderVersions, u.OlderBytes
+		s.DeletedVersions, s.DeletedBytes = u.DeletedVersions, u.DeletedBytes
+	}
+	uploads, err := m.cfg.DB.UploadUsage(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for c, n := range uploads {
+		s := get(c)
+		s.OpenUploads, s.OpenUploadBytes = n[0], n[1]
 	}
 	for action, field := range map[depot.Action]func(*CohortStats) *int64{
 		depot.ActionIntegrityFailed: func(s *CohortStats) *int64 { return &s.IntegrityFailures },
 		depot.ActionCleanupFailed:   func(s *CohortStats) *int64 { return &s.CleanupFailures },
+		depot.ActionDownload:        func(s *CohortStats) *int64 { return &s.Downloads },
 	} {
 		counts, err := m.cfg.DB.CountActions(ctx, action, since)
 		if err != nil {
@@ -233,6 +269,15 @@ func addStats(t, s *CohortStats) {
 	t.PermanentBytes += s.PermanentBytes
 	t.TemporaryFiles += s.TemporaryFiles
 	t.TemporaryBytes += s.TemporaryBytes
+	t.CurrentFiles += s.CurrentFiles
+	t.CurrentBytes += s.CurrentBytes
+	t.OlderVersions += s.OlderVersions
+	t.OlderBytes += s.OlderBytes
+	t.DeletedVersions += s.DeletedVersions
+	t.DeletedBytes += s.DeletedBytes
+	t.OpenUploads += s.OpenUploads
+	t.OpenUploadBytes += s.OpenUploadBytes
+	t.Downloads += s.Downloads
 	t.PendingCleanups += s.PendingCleanups
 	t.OverdueCleanups += s.OverdueCleanups
 	t.CleanupFailing += s.CleanupFailing

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"depot"
 	"depot/servicedb"
@@ -55,7 +56,13 @@ func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
 	case JobVerify:
 		_, err = w.m.Verify(ctx, TriggerSchedule)
 	case JobReport:
-		_, err = w.m.Report(ctx, TriggerSchedule)
+		var rep Report
+		if rep, err = w.m.Report(ctx, TriggerSchedule); err == nil {
+			// Delivery is logged when it fails; the report is kept
+			// either way (depot report --id), and a retry of the job
+			// would only make another.
+			_ = w.m.cfg.Reports.SendReport(context.WithoutCancel(ctx), rep)
+		}
 	}
 	if err != nil && j.Attempt >= j.MaxAttempts {
 		w.m.alert(ctx, Alert{Kind: AlertJobFailed, Job: w.job, Code: string(depot.ErrorCode(err)), Count: j.Attempt,
@@ -113,6 +120,34 @@ func (m *Maintainer) CheckMissed(ctx context.Context, up time.Time, alerted *syn
 		m.alert(ctx, al)
 	}
 	return missed, nil
+}
+
+// retryPolicy is River's default backoff (attempt⁴ seconds), but never
+// longer than the job's period: a periodic job retried after its next
+// period would only collide with that period's run. With the default
+// periods (1 h, 24 h) it is River's policy unchanged.
+type retryPolicy struct {
+	m   *Maintainer
+	def river.ClientRetryPolicy
+}
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	next := p.def.NextRetry(job)
+	var iv time.Duration
+	switch job.Kind {
+	case CleanupArgs{}.Kind():
+		iv = p.m.Interval(JobCleanup)
+	case VerifyArgs{}.Kind():
+		iv = p.m.Interval(JobVerify)
+	case ReportArgs{}.Kind():
+		iv = p.m.Interval(JobReport)
+	default:
+		return next
+	}
+	if limit := time.Now().UTC().Add(max(iv, time.Second)); next.After(limit) {
+		return limit
+	}
+	return next
 }
 
 // SchedulerOptions tune the River client.
@@ -270,6 +305,7 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 		},
 		Workers:     workers,
 		MaxAttempts: 5,
+		RetryPolicy: retryPolicy{m: m, def: &river.DefaultClientRetryPolicy{}},
 		// Verification of a large store may run for hours: no timeout,
 		// and a job is considered stuck only after twice the longest period.
 		JobTimeout:           -1,

@@ -23,7 +23,7 @@ func TestCatchUpSchedule(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m := New(Config{DB: db, Store: storage.New(memstore.New(), storage.Options{})})
+	m := New(Config{DB: db, Store: storage.New(memstore.New(), db, storage.Options{})})
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	c := func() *catchUp { return &catchUp{m: m, job: JobVerify, iv: 24 * time.Hour, delay: time.Minute} }
 	if got := c().Next(now); !got.Equal(now.Add(time.Minute)) {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"time"
 
 	"depot"
 	"depot/servicedb"
-	"depot/storage"
 )
 
 // verifyCursor names the verify job's resumable cursor in maint_cursors.
@@ -38,10 +36,10 @@ type VerifyResult struct {
 	MBPerSecond  float64 `json:"mb_per_s"`
 }
 
-// Verify runs the integrity job once: it re-reads every committed file
-// (from the cursor left by an interrupted run, if any), compares its
-// SHA-256 and size with the files table, audits each result and alerts at
-// once on a mismatch or a missing file.
+// Verify runs the integrity job once: it re-reads every kept version (from
+// the cursor left by an interrupted run, if any), compares its SHA-256 and
+// size with the version's record, audits each result and alerts at once on
+// a mismatch or a missing object.
 func (m *Maintainer) Verify(ctx context.Context, trigger string) (VerifyResult, error) {
 	var res VerifyResult
 	err := m.run(ctx, JobVerify, trigger, func(ctx context.Context) (any, error) {
@@ -60,7 +58,7 @@ func (m *Maintainer) Verify(ctx context.Context, trigger string) (VerifyResult, 
 		pace := newPacer(m.cfg.VerifyRate)
 		buf := make([]byte, 1<<20)
 		for {
-			recs, err := m.cfg.DB.ListFiles(ctx, servicedb.FileFilter{After: after, Limit: 200})
+			recs, err := m.cfg.DB.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 200})
 			if err != nil {
 				return &res, err
 			}
@@ -68,7 +66,7 @@ func (m *Maintainer) Verify(ctx context.Context, trigger string) (VerifyResult, 
 				if err := m.verifyOne(ctx, rec, pace, buf, &res); err != nil {
 					return &res, err
 				}
-				after = rec.Key
+				after = rec.ID
 				if err := m.cfg.DB.SetCursor(ctx, verifyCursor, after); err != nil {
 					return &res, err
 				}
@@ -82,9 +80,9 @@ func (m *Maintainer) Verify(ctx context.Context, trigger string) (VerifyResult, 
 	return res, err
 }
 
-func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.FileRecord, pace *pacer, buf []byte, res *VerifyResult) error {
+func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.Version, pace *pacer, buf []byte, res *VerifyResult) error {
 	res.Files++
-	size, sum, code, err := m.hashObject(ctx, rec.Key, pace, buf)
+	size, sum, code, err := m.hashObject(ctx, rec.ID, pace, buf)
 	if err != nil {
 		return err // context ended
 	}
@@ -97,7 +95,7 @@ func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.FileRecord, pa
 	}
 	ev := depot.AuditEvent{
 		Cohort: rec.Cohort, Key: rec.Key, FileClass: rec.Class, StoredSize: rec.Size, SHA256: rec.SHA256,
-		BytesTransferred: size,
+		BytesTransferred: size, Metadata: map[string]string{"version": rec.ID},
 	}
 	if code == "" {
 		now := m.now()
@@ -105,16 +103,16 @@ func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.FileRecord, pa
 		if _, err := m.audit(ctx, ev); err != nil {
 			return err
 		}
-		if err := m.cfg.DB.SetFileVerified(ctx, rec.Key, now); err != nil && depot.ErrorCode(err) != depot.CodeNotFound {
+		if err := m.cfg.DB.SetVerified(ctx, rec.ID, now); err != nil && depot.ErrorCode(err) != depot.CodeNotFound {
 			return err
 		}
 		res.Verified++
 		return nil
 	}
-	// Before raising the alarm, make sure the file was not replaced or
-	// deleted while it was read.
-	cur, err := m.cfg.DB.GetFile(ctx, rec.Key)
-	if depot.ErrorCode(err) == depot.CodeNotFound || (err == nil && (cur.SHA256 != rec.SHA256 || !cur.Updated.Equal(rec.Updated))) {
+	// Before raising the alarm, make sure the version was not purged
+	// while it was read.
+	cur, err := m.cfg.DB.Version(ctx, rec.ID)
+	if depot.ErrorCode(err) == depot.CodeNotFound || (err == nil && cur.Purged != nil) {
 		res.Skipped++
 		return nil
 	}
@@ -129,7 +127,7 @@ func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.FileRecord, pa
 	}
 	ev.Action, ev.Outcome, ev.ErrorCode = depot.ActionIntegrityFailed, depot.OutcomeFailure, code
 	if code != CodeMissing {
-		ev.Metadata = map[string]string{"found_sha256": sum, "found_size": itoa(size)}
+		ev.Metadata["found_sha256"], ev.Metadata["found_size"] = sum, itoa(size)
 	}
 	out, err := m.audit(ctx, ev)
 	if err != nil {
@@ -140,11 +138,11 @@ func (m *Maintainer) verifyOne(ctx context.Context, rec servicedb.FileRecord, pa
 	return nil
 }
 
-// hashObject reads key at the paced rate and returns its size and SHA-256,
-// or a failure code. err is set only when ctx ended.
-func (m *Maintainer) hashObject(ctx context.Context, key string, pace *pacer, buf []byte) (int64, string, string, error) {
-	r, err := m.cfg.Store.Driver().Open(ctx, key, 0, -1)
-	if errors.Is(err, storage.ErrNotExist) {
+// hashObject reads object id at the paced rate and returns its size and
+// SHA-256, or a failure code. err is set only when ctx ended.
+func (m *Maintainer) hashObject(ctx context.Context, id string, pace *pacer, buf []byte) (int64, string, string, error) {
+	r, err := m.cfg.Store.Open(ctx, id, 0, -1)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
 		return 0, "", CodeMissing, nil
 	}
 	if err != nil {

@@ -51,18 +51,17 @@ func (db *DB) Append(ctx context.Context, ev depot.AuditEvent) (depot.AuditEvent
 	return db.submit(ctx, req)
 }
 
-// AppendWithFile is Append that also stores rec as the current state of its
-// file (see PutFile), in the same transaction: the record of a committed
-// upload and the file's state are written both or neither, with one commit
-// (shared with concurrent appends) instead of two.
-func (db *DB) AppendWithFile(ctx context.Context, ev depot.AuditEvent, rec FileRecord) (depot.AuditEvent, error) {
+// AppendWith is Append that also applies change in the same transaction:
+// the record and the change are committed both or neither, with one commit
+// (shared with concurrent appends). A change that refuses returns its
+// *depot.Error (a failed precondition, a hold, a missing file) and nothing
+// is written; a database failure is CodeUnavailable.
+func (db *DB) AppendWith(ctx context.Context, ev depot.AuditEvent, change Change) (depot.AuditEvent, error) {
 	req, err := db.appendRequest(ev)
 	if err != nil {
 		return depot.AuditEvent{}, err
 	}
-	if req.file, err = db.fileArgs(rec); err != nil {
-		return depot.AuditEvent{}, err
-	}
+	req.change = change
 	return db.submit(ctx, req)
 }
 
@@ -264,6 +263,9 @@ func (q *query) where(cond string, arg any) {
 	q.args = append(q.args, arg)
 	q.conds = append(q.conds, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(q.args))))
 }
+
+// always adds a condition without an argument.
+func (q *query) always(cond string) { q.conds = append(q.conds, cond) }
 
 // build returns base + WHERE … ORDER BY order LIMIT limit, and the arguments.
 func (q *query) build(base, order string, limit int) (string, []any) {

@@ -3,7 +3,7 @@ package servicedb
 import (
 	"context"
 	"database/sql"
-	"slices"
+	"errors"
 	"sync"
 
 	"depot"
@@ -19,10 +19,10 @@ import (
 const maxBatch = 128
 
 type appendReq struct {
-	ev   depot.AuditEvent
-	meta string
-	file []any // arguments of upsertFile written with the record, or nil
-	resp chan appendResp
+	ev     depot.AuditEvent
+	meta   string
+	change Change // applied in the record's transaction, or nil
+	resp   chan appendResp
 }
 
 type appendResp struct {
@@ -114,11 +114,15 @@ func result(evs []depot.AuditEvent, err error) appendResp {
 }
 
 // appendTx writes batch as consecutive records of the chain in one
-// transaction, serialised against every other writer, with the file records
-// the requests carry.
+// transaction, serialised against every other writer, with the changes
+// the requests carry (each applied just before its record).
 func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEvent, error) {
 	fail := func(err error) ([]depot.AuditEvent, error) {
-		if db.classify(err) == depot.CodeInvalid {
+		var de *depot.Error
+		switch {
+		case errors.As(err, &de):
+			return nil, err // a change refused, with its own code
+		case db.classify(err) == depot.CodeInvalid:
 			return nil, db.wrap(err, "append audit record")
 		}
 		return nil, depot.WrapError(depot.CodeUnavailable, "audit log unavailable", err)
@@ -131,12 +135,6 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	insert, err := db.stmts.get(ctx, insertEvent)
 	if err != nil {
 		return fail(err)
-	}
-	var upsert *sql.Stmt // only prepared when a request carries a file record
-	if slices.ContainsFunc(batch, func(r appendReq) bool { return r.file != nil }) {
-		if upsert, err = db.stmts.get(ctx, upsertFile); err != nil {
-			return fail(err)
-		}
 	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -157,22 +155,18 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		seq, prev = 0, GenesisHash
 	}
 	insertTx := tx.StmtContext(ctx, insert)
-	var upsertTx *sql.Stmt
-	if upsert != nil {
-		upsertTx = tx.StmtContext(ctx, upsert)
-	}
 	out := make([]depot.AuditEvent, len(batch))
 	for i, r := range batch {
 		ev := r.ev
+		if r.change != nil {
+			if err := r.change(ctx, tx, ev.Time); err != nil {
+				return fail(err)
+			}
+		}
 		ev.Seq, ev.PrevHash = seq+1, prev
 		ev.Hash = Hash(ev)
 		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
 			return fail(err)
-		}
-		if r.file != nil {
-			if _, err := upsertTx.ExecContext(ctx, r.file...); err != nil {
-				return fail(err)
-			}
 		}
 		seq, prev = ev.Seq, ev.Hash
 		out[i] = ev

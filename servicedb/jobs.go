@@ -19,7 +19,14 @@ const (
 	RunFailure = "failure"
 	// RunInterrupted is a run cut short by a shutdown: not a failure.
 	RunInterrupted = "interrupted"
+	// RunIntegrityFailed is a verification pass that completed and found
+	// damaged or missing files (migration 00004).
+	RunIntegrityFailed = "integrity_failed"
 )
+
+// DryRunTriggerSuffix ends the trigger of a run that changed nothing
+// (cleanup --dry-run: "cli-dry-run", "request-dry-run").
+const DryRunTriggerSuffix = "-dry-run"
 
 // JobRun is one run of a maintenance job.
 type JobRun struct {
@@ -29,7 +36,7 @@ type JobRun struct {
 	Node      string
 	Started   time.Time
 	Finished  *time.Time
-	Outcome   string // RunRunning, RunSuccess, RunFailure or RunInterrupted
+	Outcome   string // RunRunning, RunSuccess, RunFailure, RunInterrupted or RunIntegrityFailed
 	ErrorCode string
 	Summary   string // JSON counts; never file names
 }
@@ -83,11 +90,14 @@ func (db *DB) JobRuns(ctx context.Context, job string, limit int) ([]JobRun, err
 	return out, db.wrap(rows.Err(), "list job runs")
 }
 
-// LastJobSuccess returns when job last finished successfully, or nil.
+// LastJobSuccess returns when job last finished a complete run, or nil: a
+// success, or a verification pass that found damage (RunIntegrityFailed,
+// which alerts of its own). A dry run changed nothing and does not count.
 func (db *DB) LastJobSuccess(ctx context.Context, job string) (*time.Time, error) {
 	var ms sql.NullInt64
 	err := db.sql.QueryRowContext(ctx, `SELECT MAX(finished_ms) FROM maint_runs
-		WHERE job = $1 AND outcome = 'success'`, job).Scan(&ms)
+		WHERE job = $1 AND outcome IN ('success', 'integrity_failed') AND trigger NOT LIKE $2`,
+		job, "%"+DryRunTriggerSuffix).Scan(&ms)
 	if err != nil {
 		return nil, db.wrap(err, "last job success")
 	}
@@ -196,36 +206,37 @@ func (db *DB) SetCursor(ctx context.Context, name, value string) error {
 	return db.wrap(err, "set cursor")
 }
 
-// CleanupFailure counts the failed cleanup attempts of one file.
+// CleanupFailure counts the failed attempts to remove the bytes of one
+// version.
 type CleanupFailure struct {
-	Key      string
+	Version  string
 	Failures int
 	Last     time.Time
 	LastCode string
 	Alerted  bool
 }
 
-// AddCleanupFailure counts one more failed cleanup attempt of key and
-// returns the new state.
-func (db *DB) AddCleanupFailure(ctx context.Context, key string, code depot.Code) (CleanupFailure, error) {
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO maint_cleanup_failures (storage_key, failures, last_ms, last_code)
-		VALUES ($1, 1, $2, $3) ON CONFLICT (storage_key) DO UPDATE SET
+// AddCleanupFailure counts one more failed attempt to remove version id's
+// bytes and returns the new state.
+func (db *DB) AddCleanupFailure(ctx context.Context, id string, code depot.Code) (CleanupFailure, error) {
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO maint_cleanup_failures (version_id, failures, last_ms, last_code)
+		VALUES ($1, 1, $2, $3) ON CONFLICT (version_id) DO UPDATE SET
 		failures = maint_cleanup_failures.failures + 1, last_ms = excluded.last_ms, last_code = excluded.last_code`,
-		key, toMS(db.now()), string(code))
+		id, toMS(db.now()), string(code))
 	if err != nil {
 		return CleanupFailure{}, db.wrap(err, "count cleanup failure")
 	}
-	return db.getCleanupFailure(ctx, key)
+	return db.getCleanupFailure(ctx, id)
 }
 
-func (db *DB) getCleanupFailure(ctx context.Context, key string) (CleanupFailure, error) {
+func (db *DB) getCleanupFailure(ctx context.Context, id string) (CleanupFailure, error) {
 	var (
 		f       CleanupFailure
 		ms      int64
 		alerted int
 	)
-	err := db.sql.QueryRowContext(ctx, `SELECT storage_key, failures, last_ms, last_code, alerted
-		FROM maint_cleanup_failures WHERE storage_key = $1`, key).Scan(&f.Key, &f.Failures, &ms, &f.LastCode, &alerted)
+	err := db.sql.QueryRowContext(ctx, `SELECT version_id, failures, last_ms, last_code, alerted
+		FROM maint_cleanup_failures WHERE version_id = $1`, id).Scan(&f.Version, &f.Failures, &ms, &f.LastCode, &alerted)
 	if err != nil {
 		return CleanupFailure{}, db.wrap(err, "get cleanup failure")
 	}
@@ -233,22 +244,22 @@ func (db *DB) getCleanupFailure(ctx context.Context, key string) (CleanupFailure
 	return f, nil
 }
 
-// MarkCleanupAlerted records that an alert was raised for key's failures.
-func (db *DB) MarkCleanupAlerted(ctx context.Context, key string) error {
-	_, err := db.sql.ExecContext(ctx, `UPDATE maint_cleanup_failures SET alerted = 1 WHERE storage_key = $1`, key)
+// MarkCleanupAlerted records that an alert was raised for id's failures.
+func (db *DB) MarkCleanupAlerted(ctx context.Context, id string) error {
+	_, err := db.sql.ExecContext(ctx, `UPDATE maint_cleanup_failures SET alerted = 1 WHERE version_id = $1`, id)
 	return db.wrap(err, "mark cleanup alerted")
 }
 
-// ClearCleanupFailures forgets the failures of key (after a success).
-func (db *DB) ClearCleanupFailures(ctx context.Context, key string) error {
-	_, err := db.sql.ExecContext(ctx, `DELETE FROM maint_cleanup_failures WHERE storage_key = $1`, key)
+// ClearCleanupFailures forgets the failures of id (after a success).
+func (db *DB) ClearCleanupFailures(ctx context.Context, id string) error {
+	_, err := db.sql.ExecContext(ctx, `DELETE FROM maint_cleanup_failures WHERE version_id = $1`, id)
 	return db.wrap(err, "clear cleanup failures")
 }
 
-// CleanupFailureKeys lists the files whose cleanup is currently failing.
-func (db *DB) CleanupFailureKeys(ctx context.Context) ([]CleanupFailure, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT storage_key, failures, last_ms, last_code, alerted
-		FROM maint_cleanup_failures ORDER BY storage_key`)
+// CleanupFailures lists the versions whose removal is currently failing.
+func (db *DB) CleanupFailures(ctx context.Context) ([]CleanupFailure, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT version_id, failures, last_ms, last_code, alerted
+		FROM maint_cleanup_failures ORDER BY version_id`)
 	if err != nil {
 		return nil, db.wrap(err, "list cleanup failures")
 	}
@@ -260,7 +271,7 @@ func (db *DB) CleanupFailureKeys(ctx context.Context) ([]CleanupFailure, error) 
 			ms      int64
 			alerted int
 		)
-		if err := rows.Scan(&f.Key, &f.Failures, &ms, &f.LastCode, &alerted); err != nil {
+		if err := rows.Scan(&f.Version, &f.Failures, &ms, &f.LastCode, &alerted); err != nil {
 			return nil, db.wrap(err, "list cleanup failures")
 		}
 		f.Last, f.Alerted = fromMS(ms), alerted == 1
@@ -289,11 +300,4 @@ func (db *DB) CountActions(ctx context.Context, action depot.Action, since time.
 		out[c] = n
 	}
 	return out, db.wrap(rows.Err(), "count audit actions")
-}
-
-// SetFileVerified records a successful integrity check of key at t.
-// CodeNotFound when the record is gone.
-func (db *DB) SetFileVerified(ctx context.Context, key string, t time.Time) error {
-	res, err := db.sql.ExecContext(ctx, `UPDATE files SET last_verified_ms = $1 WHERE storage_key = $2`, toMS(t), key)
-	return db.affectedOne(res, err, "set file verified")
 }

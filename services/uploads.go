@@ -1,307 +1,476 @@
 package services
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
+	"maps"
 	"strconv"
+	"time"
 
 	"depot"
-	"depot/internal/httpx"
-	"depot/internal/wire"
+	"depot/internal/crashpoint"
+	"depot/servicedb"
 	"depot/storage"
 )
 
 // Session metadata keys kept with an upload session.
 const (
-	metaOwner    = "owner"
-	metaFileName = "file_name"
-	metaStarted  = "request_id"
+	metaFileName    = "file_name"
+	metaIfMatch     = "if_match"
+	metaIfNoneMatch = "if_none_match"
+	metaRequestID   = "request_id"
 )
 
-func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
-	r = withToken(r)
-	c := s.callerOf(r)
-	var req wire.CreateUpload
-	if !decodeBody(w, r, &req, false) {
-		return
-	}
+// UploadRequest starts an upload session.
+type UploadRequest struct {
+	Key      string
+	Size     int64 // declared size, -1 unknown
+	SHA256   string
+	Class    depot.Class
+	FileName string
+	// Resumable sessions wait for their client (tus, the CLI); a plain
+	// PUT's session is removed as soon as it is idle.
+	Resumable bool
+	// Meta is kept with the session (e.g. "protocol").
+	Meta map[string]string
+	// IfMatch and IfNoneMatch are checked now and again at commit.
+	IfMatch, IfNoneMatch string
+}
+
+// CreateUpload starts an upload session, audited as upload.started.
+func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req UploadRequest) (depot.Upload, error) {
+	cl := c.begin(caller)
+	cl.fileName = req.FileName
 	if err := depot.ValidateKey(req.Key); err != nil {
-		httpx.WriteError(w, err)
-		return
+		return depot.Upload{}, err
 	}
-	if err := s.authorize(r.Context(), c, req.Key, depot.PermUpload); err != nil {
-		httpx.WriteError(w, err)
-		return
+	if err := c.authorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
+		return depot.Upload{}, err
 	}
-	if req.FileName != "" {
-		c.fileName = req.FileName
-	}
-	meta := map[string]string{}
-	for k, v := range req.Meta {
-		meta[k] = v
-	}
-	meta[metaOwner], meta[metaFileName], meta[metaStarted] = c.principal.User, c.fileName, c.requestID
 	if req.Class == "" {
 		req.Class = depot.Permanent
 	}
-	ev := c.event(depot.ActionUploadStarted, req.Key)
-	ev.DeclaredSize, ev.FileClass, ev.StreamStart = req.Size, req.Class, &c.start
-	u, err := s.cfg.Store.CreateUpload(r.Context(), req.Key, storage.UploadOptions{Size: req.Size, SHA256: req.SHA256, Class: req.Class, Meta: meta})
-	if err != nil {
+	ev := cl.event(depot.ActionUploadStarted, req.Key)
+	ev.DeclaredSize, ev.FileClass, ev.StreamStart = req.Size, req.Class, &cl.start
+	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
 		ev.Action = depot.ActionUploadFailed
-		s.fail(w, r, c, &ev, err)
-		return
+		return depot.Upload{}, c.fail(ctx, cl, ev, err)
 	}
-	ev.UploadID = u.ID
-	if err := s.audit(r.Context(), ev); err != nil {
-		_ = s.cfg.Store.Abort(r.Context(), u.ID)
-		httpx.WriteError(w, err)
-		return
-	}
-	w.Header().Set(wire.HeaderOffset, "0")
-	httpx.WriteJSON(w, http.StatusCreated, u)
-}
-
-// decodeBody decodes r's JSON body into v (an empty body only when
-// allowEmpty). A body cut short in transit (a connection that failed inside
-// it) is not the caller's mistake: it is answered 503 marked
-// HeaderTransient, which web retries; malformed JSON is 400. It reports
-// whether v was decoded, having answered otherwise.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
-	err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v)
-	switch {
-	case err == nil, err == io.EOF && allowEmpty:
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF) || r.ContentLength > 0 && err == io.EOF:
-		w.Header().Set(wire.HeaderTransient, "1")
-		httpx.WriteError(w, depot.Errorf(depot.CodeUnavailable, "the request body was cut short in transit"))
-	default:
-		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "invalid JSON body"))
-	}
-	return false
-}
-
-// ownUpload loads upload id and checks that the caller created it (or is an
-// admin). Anyone else gets not-found, so that upload IDs cannot be probed.
-// A request with wire.HeaderPermission also needs that permission on the
-// upload's cohort (forbidden otherwise, audited like any refusal).
-func (s *Server) ownUpload(r *http.Request, c *caller) (depot.Upload, error) {
-	if err := s.authenticate1(r.Context(), c); err != nil {
-		return depot.Upload{}, err
-	}
-	u, err := s.cfg.Store.Upload(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return depot.Upload{}, err
-	}
-	if u.Meta[metaOwner] != c.principal.User && !c.principal.Admin {
-		ev := c.event(depot.ActionAccessDenied, u.Key)
-		ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
-		if err := s.audit(r.Context(), ev); err != nil {
+	if max := c.cfg.MaxOpenUploadsPerUser; max > 0 {
+		n, err := c.cfg.DB.OpenUploads(ctx, cl.principal.User)
+		if err != nil {
 			return depot.Upload{}, err
 		}
-		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
+		if n >= max {
+			ev.Action = depot.ActionUploadFailed
+			return depot.Upload{}, c.fail(ctx, cl, ev, depot.Errorf(depot.CodeTooMany,
+				"you have %d unfinished uploads, the most allowed; finish or cancel one first", n))
+		}
 	}
-	c.fileName = u.Meta[metaFileName]
-	if perm := depot.Permission(r.Header.Get(wire.HeaderPermission)); perm != "" {
-		if err := s.permit(r.Context(), c, u.Key, perm); err != nil {
+	meta := maps.Clone(req.Meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[metaFileName], meta[metaRequestID] = req.FileName, cl.RequestID
+	if req.IfMatch != "" {
+		meta[metaIfMatch] = req.IfMatch
+	}
+	if req.IfNoneMatch != "" {
+		meta[metaIfNoneMatch] = req.IfNoneMatch
+	}
+	u, err := c.cfg.Store.CreateUpload(ctx, depot.Upload{
+		Key: req.Key, Owner: cl.principal.User, DeclaredSize: req.Size, SHA256: req.SHA256,
+		Class: req.Class, Resumable: req.Resumable, Meta: meta,
+	})
+	if err != nil {
+		ev.Action = depot.ActionUploadFailed
+		return depot.Upload{}, c.fail(ctx, cl, ev, err)
+	}
+	ev.UploadID = u.ID
+	if err := c.audit(ctx, ev); err != nil {
+		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+		return depot.Upload{}, err
+	}
+	return u, nil
+}
+
+// admit checks, before any byte is read, that an upload of class to key
+// may commit: its conditions hold now and only a manager changes a path's
+// class (refused as access.denied).
+func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Class, ifMatch, ifNoneMatch string) error {
+	check, err := c.cfg.DB.CheckPath(ctx, key)
+	if err != nil {
+		return err
+	}
+	commit := servicedb.Commit{
+		Version: servicedb.Version{Class: class}, IfMatch: ifMatch, IfNoneMatch: ifNoneMatch,
+		MayChangeClass: cl.principal.Can(cohortOf(key), depot.PermManage),
+	}
+	err = check.Check(commit)
+	if depot.ErrorCode(err) == depot.CodeForbidden {
+		ev := cl.event(depot.ActionAccessDenied, key)
+		ev.Outcome, ev.ErrorCode = depot.OutcomeDenied, string(depot.CodeForbidden)
+		ev.FileClass = class
+		ev.Metadata = map[string]string{"permission": string(depot.PermManage), "reason": "class_change"}
+		if aerr := c.audit(ctx, ev); aerr != nil {
+			return aerr
+		}
+	}
+	return err
+}
+
+// Upload returns the state of upload id for its owner: an open session, or
+// a completed one (whose version has the upload's ID), so that a client
+// that lost the final answer can learn that its upload is complete. resume
+// records the inspection as upload.resumed. The caller must still hold the
+// upload permission on the cohort.
+func (c *Core) Upload(ctx context.Context, caller depot.Caller, id string, resume bool) (depot.Upload, error) {
+	cl := c.begin(caller)
+	u, err := c.ownUpload(ctx, cl, id)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	if resume {
+		ev := cl.event(depot.ActionUploadResumed, u.Key)
+		ev.UploadID, ev.DeclaredSize = u.ID, u.DeclaredSize
+		ev.Metadata = map[string]string{"offset": strconv.FormatInt(u.Offset, 10)}
+		if err := c.audit(ctx, ev); err != nil {
 			return depot.Upload{}, err
 		}
 	}
 	return u, nil
 }
 
-func (s *Server) getUpload(w http.ResponseWriter, r *http.Request) {
-	r = withToken(r)
-	c := s.callerOf(r)
-	u, err := s.ownUpload(r, c)
+// ownUpload loads upload id for cl: authenticated, its owner (or an
+// admin), still allowed to upload into its cohort. To anyone else it does
+// not exist, so that IDs cannot be probed (the refusal is audited).
+func (c *Core) ownUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
+	if err := c.authenticate(ctx, cl); err != nil {
+		return depot.Upload{}, err
+	}
+	u, err := c.cfg.Store.Upload(ctx, id)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		u, err = c.completedUpload(ctx, id)
+	}
 	if err != nil {
-		httpx.WriteError(w, err)
-		return
+		return depot.Upload{}, err
 	}
-	if r.Header.Get(wire.HeaderResume) == "1" {
-		ev := c.event(depot.ActionUploadResumed, u.Key)
-		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, map[string]string{"offset": strconv.FormatInt(u.Offset, 10)}
-		if err := s.audit(r.Context(), ev); err != nil {
-			httpx.WriteError(w, err)
-			return
+	if u.Owner != cl.principal.User && !cl.principal.Admin {
+		ev := cl.event(depot.ActionAccessDenied, u.Key)
+		ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
+		if err := c.audit(ctx, ev); err != nil {
+			return depot.Upload{}, err
 		}
+		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
-	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
-	httpx.WriteJSON(w, http.StatusOK, u)
+	cl.fileName = u.Meta[metaFileName]
+	if err := c.permit(ctx, cl, u.Key, depot.PermUpload); err != nil {
+		return depot.Upload{}, err
+	}
+	return u, nil
 }
 
-func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
-	r = withToken(r)
-	c := s.callerOf(r)
-	offset, err := strconv.ParseInt(r.Header.Get(wire.HeaderOffset), 10, 64)
-	if err != nil || offset < 0 {
-		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "missing or invalid %s header", wire.HeaderOffset))
-		return
+// completedUpload describes the upload that became version id.
+func (c *Core) completedUpload(ctx context.Context, id string) (depot.Upload, error) {
+	if !storage.ValidID(id) {
+		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
-	u, err := s.ownUpload(r, c)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
+	v, err := c.cfg.DB.Version(ctx, id)
+	if err != nil || v.Purged != nil {
+		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
-	if r.Header.Get(wire.HeaderResume) == "1" {
-		ev := c.event(depot.ActionUploadResumed, u.Key)
-		ev.UploadID, ev.DeclaredSize, ev.Metadata = u.ID, u.DeclaredSize, map[string]string{"offset": strconv.FormatInt(offset, 10)}
-		if err := s.audit(r.Context(), ev); err != nil {
-			httpx.WriteError(w, err)
-			return
-		}
-	}
-	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	src, whole, err := hopChecked(r, body)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	// A checked body is one segment: its bytes count only if all of them
-	// match the sender's CRC-32C.
-	u, err = s.appendCheckpointed(r.Context(), u, offset, src, max(s.cfg.CheckpointBytes, whole))
-	body.Done()
-	w.Header().Set(wire.HeaderOffset, strconv.FormatInt(u.Offset, 10))
-	if errors.Is(err, errHopDamaged) {
-		w.Header().Set(wire.HeaderTransient, "1") // web sends the chunk again
-	}
-	if err != nil {
-		if cur, ok := storage.CurrentOffset(err); ok {
-			httpx.WriteErrorDetail(w, httpx.ErrorDetail{Code: depot.CodeOffsetMismatch, Message: depot.ErrorMessage(err), Offset: &cur})
-			return
-		}
-		httpx.WriteError(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, u)
+	return depot.Upload{
+		ID: v.ID, Key: v.Key, Owner: v.UploadedBy, Offset: v.Size, DeclaredSize: v.Size, SHA256: v.SHA256,
+		Class: v.Class, Created: v.Created, Updated: v.Created, Completed: true, Resumable: true,
+	}, nil
 }
 
-// appendCheckpointed appends a body of any length in segments of checkpoint
-// bytes (CheckpointBytes): each segment is made durable and recorded in
-// order, so a long streaming PATCH loses at most the segments not yet
-// durable when it is cut. A segment is made durable while the next one is
-// written (Store.StartAppend). The body's position is tracked apart from
-// the session's offset so that a body starting before the current offset
-// (a replay) is compared, not appended twice.
-func (s *Server) appendCheckpointed(ctx context.Context, u depot.Upload, offset int64, body io.Reader, checkpoint int64) (depot.Upload, error) {
-	pos := offset
-	var prev func() (depot.Upload, error) // the segment being made durable
-	settle := func(wait func() (depot.Upload, error)) error {
-		next, err := wait()
-		if next.ID != "" {
-			u = next
-		}
-		return err
-	}
-	for {
-		seg := &countingReader{r: io.LimitReader(body, checkpoint)}
-		wait := s.cfg.Store.StartAppend(ctx, u.ID, pos, seg)
-		pos += seg.n
-		if prev != nil {
-			if err := settle(prev); err != nil {
-				_, _ = wait() // fails with prev, or ends on its own
-				return u, err
-			}
-		}
-		prev = wait
-		if seg.n < checkpoint {
-			return u, settle(prev)
-		}
-		// Go on only when the body has more: a body that ends exactly at
-		// a segment boundary (web's chunks do) must not cost an empty
-		// Append, that is a lock, a record read and an fsync per chunk.
-		var one [1]byte
-		n, rerr := io.ReadFull(body, one[:])
-		switch {
-		case n == 1:
-			body = io.MultiReader(bytes.NewReader(one[:]), body)
-		case rerr == io.EOF:
-			return u, settle(prev)
-		default: // let Append meet the read error, as it would have
-			body = failingReader{rerr}
-		}
-	}
+// AppendRequest is one chunk of an upload session.
+type AppendRequest struct {
+	Chunk storage.Chunk
+	// Resume marks the first chunk of a client request that continues an
+	// earlier one (audited as upload.resumed).
+	Resume bool
+	// Complete commits the upload after this chunk (its final one), with
+	// Size the expected total (-1: the declared one): one round trip for
+	// the last chunk and the commit.
+	Complete bool
+	Size     int64
 }
 
-// failingReader returns err from every Read.
-type failingReader struct{ err error }
-
-func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (s *Server) completeUpload(w http.ResponseWriter, r *http.Request) {
-	r = withToken(r)
-	c := s.callerOf(r)
-	var req wire.CompleteUpload
-	req.Size = -1
-	if !decodeBody(w, r, &req, true) {
-		return
-	}
-	u, err := s.ownUpload(r, c)
+// Append appends a chunk to upload id and, with Complete, commits it. It
+// returns the session's state and, when committed, the new version. A
+// fatal failure of a plain (not resumable) upload ends it: its session is
+// discarded and upload.failed recorded with the code.
+func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req AppendRequest) (depot.Upload, *depot.Object, error) {
+	cl := c.begin(caller)
+	u, err := c.ownUpload(ctx, cl, id)
 	if err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	c.start = u.Created
-	ev := c.event(depot.ActionUploadCompleted, u.Key)
-	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, &u.Created, u.Offset
-	obj, err := s.cfg.Store.Complete(r.Context(), u.ID, req.Size, req.SHA256)
-	var done *storage.AlreadyCompleted
-	if errors.As(err, &done) { // a retry of a completion that succeeded: answer again, record nothing
-		httpx.WriteJSON(w, http.StatusCreated, done.Object)
-		return
-	}
-	if err != nil {
-		if depot.ErrorCode(err) == depot.CodeHashMismatch || depot.ErrorCode(err) == depot.CodeSizeMismatch {
-			ev.Action = depot.ActionUploadFailed
-			s.fail(w, r, c, &ev, err)
-			return
-		}
-		httpx.WriteError(w, err)
-		return
-	}
-	if err := s.committed(r.Context(), c, &ev, obj, u.ID); err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusCreated, obj)
-}
-
-func (s *Server) abortUpload(w http.ResponseWriter, r *http.Request) {
-	r = withToken(r)
-	c := s.callerOf(r)
-	u, err := s.ownUpload(r, c)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
+		return depot.Upload{}, nil, err
 	}
 	if u.Completed {
-		httpx.WriteError(w, depot.Errorf(depot.CodeConflict, "the upload is complete; delete the file instead"))
-		return
+		// A retry of the final chunk whose answer was lost: its commit
+		// succeeded.
+		if req.Chunk.Offset+req.Chunk.Length == u.Offset && (req.Complete || req.Chunk.Length == 0) {
+			obj, err := c.versionObject(ctx, u.ID)
+			return u, &obj, err
+		}
+		return u, nil, depot.Errorf(depot.CodeConflict, "the upload is already complete")
 	}
-	ev := c.event(depot.ActionUploadAborted, u.Key)
-	ev.UploadID, ev.DeclaredSize, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Offset
-	if err := s.audit(r.Context(), ev); err != nil {
-		httpx.WriteError(w, err)
-		return
+	if req.Resume {
+		ev := cl.event(depot.ActionUploadResumed, u.Key)
+		ev.UploadID, ev.DeclaredSize = u.ID, u.DeclaredSize
+		ev.Metadata = map[string]string{"offset": strconv.FormatInt(req.Chunk.Offset, 10)}
+		if err := c.audit(ctx, ev); err != nil {
+			return u, nil, err
+		}
 	}
-	if err := s.cfg.Store.Abort(r.Context(), u.ID); err != nil {
-		httpx.WriteError(w, err)
-		return
+	next, err := c.cfg.Store.Append(ctx, id, req.Chunk)
+	if next.ID != "" {
+		u = next
 	}
-	w.WriteHeader(http.StatusNoContent)
+	if err != nil {
+		return u, nil, c.endPlain(ctx, cl, u, err)
+	}
+	if !req.Complete {
+		return u, nil, nil
+	}
+	obj, err := c.complete(ctx, cl, u, storage.Want{Size: req.Size})
+	if err != nil {
+		return u, nil, err
+	}
+	u.Completed = true
+	return u, &obj, nil
+}
+
+// Complete verifies and commits upload id as a new version of its path.
+// A retried completion of a committed upload returns its version.
+func (c *Core) Complete(ctx context.Context, caller depot.Caller, id string, want storage.Want) (depot.Object, error) {
+	cl := c.begin(caller)
+	u, err := c.ownUpload(ctx, cl, id)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	if u.Completed {
+		obj, err := c.versionObject(ctx, u.ID)
+		if err == nil && ((want.Size >= 0 && want.Size != obj.Size) || (want.SHA256 != "" && want.SHA256 != obj.SHA256)) {
+			return depot.Object{}, depot.Errorf(depot.CodeConflict, "the upload was completed with other content")
+		}
+		return obj, err
+	}
+	return c.complete(ctx, cl, u, want)
+}
+
+// complete commits session u: the Store verifies and publishes its bytes,
+// then the version, the path's pointer, the removal of the session and the
+// upload.completed record are written in one transaction.
+func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want storage.Want) (depot.Object, error) {
+	ev := cl.event(depot.ActionUploadCompleted, u.Key)
+	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, &u.Created, u.Offset
+	var obj depot.Object
+	crashpoint.Reach(crashpoint.Staged)
+	_, err := c.cfg.Store.Complete(ctx, u.ID, want, func(ctx context.Context, s storage.Stored) error {
+		crashpoint.Reach(crashpoint.BeforeCommit)
+		v := c.newVersion(s, u.Key, u.Class, u.Owner)
+		c.fillCommitted(&ev, v)
+		obj = v.Object()
+		commit := servicedb.Commit{
+			Version: v, UploadID: u.ID, IfMatch: u.Meta[metaIfMatch], IfNoneMatch: u.Meta[metaIfNoneMatch],
+			MayChangeClass: cl.principal.Can(cohortOf(u.Key), depot.PermManage),
+		}
+		return c.auditWith(ctx, ev, servicedb.CommitVersion(commit))
+	})
+	if err == nil {
+		crashpoint.Reach(crashpoint.AfterCommit)
+		return obj, nil
+	}
+	ev.Action, ev.StoredSize, ev.SHA256 = depot.ActionUploadFailed, -1, ""
+	switch depot.ErrorCode(err) {
+	case depot.CodeHashMismatch: // the Store discarded the session
+		return depot.Object{}, c.fail(ctx, cl, ev, err)
+	case depot.CodePrecondition, depot.CodeForbidden:
+		// The commit refused: the upload can never succeed.
+		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+		ev.Outcome, ev.ErrorCode = depot.OutcomeFailure, string(depot.ErrorCode(err))
+		if aerr := c.audit(ctx, ev); aerr != nil {
+			return depot.Object{}, aerr
+		}
+		return depot.Object{}, err
+	}
+	return depot.Object{}, c.endPlain(ctx, cl, u, err)
+}
+
+// endPlain ends a plain upload that failed for good (a full store, a body
+// too long or short, a hash mismatch): no client can resume it, so its
+// session is discarded now and the failure recorded. A resumable upload,
+// and any upload after a transient failure, are left as they are.
+func (c *Core) endPlain(ctx context.Context, cl *call, u depot.Upload, err error) error {
+	if u.Resumable || errors.Is(err, storage.ErrDamaged) {
+		return err
+	}
+	switch depot.ErrorCode(err) {
+	case depot.CodeStorageFull, depot.CodeSizeMismatch, depot.CodeTooLarge, depot.CodeInvalid:
+	default:
+		return err
+	}
+	_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+	ev := cl.event(depot.ActionUploadFailed, u.Key)
+	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, u.Offset
+	return c.fail(ctx, cl, ev, err)
+}
+
+// newVersion describes the version that stored object s becomes.
+func (c *Core) newVersion(s storage.Stored, key string, class depot.Class, owner string) servicedb.Version {
+	v := servicedb.Version{
+		ID: s.ID, Key: key, Cohort: cohortOf(key), Size: s.Size, SHA256: s.SHA256, Class: class,
+		UploadedBy: owner, Created: c.now(),
+	}
+	if class == depot.Temporary {
+		at := v.Created.Add(c.cfg.TempTTL)
+		v.CleanupScheduledFor = &at
+	}
+	return v
+}
+
+// fillCommitted completes the upload.completed record ev of v.
+func (c *Core) fillCommitted(ev *depot.AuditEvent, v servicedb.Version) {
+	done := v.Created
+	start := done
+	if ev.StreamStart != nil {
+		start = *ev.StreamStart
+	}
+	ev.Time, ev.Outcome = done, depot.OutcomeSuccess
+	ev.StoredSize, ev.SHA256, ev.FileClass = v.Size, v.SHA256, v.Class
+	ev.StreamComplete, ev.DurationMS, ev.CleanupScheduledFor = &done, done.Sub(start).Milliseconds(), v.CleanupScheduledFor
+}
+
+func (c *Core) versionObject(ctx context.Context, id string) (depot.Object, error) {
+	v, err := c.cfg.DB.Version(ctx, id)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	return v.Object(), nil
+}
+
+// Abort discards upload id, audited as upload.aborted: a success when its
+// client ended it (tus termination), a failure with reason as the code
+// when the web tier gave up on it (its client went away, a failure). The
+// record is written before the bytes go.
+func (c *Core) Abort(ctx context.Context, caller depot.Caller, id string, reason depot.Code) error {
+	cl := c.begin(caller)
+	u, err := c.ownUpload(ctx, cl, id)
+	if err != nil {
+		return err
+	}
+	if u.Completed {
+		return depot.Errorf(depot.CodeConflict, "the upload is complete; delete the file instead")
+	}
+	ev := cl.event(depot.ActionUploadAborted, u.Key)
+	ev.UploadID, ev.DeclaredSize, ev.BytesTransferred, ev.FileClass = u.ID, u.DeclaredSize, u.Offset, u.Class
+	if reason != "" {
+		ev.Outcome, ev.ErrorCode = depot.OutcomeFailure, string(reason)
+	}
+	if err := c.audit(ctx, ev); err != nil {
+		return err
+	}
+	return c.cfg.Store.Abort(ctx, u.ID)
+}
+
+// PutRequest is a one-shot upload: a body small enough to be sent, and
+// retried, whole.
+type PutRequest struct {
+	Key      string
+	Chunk    storage.Chunk // the whole body, at offset 0
+	SHA256   string
+	Class    depot.Class
+	FileName string
+	IfMatch  string
+	// IfNoneMatch "*" is a create-only upload.
+	IfNoneMatch string
+}
+
+// Put stores a one-shot upload as a new version, recorded as one
+// upload.completed (or upload.failed) record; the version's ID is the
+// upload's ID in it.
+func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (depot.Object, error) {
+	cl := c.begin(caller)
+	cl.fileName = req.FileName
+	if err := depot.ValidateKey(req.Key); err != nil {
+		return depot.Object{}, err
+	}
+	if err := c.authorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
+		return depot.Object{}, err
+	}
+	if req.Class == "" {
+		req.Class = depot.Permanent
+	}
+	if !req.Class.Valid() {
+		return depot.Object{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
+	}
+	ev := cl.event(depot.ActionUploadCompleted, req.Key)
+	ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = req.Chunk.Length, req.Class, &cl.start, req.Chunk.Length
+	fail := func(err error) (depot.Object, error) {
+		ev.Action = depot.ActionUploadFailed
+		return depot.Object{}, c.fail(ctx, cl, ev, err)
+	}
+	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
+		return fail(err)
+	}
+	s, err := c.cfg.Store.Put(ctx, req.Chunk, req.SHA256)
+	if err != nil {
+		return fail(err)
+	}
+	ev.UploadID = s.ID
+	crashpoint.Reach(crashpoint.BeforeCommit)
+	v := c.newVersion(s, req.Key, req.Class, cl.principal.User)
+	c.fillCommitted(&ev, v)
+	commit := servicedb.Commit{
+		Version: v, IfMatch: req.IfMatch, IfNoneMatch: req.IfNoneMatch,
+		MayChangeClass: cl.principal.Can(cohortOf(req.Key), depot.PermManage),
+	}
+	if err := c.auditWith(ctx, ev, servicedb.CommitVersion(commit)); err != nil {
+		// Nothing refers to the object: remove it now (or cleanup will).
+		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), s.ID)
+		if isAuditFailure(err) {
+			return depot.Object{}, err
+		}
+		ev.StoredSize, ev.SHA256, ev.StreamComplete = -1, "", nil
+		return fail(err)
+	}
+	crashpoint.Reach(crashpoint.AfterCommit)
+	return v.Object(), nil
+}
+
+// ExpireIdlePlain removes the sessions of plain (not resumable) uploads
+// idle for longer than the store's plain expiry: their request ended
+// without a commit (the web process or its client died), so nothing can
+// continue them. Each is recorded as upload.aborted with the code
+// "abandoned". It returns how many it removed.
+func (c *Core) ExpireIdlePlain(ctx context.Context, idle time.Duration) (int, error) {
+	sessions, err := c.cfg.DB.Uploads(ctx, servicedb.UploadFilter{IdleBefore: c.now().Add(-idle)})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range sessions {
+		if s.Resumable {
+			continue
+		}
+		u, ok, err := c.cfg.Store.Expire(ctx, s.ID, c.now().Add(-idle))
+		if err != nil || !ok {
+			continue
+		}
+		n++
+		ev := depot.AuditEvent{
+			Action: depot.ActionUploadAborted, Outcome: depot.OutcomeFailure, ErrorCode: "abandoned",
+			Actor: "system", AuthMethod: "job", ServerRole: "services", WebNode: c.cfg.Node,
+			Cohort: cohortOf(u.Key), Key: u.Key, UploadID: u.ID, DeclaredSize: u.DeclaredSize,
+			BytesTransferred: u.Offset, StoredSize: -1, FileClass: u.Class,
+			Metadata: map[string]string{"last_activity": u.Updated.UTC().Format(time.RFC3339)},
+		}
+		if err := c.audit(ctx, ev); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

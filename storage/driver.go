@@ -1,8 +1,18 @@
-// Package storage is depot's portable storage layer: a Store that enforces the
-// key policy, computes SHA-256 while streaming, keeps resumable upload
-// sessions and publishes objects atomically, over a small Driver interface
-// that each backend (local disk, memory, S3) implements. Every driver passes
-// the same conformance suite in storage/storagetest.
+// Package storage is depot's portable storage layer. A Store turns upload
+// sessions into immutable objects: it checks offsets, hashes while
+// streaming and verifies every chunk against its CRC-32C, over a small
+// Driver interface that each backend (local disk, memory, S3) implements
+// and a Sessions interface that persists upload sessions (the services
+// database). Every driver passes the same conformance suite in
+// storage/storagetest.
+//
+// Objects are named by random IDs, never by file paths: which object a path
+// shows is a pointer in the database, changed in the same transaction as
+// the audit record (see services). An object is written once, before that
+// transaction, and removed only after a transaction stopped referring to
+// it, so a crash at any point leaves objects that nothing references,
+// which cleanup removes, and never a referenced object that is missing or
+// changed.
 package storage
 
 import (
@@ -12,89 +22,72 @@ import (
 	"time"
 )
 
-// ErrNotExist is returned (possibly wrapped) by drivers for a missing object,
-// staging area or session record.
+// ErrNotExist is returned (possibly wrapped) by drivers for a missing object
+// or staging area.
 var ErrNotExist = errors.New("storage: does not exist")
 
-// ErrUnsupported is returned (possibly wrapped) by a driver for an operation
-// its backend cannot perform, for example ReadStaging of bytes that the S3
-// driver has already uploaded as multipart parts, which S3 cannot read back.
-var ErrUnsupported = errors.New("storage: not supported by this driver")
+// ErrNoSpace is returned (possibly wrapped) by drivers when the backend has
+// no room left for the bytes being written.
+var ErrNoSpace = errors.New("storage: no space left")
 
-// ObjectInfo is what a driver knows about a committed object.
+// ObjectInfo is what a driver knows about a stored object.
 type ObjectInfo struct {
-	Key     string
+	ID      string
 	Size    int64
 	ModTime time.Time
-	Attrs   Attrs
 }
 
-// Attrs are the attributes recorded with an object at commit time.
-type Attrs struct {
-	SHA256 string `json:"sha256,omitempty"` // lowercase hex of the whole object
-	Class  string `json:"class,omitempty"`  // "permanent" or "temporary"
-}
-
-// Staging identifies the staging area of one upload session. State is opaque
-// driver data (for example an S3 multipart upload ID and its parts); the Store
-// persists it in the session record after every successful call that may
-// change it, and hands it back on the next call, also after a restart.
+// Staging identifies the staging area of one upload: the bytes that become
+// the object ID when published. State is opaque driver data (for example an
+// S3 multipart upload ID and its parts); the Store persists it with the
+// session after every successful call that may change it, and hands it back
+// on the next call, also after a restart.
 type Staging struct {
-	ID    string // random session ID: [0-9a-f]{32}
-	Key   string // the target key, already validated
+	ID    string // random ID, [0-9a-f]{32}: also the ID of the object it becomes
 	State []byte
 }
 
 // Driver is implemented by each storage backend. The Store serialises calls
-// for one session ID; calls for different sessions and objects may run
-// concurrently. Keys and prefixes are validated by the Store before they
-// reach a driver. Drivers must never make partial data visible under a key:
-// staging data and session records are invisible to Stat, Open and List.
+// for one staging ID; calls for different IDs may run concurrently. IDs are
+// validated by the Store before they reach a driver. Objects are immutable:
+// once published, an object's bytes never change until it is deleted.
 type Driver interface {
-	// CreateStaging prepares an empty staging area for st (for the local
-	// driver a temporary file beside the target).
+	// CreateStaging prepares an empty staging area for st.
 	CreateStaging(ctx context.Context, st *Staging) error
-	// WriteStaging discards any staged bytes at or past offset, then copies r
-	// to the staging area at offset until r returns io.EOF, and makes those
-	// bytes durable before returning. It returns the number of bytes taken
-	// from r. If it returns an error, the bytes past offset are undefined and
-	// the Store will retry from offset.
+	// WriteStaging discards any staged bytes at or past offset, then copies
+	// r to the staging area at offset until r returns io.EOF, and makes
+	// those bytes durable before returning. It returns the number of bytes
+	// taken from r. If it returns an error (also one of r), the bytes past
+	// offset are undefined and the next write starts at offset again. An
+	// offset past the staged bytes is an error. A full backend is
+	// ErrNoSpace.
 	WriteStaging(ctx context.Context, st *Staging, offset int64, r io.Reader) (int64, error)
-	// ReadStaging reads staged bytes [offset, offset+length).
-	ReadStaging(ctx context.Context, st *Staging, offset, length int64) (io.ReadCloser, error)
-	// Commit atomically publishes exactly the first size staged bytes under
-	// st.Key with attrs, replacing any existing object, and releases the
-	// staging area. After Commit returns nil the object is durable.
-	Commit(ctx context.Context, st *Staging, size int64, attrs Attrs) error
 	// DiscardStaging releases the staging area; missing is not an error.
 	DiscardStaging(ctx context.Context, st *Staging) error
+	// Publish makes exactly the first size staged bytes durable as the
+	// immutable object st.ID and releases the staging area. When the
+	// object st.ID exists already (an earlier Publish that succeeded, then
+	// a crash), Publish returns nil and changes nothing. Without a staging
+	// area or object it returns ErrNotExist; a size larger than the staged
+	// bytes is an error.
+	Publish(ctx context.Context, st *Staging, size int64) error
 
-	// PutSession atomically replaces the session record id. A new record is
-	// durable when PutSession returns; a replacement may, after a power
-	// failure, revert to the record it replaced: an earlier consistent state,
-	// since staged bytes past a record's offset are ignored.
-	PutSession(ctx context.Context, id string, record []byte) error
-	// GetSession returns the session record id, or ErrNotExist.
-	GetSession(ctx context.Context, id string) ([]byte, error)
-	// DeleteSession removes the session record; missing is not an error.
-	DeleteSession(ctx context.Context, id string) error
-	// ListSessions returns the IDs of every session record.
-	ListSessions(ctx context.Context) ([]string, error)
+	// Open reads [offset, offset+length) of object id; length -1 means to
+	// the end. A range running past the end is clamped. A missing object
+	// is ErrNotExist.
+	Open(ctx context.Context, id string, offset, length int64) (io.ReadCloser, error)
+	// Stat describes object id, or returns ErrNotExist.
+	Stat(ctx context.Context, id string) (ObjectInfo, error)
+	// Delete removes object id; a missing object is not an error.
+	Delete(ctx context.Context, id string) error
+	// List returns up to limit objects whose IDs sort strictly after after,
+	// in ID order.
+	List(ctx context.Context, after string, limit int) ([]ObjectInfo, error)
 
-	// Open reads [offset, offset+length) of an object; length -1 means to the
-	// end. A missing object is ErrNotExist.
-	Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
-	// Stat describes an object, or returns ErrNotExist.
-	Stat(ctx context.Context, key string) (ObjectInfo, error)
-	// Delete removes an object; a missing object is ErrNotExist.
-	Delete(ctx context.Context, key string) error
-	// List returns up to limit objects whose keys start with prefix and sort
-	// strictly after after, in byte order of their keys.
-	List(ctx context.Context, prefix, after string, limit int) ([]ObjectInfo, error)
-
-	// Strays lists leftovers that belong to no session record and no object:
-	// staging or temporary data left by a crash. Each Stray can be removed
-	// with RemoveStray.
+	// Strays lists staging areas and the driver's own leftovers (a crash
+	// between two steps of a write). A Stray with a SessionID is the
+	// staging area of that ID; the Store decides whether a session still
+	// owns it. Each Stray can be removed with RemoveStray.
 	Strays(ctx context.Context) ([]Stray, error)
 	// RemoveStray removes one leftover; missing is not an error.
 	RemoveStray(ctx context.Context, s Stray) error
@@ -104,21 +97,33 @@ type Driver interface {
 }
 
 // Stray is a leftover found by Driver.Strays. Name identifies it for the
-// driver and is never shown to clients (it may contain a file name).
+// driver; it holds no file name (objects and staging areas are named by
+// IDs), but is still kept out of logs.
 type Stray struct {
 	Name    string
 	Size    int64
 	ModTime time.Time
-	// SessionID is the session the leftover claims to belong to, if known.
+	// SessionID is the staging ID the leftover belongs to, if any.
 	SessionID string
 }
 
-// AtomicPutter is an optional driver capability: storing a whole object in
-// one call without an upload session. The driver streams r to a temporary
-// location, then calls finish with the byte count; finish returns the
-// attributes to record, or an error to abandon the write (nothing becomes
-// visible). Only after finish succeeds is the object made durable and
-// published atomically.
-type AtomicPutter interface {
-	PutAtomic(ctx context.Context, key string, r io.Reader, finish func(n int64) (Attrs, error)) (int64, error)
+// ObjectPutter is an optional driver capability: storing a small object
+// (at most a few MiB, size known) in one call instead of a staging area,
+// for backends where a staging area costs several requests (S3). The
+// object must not be visible as published if PutObject fails. Reading r
+// fully is the caller's verification: PutObject must fail when r does.
+type ObjectPutter interface {
+	PutObject(ctx context.Context, id string, r io.Reader, size int64) error
+}
+
+// Space is the capacity of a backend, when it has one.
+type Space struct {
+	Free  int64 // bytes available to depot
+	Total int64
+}
+
+// SpaceReporter is an optional driver capability: the free and total bytes
+// of the volume (local disk). S3 has none.
+type SpaceReporter interface {
+	Space(ctx context.Context) (Space, error)
 }

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,165 +9,137 @@ import (
 	"depot"
 )
 
-// Put streams r into key in one call: a session is created, r is appended and
-// the session completed. opts.Size and opts.SHA256, when set, are verified.
-// Nothing is visible under key unless Put returns nil.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
-	if ap, ok := s.d.(AtomicPutter); ok {
-		return s.putAtomic(ctx, ap, key, r, opts)
+// Open returns a reader of [offset, offset+length) of object id (length -1:
+// to the end). The caller resolves ranges against the size it recorded.
+func (s *Store) Open(ctx context.Context, id string, offset, length int64) (io.ReadCloser, error) {
+	if !ValidID(id) {
+		return nil, depot.Errorf(depot.CodeNotFound, "no such object")
 	}
-	u, err := s.CreateUpload(ctx, key, UploadOptions{Size: opts.Size, SHA256: opts.SHA256, Class: opts.Class})
+	rc, err := s.d.Open(ctx, id, offset, length)
 	if err != nil {
-		return depot.Object{}, err
+		return nil, storageErr("open", err)
 	}
-	if _, err := s.Append(ctx, u.ID, 0, r); err != nil {
-		_ = s.Abort(context.WithoutCancel(ctx), u.ID)
-		return depot.Object{}, err
-	}
-	obj, err := s.complete(ctx, u.ID, opts.Size, "", false)
-	if err != nil {
-		_ = s.Abort(context.WithoutCancel(ctx), u.ID)
-		return depot.Object{}, err
-	}
-	return obj, nil
+	return rc, nil
 }
 
-// putAtomic is Put through a driver that can store a whole object in one
-// call: no session record, the hash and size checked before publication.
-func (s *Store) putAtomic(ctx context.Context, ap AtomicPutter, key string, r io.Reader, opts depot.PutOptions) (depot.Object, error) {
-	if err := depot.ValidateKey(key); err != nil {
-		return depot.Object{}, err
+// Stat describes object id.
+func (s *Store) Stat(ctx context.Context, id string) (ObjectInfo, error) {
+	if !ValidID(id) {
+		return ObjectInfo{}, depot.Errorf(depot.CodeNotFound, "no such object")
 	}
-	want, err := normaliseSHA256(opts.SHA256)
+	info, err := s.d.Stat(ctx, id)
 	if err != nil {
-		return depot.Object{}, err
+		return ObjectInfo{}, storageErr("stat", err)
 	}
-	if opts.Class == "" {
-		opts.Class = depot.Permanent
+	return info, nil
+}
+
+// Delete removes object id. It must only be called for an object that no
+// committed version refers to any more (or never did); a missing object is
+// not an error.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return depot.Errorf(depot.CodeInvalid, "invalid object ID")
 	}
-	if !opts.Class.Valid() {
-		return depot.Object{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
+	return storageErr("delete", s.d.Delete(ctx, id))
+}
+
+// Objects lists up to limit stored objects with IDs after after, in ID
+// order (for cleanup's sweep of objects nothing references).
+func (s *Store) Objects(ctx context.Context, after string, limit int) ([]ObjectInfo, error) {
+	infos, err := s.d.List(ctx, after, limit)
+	return infos, storageErr("list objects", err)
+}
+
+// Strays lists staging areas and driver leftovers (see Driver.Strays).
+func (s *Store) Strays(ctx context.Context) ([]Stray, error) {
+	strays, err := s.d.Strays(ctx)
+	return strays, storageErr("list strays", err)
+}
+
+// RemoveStray removes a leftover. One that belongs to a session is removed
+// only if the session does not exist (checked under the session's lock), so
+// a staging area whose session was created meanwhile is kept; it reports
+// whether the stray was removed.
+func (s *Store) RemoveStray(ctx context.Context, st Stray) (bool, error) {
+	if st.SessionID != "" {
+		unlock, err := s.lock(ctx, st.SessionID)
+		if err != nil {
+			return false, err
+		}
+		defer unlock()
+		_, err = s.sessions.Session(ctx, st.SessionID)
+		if err == nil {
+			return false, nil // a session owns it
+		}
+		if depot.ErrorCode(err) != depot.CodeNotFound {
+			return false, err
+		}
 	}
-	limit := int64(-1)
-	switch {
-	case opts.Size >= 0:
-		limit = opts.Size
-	case s.max > 0:
-		limit = s.max
+	if err := s.d.RemoveStray(ctx, st); err != nil {
+		return false, storageErr("remove stray", err)
 	}
-	if s.max > 0 && opts.Size > s.max {
-		return depot.Object{}, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
+	return true, nil
+}
+
+// Space returns the capacity of the storage, and false when the driver
+// cannot tell (S3).
+func (s *Store) Space(ctx context.Context) (Space, bool, error) {
+	sr, ok := s.d.(SpaceReporter)
+	if !ok {
+		return Space{}, false, nil
 	}
-	body := r
-	if limit >= 0 {
-		body = io.LimitReader(r, limit+1)
+	sp, err := sr.Space(ctx)
+	if err != nil {
+		return Space{}, true, storageErr("space", err)
+	}
+	return sp, true, nil
+}
+
+// Matches reports whether object id exists with exactly size bytes whose
+// SHA-256 is sha256Hex: it reads the whole object.
+func (s *Store) Matches(ctx context.Context, id string, size int64, sha256Hex string) (bool, error) {
+	rc, err := s.Open(ctx, id, 0, -1)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return false, storageErr("read", err)
+	}
+	return n == size && hex.EncodeToString(h.Sum(nil)) == sha256Hex, nil
+}
+
+// Restore writes r as object id (replacing a damaged one), checking that
+// it has size bytes with SHA-256 sha256Hex before it is published: a
+// restore from a backup of a version whose record is kept.
+func (s *Store) Restore(ctx context.Context, id string, r io.Reader, size int64, sha256Hex string) error {
+	if !ValidID(id) {
+		return depot.Errorf(depot.CodeInvalid, "invalid object ID")
+	}
+	st := &Staging{ID: id}
+	if err := s.d.CreateStaging(ctx, st); err != nil {
+		return storageErr("create staging", err)
 	}
 	h := sha256.New()
-	hr := newOverlapHashReader(body, h)
-	var obj depot.Object
-	_, err = ap.PutAtomic(ctx, key, hr, func(n int64) (Attrs, error) {
-		hr.Wait()
-		switch {
-		case opts.Size >= 0 && n != opts.Size:
-			return Attrs{}, depot.Errorf(depot.CodeSizeMismatch, "received %d bytes, expected %d", n, opts.Size)
-		case opts.Size < 0 && s.max > 0 && n > s.max:
-			return Attrs{}, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
-		}
-		sum := hex.EncodeToString(h.Sum(nil))
-		if want != "" && want != sum {
-			return Attrs{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
-		}
-		obj = depot.Object{Key: key, Size: n, SHA256: sum, ModTime: now(s.clock), Class: opts.Class}
-		return Attrs{SHA256: sum, Class: string(opts.Class)}, nil
-	})
-	hr.Wait()
+	n, err := s.d.WriteStaging(ctx, st, 0, io.TeeReader(io.LimitReader(r, size+1), h))
+	if err == nil && (n != size || hex.EncodeToString(h.Sum(nil)) != sha256Hex) {
+		err = depot.Errorf(depot.CodeHashMismatch, "the backup's copy does not match the version's record")
+	}
+	if err == nil { // verified: the damaged object (if any) makes room
+		err = s.d.Delete(ctx, id)
+	}
+	if err == nil {
+		err = s.d.Publish(ctx, st, n)
+	}
 	if err != nil {
-		return depot.Object{}, storageErr("put", err)
-	}
-	return obj, nil
-}
-
-// PutBytes stores b under key (a convenience for small objects and tests).
-func (s *Store) PutBytes(ctx context.Context, key string, b []byte, class depot.Class) (depot.Object, error) {
-	return s.Put(ctx, key, bytes.NewReader(b), depot.PutOptions{Size: int64(len(b)), Class: class})
-}
-
-// Stat describes the object under key.
-func (s *Store) Stat(ctx context.Context, key string) (depot.Object, error) {
-	if err := depot.ValidateKey(key); err != nil {
-		return depot.Object{}, err
-	}
-	info, err := s.d.Stat(ctx, key)
-	if err != nil {
-		return depot.Object{}, storageErr("stat", err)
-	}
-	return toObject(info), nil
-}
-
-// Open returns the object under key and a reader of rng (nil: everything).
-// A range that starts past the end returns CodeRangeNotSatisf.
-func (s *Store) Open(ctx context.Context, key string, rng *depot.Range) (depot.Object, io.ReadCloser, error) {
-	obj, err := s.Stat(ctx, key)
-	if err != nil {
-		return depot.Object{}, nil, err
-	}
-	off, length := int64(0), int64(-1)
-	if rng != nil {
-		off, length = rng.Offset, rng.Length
-		if off < 0 || off > obj.Size || (off == obj.Size && obj.Size > 0) {
-			return obj, nil, depot.Errorf(depot.CodeRangeNotSatisf, "range starts past the end of the file")
-		}
-		if length < 0 || off+length > obj.Size {
-			length = obj.Size - off
-		}
-	}
-	rc, err := s.d.Open(ctx, key, off, length)
-	if err != nil {
-		return depot.Object{}, nil, storageErr("open", err)
-	}
-	return obj, rc, nil
-}
-
-// Delete removes the object under key.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := depot.ValidateKey(key); err != nil {
-		return err
-	}
-	if err := s.d.Delete(ctx, key); err != nil {
-		return storageErr("delete", err)
+		_ = s.d.DiscardStaging(context.WithoutCancel(ctx), st)
+		return storageErr("restore", err)
 	}
 	return nil
-}
-
-// MaxListLimit bounds one page of a listing.
-const MaxListLimit = 1000
-
-// List returns one page of objects under prefix, after the key after.
-func (s *Store) List(ctx context.Context, prefix, after string, limit int) (depot.ListPage, error) {
-	if err := depot.ValidatePrefix(prefix); err != nil {
-		return depot.ListPage{}, err
-	}
-	if limit <= 0 || limit > MaxListLimit {
-		limit = MaxListLimit
-	}
-	infos, err := s.d.List(ctx, prefix, after, limit+1)
-	if err != nil {
-		return depot.ListPage{}, storageErr("list", err)
-	}
-	page := depot.ListPage{Objects: make([]depot.Object, 0, min(len(infos), limit))}
-	for i, info := range infos {
-		if i == limit {
-			page.Next = infos[i-1].Key
-			break
-		}
-		page.Objects = append(page.Objects, toObject(info))
-	}
-	return page, nil
-}
-
-func toObject(info ObjectInfo) depot.Object {
-	return depot.Object{
-		Key: info.Key, Size: info.Size, SHA256: info.Attrs.SHA256,
-		ModTime: info.ModTime.UTC(), Class: depot.Class(info.Attrs.Class),
-	}
 }

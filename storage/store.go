@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"depot"
@@ -13,9 +15,13 @@ import (
 
 // Options configure a Store.
 type Options struct {
-	// UploadExpiry is how long an upload session may stay idle before it
-	// expires. Zero means 24 hours.
+	// UploadExpiry is how long a resumable upload session may stay idle
+	// before it expires. Zero means 24 hours.
 	UploadExpiry time.Duration
+	// PlainExpiry is how long a session that is not resumable (a plain
+	// PUT's) may stay idle: no client can continue it once its request has
+	// ended. Zero means 2 minutes.
+	PlainExpiry time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// MaxObjectSize refuses uploads larger than this many bytes with
@@ -23,298 +29,281 @@ type Options struct {
 	MaxObjectSize int64
 }
 
-// Store is the portable storage type: it validates keys, hashes while
-// streaming, keeps resumable upload sessions and publishes objects atomically
-// through a Driver. It is safe for concurrent use.
+// Store keeps upload sessions and immutable objects over a Driver and a
+// Sessions. It is safe for concurrent use; every change of one session is
+// serialised, within this process and through Sessions.LockSession across
+// processes.
 type Store struct {
-	d      Driver
-	max    int64
-	expiry time.Duration
-	clock  func() time.Time
-	locks  sessionLocks
-	// pending holds each session's appends that are written but not yet
-	// durable (see Append).
-	pending pendingAppends
+	d        Driver
+	sessions Sessions
+	opts     Options
+	locks    sessionLocks
 }
 
-// New returns a Store over d.
-func New(d Driver, opts Options) *Store {
+// New returns a Store over d, persisting sessions in sessions.
+func New(d Driver, sessions Sessions, opts Options) *Store {
 	if opts.UploadExpiry <= 0 {
 		opts.UploadExpiry = 24 * time.Hour
 	}
-	return &Store{d: d, max: opts.MaxObjectSize, expiry: opts.UploadExpiry, clock: opts.Now}
+	if opts.PlainExpiry <= 0 {
+		opts.PlainExpiry = 2 * time.Minute
+	}
+	return &Store{d: d, sessions: sessions, opts: opts}
 }
 
-// ShareSessionLocks makes every change of an upload session also take
-// lock(ctx, id), a lock shared by all the processes that use the same
-// storage (services instances sharing an S3 bucket lock through their
-// PostgreSQL database), so that two of them never append to one session at
-// once: the second waits, then finds the new offset (and answers a
-// conflict, or skips bytes it already has). Without it, sessions are locked
-// within this process only. Call it before the Store is used.
-func (s *Store) ShareSessionLocks(lock func(ctx context.Context, id string) (unlock func(), err error)) {
-	s.locks.shared = lock
+// Close closes the driver.
+func (s *Store) Close() error { return s.d.Close() }
+
+// Expiry returns when session u expires: its last activity plus the expiry
+// of its kind, as configured now.
+func (s *Store) Expiry(u depot.Upload) time.Time {
+	if u.Resumable {
+		return u.Updated.Add(s.opts.UploadExpiry)
+	}
+	return u.Updated.Add(s.opts.PlainExpiry)
 }
 
-// Driver returns the underlying driver (for maintenance jobs).
-func (s *Store) Driver() Driver { return s.d }
-
-// UploadOptions describe a new upload session.
-type UploadOptions struct {
-	Size   int64  // declared size, -1 unknown
-	SHA256 string // declared lowercase hex SHA-256, "" unknown
-	Class  depot.Class
-	Meta   map[string]string
-}
-
-// CreateUpload starts an upload session for key. Nothing is visible under key
-// until Complete succeeds.
-func (s *Store) CreateUpload(ctx context.Context, key string, opts UploadOptions) (depot.Upload, error) {
-	if err := depot.ValidateKey(key); err != nil {
+// CreateUpload starts an upload session for u.Key (u.ID, Offset, Created,
+// Updated and Expires are set here). Nothing is visible until the session
+// is completed and committed.
+func (s *Store) CreateUpload(ctx context.Context, u depot.Upload) (depot.Upload, error) {
+	if err := depot.ValidateKey(u.Key); err != nil {
 		return depot.Upload{}, err
 	}
-	if opts.Size < -1 {
+	if u.DeclaredSize < -1 {
 		return depot.Upload{}, depot.Errorf(depot.CodeInvalid, "declared size is negative")
 	}
-	if s.max > 0 && opts.Size > s.max {
-		return depot.Upload{}, depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.max)
+	if err := s.checkMax(u.DeclaredSize); err != nil {
+		return depot.Upload{}, err
 	}
-	sum, err := normaliseSHA256(opts.SHA256)
+	sum, err := normaliseSHA256(u.SHA256)
 	if err != nil {
 		return depot.Upload{}, err
 	}
-	if opts.Class == "" {
-		opts.Class = depot.Permanent
+	if u.Class == "" {
+		u.Class = depot.Permanent
 	}
-	if !opts.Class.Valid() {
+	if !u.Class.Valid() {
 		return depot.Upload{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
 	}
-	t := now(s.clock)
-	rec := &record{Upload: depot.Upload{
-		ID: newSessionID(), Key: key, DeclaredSize: opts.Size, SHA256: sum, Class: opts.Class,
-		Created: t, Updated: t, Expires: t.Add(s.expiry), Meta: opts.Meta,
-	}}
-	st := rec.staging()
+	t := s.now()
+	u.ID, u.SHA256, u.Offset, u.Created, u.Updated, u.Completed = NewID(), sum, 0, t, t, false
+	sess := Session{Upload: u}
+	st := sess.staging()
 	if err := s.d.CreateStaging(ctx, st); err != nil {
 		return depot.Upload{}, storageErr("create staging", err)
 	}
-	rec.DriverState = st.State
-	if err := s.saveRecord(ctx, rec); err != nil {
-		_ = s.d.DiscardStaging(context.WithoutCancel(ctx), rec.staging())
+	sess.DriverState = st.State
+	if err := s.sessions.CreateSession(ctx, sess); err != nil {
+		_ = s.d.DiscardStaging(context.WithoutCancel(ctx), st)
 		return depot.Upload{}, err
 	}
-	return rec.Upload, nil
+	return s.view(sess), nil
 }
 
-// Upload returns the current state of an upload session.
+// Upload returns the current state of an open upload session.
 func (s *Store) Upload(ctx context.Context, id string) (depot.Upload, error) {
-	rec, err := s.loadRecord(ctx, id)
+	sess, err := s.load(ctx, id)
 	if err != nil {
 		return depot.Upload{}, err
 	}
-	return rec.Upload, nil
+	return s.view(sess), nil
 }
 
-// Complete verifies and publishes an upload. wantSize (-1: none) and
-// wantSHA256 ("": none) are checked in addition to what was declared at
-// creation. On a size shortfall the session is kept so that the client can
-// continue; on a checksum mismatch it is discarded and nothing is committed.
-func (s *Store) Complete(ctx context.Context, id string, wantSize int64, wantSHA256 string) (depot.Object, error) {
-	return s.complete(ctx, id, wantSize, wantSHA256, true)
-}
-
-// complete commits session id; keep leaves a completed record behind until
-// it expires (for resumable clients), otherwise the record is removed.
-func (s *Store) complete(ctx context.Context, id string, wantSize int64, wantSHA256 string, keep bool) (depot.Object, error) {
-	unlock, err := s.lockSettled(ctx, id)
-	if err != nil {
-		return depot.Object{}, err
-	}
-	defer unlock()
-	rec, err := s.loadRecord(ctx, id)
-	if err != nil {
-		return depot.Object{}, err
-	}
-	u := rec.Upload
-	if u.Completed {
-		obj := depot.Object{Key: u.Key, Size: u.Offset, SHA256: u.SHA256, ModTime: u.Updated, Class: u.Class}
-		if want, _ := normaliseSHA256(wantSHA256); (want != "" && want != u.SHA256) || (wantSize >= 0 && wantSize != u.Offset) {
-			return depot.Object{}, depot.Errorf(depot.CodeConflict, "the upload was completed with other content")
-		}
-		return obj, &AlreadyCompleted{Object: obj}
-	}
-	for _, size := range []int64{u.DeclaredSize, wantSize} {
-		if size >= 0 && size != u.Offset {
-			return depot.Object{}, depot.Errorf(depot.CodeSizeMismatch, "received %d bytes, expected %d", u.Offset, size)
-		}
-	}
-	h, err := rec.hasher()
-	if err != nil {
-		return depot.Object{}, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	want, err := normaliseSHA256(wantSHA256)
-	if err != nil {
-		return depot.Object{}, err
-	}
-	for _, w := range []string{u.SHA256, want} {
-		if w != "" && w != sum {
-			s.discard(ctx, rec)
-			return depot.Object{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
-		}
-	}
-	st := rec.staging()
-	if err := s.d.Commit(ctx, st, u.Offset, Attrs{SHA256: sum, Class: string(u.Class)}); err != nil {
-		return depot.Object{}, storageErr("commit", err)
-	}
-	if !keep {
-		if err := s.d.DeleteSession(context.WithoutCancel(ctx), id); err != nil {
-			return depot.Object{}, storageErr("delete session record", err)
-		}
-		return depot.Object{Key: u.Key, Size: u.Offset, SHA256: sum, ModTime: now(s.clock), Class: u.Class}, nil
-	}
-	done := *rec
-	done.Upload.Completed, done.Upload.SHA256, done.Upload.Updated = true, sum, now(s.clock)
-	done.Upload.Expires = done.Upload.Updated.Add(s.expiry)
-	done.HashState, done.DriverState = nil, nil
-	if err := s.saveRecord(context.WithoutCancel(ctx), &done); err != nil {
-		// The object is committed; without its tombstone a lost answer
-		// cannot be recovered, but nothing is inconsistent.
-		_ = s.d.DeleteSession(context.WithoutCancel(ctx), id)
-	}
-	return depot.Object{Key: u.Key, Size: u.Offset, SHA256: sum, ModTime: done.Upload.Updated, Class: u.Class}, nil
-}
-
-// AlreadyCompleted is returned (with the object) by Complete for a session
-// that an earlier call already committed: the caller must not record the
-// upload a second time.
-type AlreadyCompleted struct{ Object depot.Object }
-
-func (e *AlreadyCompleted) Error() string { return "upload already completed" }
-
-// Abort discards an upload session and its staged bytes.
+// Abort discards an upload session: its staging area, the object it may
+// have been published as (a completion whose commit failed), and the
+// session. It must not be called for a session whose commit succeeded; the
+// commit removes the session, so that cannot happen through the Store.
 func (s *Store) Abort(ctx context.Context, id string) error {
-	unlock, err := s.lockSettled(ctx, id)
+	unlock, err := s.lock(ctx, id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := s.loadRecord(ctx, id)
+	sess, err := s.load(ctx, id)
 	if err != nil {
 		return err
 	}
-	if rec.Upload.Completed {
-		return storageErr("delete session record", s.d.DeleteSession(context.WithoutCancel(ctx), id))
-	}
-	return s.discard(ctx, rec)
+	return s.discard(ctx, sess)
 }
 
-func (s *Store) discard(ctx context.Context, rec *record) error {
+// Expire discards session id if it is still idle since before idleBefore
+// (it is checked again under the session's lock), and returns it. A
+// session that an operation of this process holds is active and left
+// (false); one held by another process (an append in progress) is waited
+// for, a few seconds at most, and then checked again.
+func (s *Store) Expire(ctx context.Context, id string, idleBefore time.Time) (depot.Upload, bool, error) {
+	release, ok := s.locks.tryLock(id)
+	if !ok {
+		return depot.Upload{}, false, nil // busy: active
+	}
+	defer release()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	unlockShared, err := s.sessions.LockSession(lctx, id)
+	cancel()
+	if err != nil {
+		return depot.Upload{}, false, nil // busy elsewhere, or the lock cannot be had now: next run
+	}
+	defer unlockShared()
+	sess, err := s.load(ctx, id)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		return depot.Upload{}, false, nil
+	}
+	if err != nil {
+		return depot.Upload{}, false, err
+	}
+	if !sess.Updated.Before(idleBefore) {
+		return depot.Upload{}, false, nil
+	}
+	if err := s.discard(ctx, sess); err != nil {
+		return depot.Upload{}, false, err
+	}
+	return s.view(sess), true, nil
+}
+
+// discard removes a session, then its bytes: its staging area and the
+// object it may have been published as. The session goes first, so that a
+// commit running meanwhile in another process (which needs the session)
+// fails rather than records an object being removed; a crash in between
+// leaves bytes that no session or version references, which cleanup
+// removes.
+func (s *Store) discard(ctx context.Context, sess Session) error {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.d.DiscardStaging(ctx, rec.staging()); err != nil {
+	if err := s.sessions.DeleteSession(ctx, sess.ID); err != nil {
+		return err
+	}
+	if err := s.d.DiscardStaging(ctx, sess.staging()); err != nil {
 		return storageErr("discard staging", err)
 	}
-	if err := s.d.DeleteSession(ctx, rec.Upload.ID); err != nil {
-		return storageErr("delete session record", err)
+	return storageErr("delete unpublished object", s.d.Delete(ctx, sess.ID))
+}
+
+func (s *Store) load(ctx context.Context, id string) (Session, error) {
+	if !ValidID(id) {
+		return Session{}, depot.Errorf(depot.CodeNotFound, "no such upload")
+	}
+	return s.sessions.Session(ctx, id)
+}
+
+// view is the session as callers see it, with its expiry.
+func (s *Store) view(sess Session) depot.Upload {
+	u := sess.Upload
+	u.Expires = s.Expiry(u)
+	return u
+}
+
+func (s *Store) checkMax(size int64) error {
+	if s.opts.MaxObjectSize > 0 && size > s.opts.MaxObjectSize {
+		return depot.Errorf(depot.CodeTooLarge, "the upload is larger than the limit of %d bytes", s.opts.MaxObjectSize)
 	}
 	return nil
 }
 
-// Uploads lists every open (not completed) upload session.
-func (s *Store) Uploads(ctx context.Context) ([]depot.Upload, error) {
-	all, err := s.sessions(ctx)
+func (s *Store) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// lock serialises the changes of session id: first within this process,
+// then across processes through Sessions.LockSession. It waits until the
+// session is free or ctx ends.
+func (s *Store) lock(ctx context.Context, id string) (func(), error) {
+	release, err := s.locks.lock(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	open := all[:0]
-	for _, u := range all {
-		if !u.Completed {
-			open = append(open, u)
-		}
-	}
-	return open, nil
-}
-
-// sessions lists every session record, completed ones included.
-func (s *Store) sessions(ctx context.Context) ([]depot.Upload, error) {
-	ids, err := s.d.ListSessions(ctx)
+	unlockShared, err := s.sessions.LockSession(ctx, id)
 	if err != nil {
-		return nil, storageErr("list sessions", err)
+		release()
+		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", err)
 	}
-	out := make([]depot.Upload, 0, len(ids))
-	for _, id := range ids {
-		rec, err := s.loadRecord(ctx, id)
-		if depot.ErrorCode(err) == depot.CodeNotFound {
-			continue // completed or aborted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec.Upload)
-	}
-	return out, nil
+	return func() { unlockShared(); release() }, nil
 }
 
-// ExpireUploads aborts every open session whose expiry is before now and
-// returns them; the records kept for completed uploads are dropped silently
-// once expired. A session locked by an operation in progress is skipped: it
-// is active.
-func (s *Store) ExpireUploads(ctx context.Context) ([]depot.Upload, error) {
-	ups, err := s.sessions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var expired []depot.Upload
-	t := now(s.clock)
-	for _, u := range ups {
-		if !u.Expires.Before(t) {
-			continue
-		}
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
-		unlock, err := s.locks.lock(lctx, u.ID)
-		cancel()
-		if err != nil {
-			continue
-		}
-		if s.pending.get(u.ID) != nil { // chunks are being stored: active
-			unlock()
-			continue
-		}
-		rec, err := s.loadRecord(ctx, u.ID)
-		switch {
-		case err != nil || !rec.Upload.Expires.Before(t):
-		case rec.Upload.Completed:
-			err = s.d.DeleteSession(ctx, u.ID)
-		default:
-			if err = s.discard(ctx, rec); err == nil {
-				expired = append(expired, rec.Upload)
-			}
-		}
-		unlock()
-		if err != nil && depot.ErrorCode(err) != depot.CodeNotFound {
-			return expired, err
-		}
-	}
-	return expired, nil
+// sessionLocks are the in-process locks of sessions: a one-slot channel per
+// session in use, dropped when nobody holds or waits for it.
+type sessionLocks struct {
+	mu    sync.Mutex
+	locks map[string]*sessionLock
 }
 
-func offsetMismatch(cur int64) error {
-	return &depot.Error{Code: depot.CodeOffsetMismatch, Message: fmt.Sprintf("expected offset %d", cur), Err: OffsetError{Current: cur}}
+type sessionLock struct {
+	slot chan struct{}
+	refs int
 }
 
-// OffsetError carries the current offset of a session inside a
-// CodeOffsetMismatch error.
-type OffsetError struct{ Current int64 }
-
-func (e OffsetError) Error() string { return fmt.Sprintf("current offset is %d", e.Current) }
-
-// CurrentOffset extracts the current offset from an offset-mismatch error.
-func CurrentOffset(err error) (int64, bool) {
-	var oe OffsetError
-	if errors.As(err, &oe) {
-		return oe.Current, true
+func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[string]*sessionLock)
 	}
-	return 0, false
+	sl := l.locks[id]
+	if sl == nil {
+		sl = &sessionLock{slot: make(chan struct{}, 1)}
+		l.locks[id] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+	select {
+	case sl.slot <- struct{}{}:
+		return func() { <-sl.slot; l.release(id, sl) }, nil
+	case <-ctx.Done():
+		l.release(id, sl)
+		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
+	}
+}
+
+// tryLock takes the lock of session id if it is free at once.
+func (l *sessionLocks) tryLock(id string) (func(), bool) {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[string]*sessionLock)
+	}
+	sl := l.locks[id]
+	if sl == nil {
+		sl = &sessionLock{slot: make(chan struct{}, 1)}
+		l.locks[id] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+	select {
+	case sl.slot <- struct{}{}:
+		return func() { <-sl.slot; l.release(id, sl) }, true
+	default:
+		l.release(id, sl)
+		return nil, false
+	}
+}
+
+func (l *sessionLocks) release(id string, sl *sessionLock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sl.refs--; sl.refs == 0 {
+		delete(l.locks, id)
+	}
+}
+
+// storageErr maps a driver error to a client-safe *depot.Error.
+func storageErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *depot.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	err = fmt.Errorf("%s: %w", what, err)
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return depot.WrapError(depot.CodeNotFound, "not found", err)
+	case errors.Is(err, ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return depot.WrapError(depot.CodeStorageFull, "the storage is full; nothing was stored", err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return depot.WrapError(depot.CodeUnavailable, "request cancelled", err)
+	}
+	return depot.WrapError(depot.CodeUnavailable, "storage unavailable", err)
 }
 
 func normaliseSHA256(s string) (string, error) {

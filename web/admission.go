@@ -29,8 +29,8 @@ type admission struct {
 // for a moment, see uploaders), refuses one whose declared total size
 // (-1: not known yet) or current offset is past the limit, and takes one of
 // the user's upload slots. Release the admission when the request ends.
-func (s *Server) admit(ctx context.Context, cohort string, offset, declared int64) (*admission, error) {
-	p, err := s.uploaders.authorize(ctx, cohort, s.cfg.Backend.Authenticate)
+func (s *Server) admit(ctx context.Context, c depot.Caller, cohort string, offset, declared int64) (*admission, error) {
+	p, err := s.uploaders.authorize(ctx, c, cohort, s.cfg.Backend.Authorize)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ type brokenBackend struct{ deniedBackend }
 
 var errHop = depot.WrapError(depot.CodeUnavailable, "services unavailable", errors.New("dial tcp 127.0.0.1:9: connect: connection refused"))
 
-func (brokenBackend) Stat(context.Context, string) (depot.Object, error) {
+func (brokenBackend) Stat(context.Context, depot.Caller, string, string) (depot.Object, error) {
 	return depot.Object{}, errHop
 }
 

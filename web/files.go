@@ -50,14 +50,18 @@ func parseTarget(rest string) (target, error) {
 func (s *Server) files(w http.ResponseWriter, r *http.Request, rest string) {
 	t, err := parseTarget(rest)
 	if err != nil {
-		s.refuse(s.withCaller(w, r, ""), w, err)
+		s.refuse(r.Context(), s.caller(w, r), w, err)
 		return
 	}
+	q := r.URL.Query()
 	switch r.Method {
 	case http.MethodGet:
-		if t.isDir {
+		switch {
+		case t.isDir:
 			s.list(w, r, t)
-		} else {
+		case q.Has("versions"):
+			s.history(w, r, t)
+		default:
 			s.download(w, r, t)
 		}
 	case http.MethodHead:
@@ -65,35 +69,46 @@ func (s *Server) files(w http.ResponseWriter, r *http.Request, rest string) {
 	case http.MethodPut:
 		s.put(w, r, t)
 	case http.MethodPost:
-		s.postMultipart(w, r, t)
+		switch {
+		case q.Has("undelete"):
+			s.undelete(w, r, t)
+		case q.Has("restore"):
+			s.restore(w, r, t)
+		default:
+			s.postMultipart(w, r, t)
+		}
 	case http.MethodDelete:
-		s.delete(w, r, t)
+		if q.Has("purge") {
+			s.purge(w, r, t)
+		} else {
+			s.delete(w, r, t)
+		}
 	default:
 		w.Header().Set("Allow", "GET, HEAD, PUT, POST, DELETE")
-		s.refuse(s.withCaller(w, r, ""), w, errorf(depot.CodeInvalid, "method not allowed"))
+		s.refuse(r.Context(), s.caller(w, r), w, errorf(depot.CodeInvalid, "method not allowed"))
 	}
 }
 
-// fileKey returns t as a file (not folder) key.
+// fileKey validates t as a file (not folder) key.
 func fileKey(t target) (string, error) {
 	if t.isDir {
 		return "", errorf(depot.CodeInvalidPath, "the path names a folder, not a file")
 	}
 	key := t.key()
-	if err := depot.ValidateKey(key); err != nil { // the whole key's length
+	if err := depot.ValidateKey(key); err != nil {
 		return "", local(err)
 	}
 	return key, nil
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		s.refuse(s.withCaller(w, r, ""), w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	ctx := s.withCaller(w, r, path.Base(key))
-	a, err := s.admit(ctx, t.cohort, 0, r.ContentLength)
+	a, err := s.admit(r.Context(), c, t.cohort, 0, r.ContentLength)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -105,7 +120,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	body := a.body(w, r)
-	obj, err := s.cfg.Backend.Put(ctx, key, body, opts)
+	obj, err := s.cfg.Backend.Put(r.Context(), c, key, body, opts, path.Base(key))
 	body.Done()
 	if err != nil {
 		writeError(w, err)
@@ -114,9 +129,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 	httpx.WriteJSON(w, http.StatusCreated, publicObject(obj, t.cohort))
 }
 
-// putOptions reads the declared size, checksum and class of a raw upload.
+// putOptions reads the declared size, checksum, class and conditions
+// (If-Match, If-None-Match) of a raw upload.
 func putOptions(r *http.Request) (depot.PutOptions, error) {
-	opts := depot.PutOptions{Size: r.ContentLength, Class: depot.Permanent}
+	opts := depot.PutOptions{Size: r.ContentLength, Class: depot.Permanent,
+		IfMatch: r.Header.Get("If-Match"), IfNoneMatch: r.Header.Get("If-None-Match")}
 	if v := r.Header.Get("Depot-Sha256"); v != "" {
 		opts.SHA256 = strings.ToLower(v)
 	}
@@ -129,71 +146,75 @@ func putOptions(r *http.Request) (depot.PutOptions, error) {
 	return opts, nil
 }
 
-// FileJSON is a file as the public API shows it: path relative to its cohort.
+// FileJSON is a file version as the public API shows it: path relative to
+// its cohort.
 type FileJSON struct {
-	Cohort   string    `json:"cohort"`
-	Path     string    `json:"path"`
-	Size     int64     `json:"size"`
-	SHA256   string    `json:"sha256"`
-	Modified time.Time `json:"modified,omitzero"`
-	Class    string    `json:"class,omitempty"`
+	Cohort     string    `json:"cohort"`
+	Path       string    `json:"path"`
+	Version    string    `json:"version"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"`
+	Modified   time.Time `json:"modified,omitzero"`
+	Class      string    `json:"class,omitempty"`
+	UploadedBy string    `json:"uploaded_by,omitempty"`
 }
 
 func publicObject(obj depot.Object, cohort string) FileJSON {
 	return FileJSON{
-		Cohort: cohort, Path: strings.TrimPrefix(obj.Key, cohort+"/"), Size: obj.Size,
-		SHA256: obj.SHA256, Modified: obj.ModTime, Class: string(obj.Class),
+		Cohort: cohort, Path: strings.TrimPrefix(obj.Key, cohort+"/"), Version: obj.Version, Size: obj.Size,
+		SHA256: obj.SHA256, Modified: obj.ModTime, Class: string(obj.Class), UploadedBy: obj.UploadedBy,
 	}
 }
 
 func (s *Server) download(w http.ResponseWriter, r *http.Request, t target) {
-	ctx := s.withCaller(w, r, "")
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		s.refuse(ctx, w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	rng, err := httpx.ParseRange(r.Header.Get("Range"))
-	if err != nil {
-		s.refuse(ctx, w, local(err))
+	opts := depot.ReadOptions{
+		Version: r.URL.Query().Get("version"), IfRange: r.Header.Get("If-Range"), IfNoneMatch: r.Header.Get("If-None-Match"),
+	}
+	if opts.Range, err = httpx.ParseRange(r.Header.Get("Range")); err != nil {
+		s.refuse(r.Context(), c, w, local(err))
 		return
 	}
-	obj, rc, err := s.cfg.Backend.Open(ctx, key, rng)
+	d, err := s.cfg.Backend.Open(r.Context(), c, key, opts)
 	if err != nil {
 		if depot.ErrorCode(err) == depot.CodeRangeNotSatisf {
-			if st, serr := s.cfg.Backend.Stat(ctx, key); serr == nil {
-				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", st.Size))
-			}
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", d.Object.Size))
 		}
 		writeError(w, err)
 		return
 	}
-	defer rc.Close()
-	setFileHeaders(w, obj)
-	status, length := http.StatusOK, obj.Size
-	if rng != nil {
-		end := obj.Size - 1
-		if rng.Length >= 0 && rng.Offset+rng.Length-1 < end {
-			end = rng.Offset + rng.Length - 1
-		}
-		length = end - rng.Offset + 1
-		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", rng.Offset, end, obj.Size))
+	setFileHeaders(w, d.Object)
+	if d.NotModified {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	defer d.Body.Close()
+	status := http.StatusOK
+	if d.Partial {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", d.Offset, d.Offset+d.Length-1, d.Object.Size))
 		status = http.StatusPartialContent
 	}
-	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(d.Length, 10))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", "attachment")
 	w.WriteHeader(status)
 	bp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bp)
-	if _, err := httpx.CopyBuffer(w, rc, *bp); err != nil {
+	if _, err := httpx.CopyBuffer(w, d.Body, *bp); err != nil {
 		s.cfg.Log.Warn("download interrupted", "request_id", w.Header().Get("X-Request-Id"))
 	}
 }
 
+// setFileHeaders describes a version: its entity tag is its SHA-256.
 func setFileHeaders(w http.ResponseWriter, obj depot.Object) {
 	h := w.Header()
 	h.Set("Depot-Sha256", obj.SHA256)
+	h.Set("Depot-Version", obj.Version)
 	h.Set("ETag", `"`+obj.SHA256+`"`)
 	h.Set("Accept-Ranges", "bytes")
 	if obj.Class != "" {
@@ -205,13 +226,13 @@ func setFileHeaders(w http.ResponseWriter, obj depot.Object) {
 }
 
 func (s *Server) stat(w http.ResponseWriter, r *http.Request, t target) {
-	ctx := s.withCaller(w, r, "")
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		s.refuse(ctx, w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	obj, err := s.cfg.Backend.Stat(ctx, key)
+	obj, err := s.cfg.Backend.Stat(r.Context(), c, key, r.URL.Query().Get("version"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -223,13 +244,13 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request, t target) {
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
-	ctx := s.withCaller(w, r, "")
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		s.refuse(ctx, w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	if err := s.cfg.Backend.Delete(ctx, key); err != nil {
+	if err := s.cfg.Backend.Delete(r.Context(), c, key); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -245,19 +266,19 @@ type ListJSON struct {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
-	ctx := s.withCaller(w, r, "")
+	c := s.caller(w, r)
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	after := ""
 	if a := q.Get("after"); a != "" {
 		clean, err := depot.CleanKey(t.cohort + "/" + a)
 		if err != nil {
-			s.refuse(ctx, w, local(err))
+			s.refuse(r.Context(), c, w, local(err))
 			return
 		}
 		after = clean
 	}
-	page, err := s.cfg.Backend.List(ctx, t.cohort+"/"+t.rest, after, limit)
+	page, err := s.cfg.Backend.List(r.Context(), c, t.cohort+"/"+t.rest, after, limit)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -18,8 +18,9 @@ import (
 // folder t, part by part, streaming: the body is read with a
 // multipart.Reader and never spooled to memory or disk.
 func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target) {
-	ctx := s.withCaller(w, r, "")
-	a, err := s.admit(ctx, t.cohort, 0, -1)
+	c := s.caller(w, r)
+	ctx := r.Context()
+	a, err := s.admit(ctx, c, t.cohort, 0, -1)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -49,7 +50,7 @@ func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target)
 			writeError(w, errorf(depot.CodeInvalid, "the multipart body is malformed or was cut off"))
 			return
 		}
-		obj, err := s.storePart(ctx, a, t.cohort, dir, part)
+		obj, err := s.storePart(ctx, c, a, t.cohort, dir, part)
 		part.Close()
 		if err != nil {
 			writeError(w, err)
@@ -103,7 +104,7 @@ func (h *headerBudget) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) storePart(ctx context.Context, a *admission, cohort, dir string, part *multipart.Part) (*depot.Object, error) {
+func (s *Server) storePart(ctx context.Context, c depot.Caller, a *admission, cohort, dir string, part *multipart.Part) (*depot.Object, error) {
 	if part.FormName() != "file" || part.FileName() == "" {
 		_, err := io.Copy(io.Discard, a.limit(part, 0))
 		return nil, err
@@ -129,8 +130,7 @@ func (s *Server) storePart(ctx context.Context, a *admission, cohort, dir string
 	if opts.Size > 0 && s.cfg.MaxUploadSize > 0 && opts.Size > s.cfg.MaxUploadSize {
 		return nil, s.tooLarge()
 	}
-	ctx = withFileName(ctx, path.Base(key))
-	obj, err := s.cfg.Backend.Put(ctx, key, a.limit(part, 0), opts)
+	obj, err := s.cfg.Backend.Put(ctx, c, key, a.limit(part, 0), opts, path.Base(key))
 	if err != nil {
 		return nil, err
 	}

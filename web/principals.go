@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"depot"
-	"depot/apiclient"
 )
 
 // uploaderTTL is how long web trusts an answer of services that a credential
@@ -48,10 +47,10 @@ func newUploaders(now func() time.Time) *uploaders {
 
 // authorize returns the principal behind ctx's caller if it may upload into
 // cohort: remembered, or asked of services with ask.
-func (u *uploaders) authorize(ctx context.Context, cohort string, ask func(context.Context, string, depot.Permission) (depot.Principal, error)) (depot.Principal, error) {
-	key, ok := keyOf(apiclient.CallerFrom(ctx), cohort)
+func (u *uploaders) authorize(ctx context.Context, c depot.Caller, cohort string, ask func(context.Context, depot.Caller, string, depot.Permission) (depot.Principal, error)) (depot.Principal, error) {
+	key, ok := credentialKey(c, cohort)
 	if !ok {
-		return ask(ctx, cohort, depot.PermUpload)
+		return ask(ctx, c, cohort, depot.PermUpload)
 	}
 	now := u.now()
 	u.mu.Lock()
@@ -60,7 +59,7 @@ func (u *uploaders) authorize(ctx context.Context, cohort string, ask func(conte
 	if found && now.Before(a.until) {
 		return a.principal, nil
 	}
-	p, err := ask(ctx, cohort, depot.PermUpload)
+	p, err := ask(ctx, c, cohort, depot.PermUpload)
 	if err != nil {
 		return p, err
 	}
@@ -73,8 +72,9 @@ func (u *uploaders) authorize(ctx context.Context, cohort string, ask func(conte
 	return p, nil
 }
 
-// keyOf is the cache key of c's credential in cohort; false without one.
-func keyOf(c apiclient.Caller, cohort string) (uploaderKey, bool) {
+// credentialKey is the cache key of c's credential in cohort; false
+// without one.
+func credentialKey(c depot.Caller, cohort string) (uploaderKey, bool) {
 	switch {
 	case c.Token != "":
 		return uploaderKey{credential: sha256.Sum256([]byte(c.Token)), cohort: cohort}, true

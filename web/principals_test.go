@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"depot"
-	"depot/apiclient"
 )
 
 // TestUploadersRememberBriefly checks that an answer of services is reused
@@ -17,7 +16,7 @@ func TestUploadersRememberBriefly(t *testing.T) {
 	u := newUploaders(func() time.Time { return now })
 	asked := 0
 	refuse := false
-	ask := func(ctx context.Context, cohort string, perm depot.Permission) (depot.Principal, error) {
+	ask := func(ctx context.Context, c depot.Caller, cohort string, perm depot.Permission) (depot.Principal, error) {
 		asked++
 		if perm != depot.PermUpload {
 			t.Errorf("asked for %q, want upload", perm)
@@ -25,14 +24,12 @@ func TestUploadersRememberBriefly(t *testing.T) {
 		if refuse {
 			return depot.Principal{}, depot.Errorf(depot.CodeForbidden, "no")
 		}
-		return depot.Principal{User: apiclient.CallerFrom(ctx).Token + "-user"}, nil
+		return depot.Principal{User: c.Token + "-user"}, nil
 	}
-	as := func(token, trusted string) context.Context {
-		return apiclient.WithCaller(context.Background(), apiclient.Caller{Token: token, TrustedUser: trusted})
-	}
-	check := func(ctx context.Context, cohort, wantUser string, wantAsked int) {
+	as := func(token, trusted string) depot.Caller { return depot.Caller{Token: token, TrustedUser: trusted} }
+	check := func(c depot.Caller, cohort, wantUser string, wantAsked int) {
 		t.Helper()
-		p, err := u.authorize(ctx, cohort, ask)
+		p, err := u.authorize(context.Background(), c, cohort, ask)
 		if err != nil || p.User != wantUser || asked != wantAsked {
 			t.Fatalf("authorize = %q, %v after %d questions; want %q after %d", p.User, err, asked, wantUser, wantAsked)
 		}
@@ -48,14 +45,14 @@ func TestUploadersRememberBriefly(t *testing.T) {
 	refuse = true
 	now = now.Add(uploaderTTL)
 	for range 2 {
-		if _, err := u.authorize(as("a", ""), "c1", ask); depot.ErrorCode(err) != depot.CodeForbidden {
+		if _, err := u.authorize(context.Background(), as("a", ""), "c1", ask); depot.ErrorCode(err) != depot.CodeForbidden {
 			t.Fatalf("authorize after revocation = %v, want forbidden", err)
 		}
 	}
 	if asked != 7 {
 		t.Errorf("asked %d times, want 7: refusals are not remembered", asked)
 	}
-	if _, err := u.authorize(context.Background(), "c1", ask); err == nil || asked != 8 {
+	if _, err := u.authorize(context.Background(), depot.Caller{}, "c1", ask); err == nil || asked != 8 {
 		t.Errorf("a caller without credential: %v after %d questions, want a refusal from services", err, asked)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"depot"
 )
 
 // closeOnRefusal makes every refusal of a request with a body final and
@@ -97,10 +99,10 @@ func (rw *refusalWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter
 // request without them, or with a bad token, is answered 401 (429 once
 // throttled) and audited as auth.failed like every other, whatever else is
 // wrong with it. So failed sign-ins are counted on every route, and a
-// refusal tells a caller nothing their credentials do not allow. ctx is the
-// request's caller context (withCaller).
-func (s *Server) refuse(ctx context.Context, w http.ResponseWriter, err error) {
-	if _, aerr := s.cfg.Backend.Authenticate(ctx, "", ""); aerr != nil {
+// refusal tells a caller nothing their credentials do not allow. c is the
+// request's caller (Server.caller).
+func (s *Server) refuse(ctx context.Context, c depot.Caller, w http.ResponseWriter, err error) {
+	if _, aerr := s.cfg.Backend.Authorize(ctx, c, "", ""); aerr != nil {
 		writeError(w, aerr)
 		return
 	}

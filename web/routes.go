@@ -7,6 +7,7 @@ package web
 func Routes() []string {
 	return []string{
 		"GET /healthz", "GET /readyz", "GET /api/v1/me", "POST /api/v1/admin/cleanup",
+		"GET /api/v1/holds/{cohort}", "POST /api/v1/holds/{cohort}", "DELETE /api/v1/holds/{cohort}/{hold}",
 		"PUT " + filesPrefix + "{cohort}/{path}", "POST " + filesPrefix + "{cohort}/{path}",
 		"GET " + filesPrefix + "{cohort}/{path}", "HEAD " + filesPrefix + "{cohort}/{path}",
 		"DELETE " + filesPrefix + "{cohort}/{path}",

@@ -20,48 +20,64 @@ type deniedBackend struct{}
 
 var errDenied = depot.Errorf(depot.CodeUnauthorized, "denied")
 
-func (deniedBackend) Put(context.Context, string, io.Reader, depot.PutOptions) (depot.Object, error) {
-	return depot.Object{}, errDenied
-}
-func (deniedBackend) Open(context.Context, string, *depot.Range) (depot.Object, io.ReadCloser, error) {
-	return depot.Object{}, nil, errDenied
-}
-func (deniedBackend) Stat(context.Context, string) (depot.Object, error) {
-	return depot.Object{}, errDenied
-}
-func (deniedBackend) Delete(context.Context, string) error { return errDenied }
-func (deniedBackend) List(context.Context, string, string, int) (depot.ListPage, error) {
-	return depot.ListPage{}, errDenied
-}
-func (deniedBackend) Authenticate(context.Context, string, depot.Permission) (depot.Principal, error) {
+func (deniedBackend) Authorize(context.Context, depot.Caller, string, depot.Permission) (depot.Principal, error) {
 	return depot.Principal{}, errDenied
 }
-func (deniedBackend) CreateUpload(context.Context, wire.CreateUpload) (depot.Upload, error) {
-	return depot.Upload{}, errDenied
-}
-func (deniedBackend) Upload(context.Context, string, depot.Permission) (depot.Upload, error) {
-	return depot.Upload{}, errDenied
-}
-func (deniedBackend) AppendStream(context.Context, string, int64, io.Reader, bool) (int64, error) {
-	return 0, errDenied
-}
-func (deniedBackend) Complete(context.Context, string, int64, string) (depot.Object, error) {
+func (deniedBackend) Put(context.Context, depot.Caller, string, io.Reader, depot.PutOptions, string) (depot.Object, error) {
 	return depot.Object{}, errDenied
 }
-func (deniedBackend) Abort(context.Context, string) error { return errDenied }
-func (deniedBackend) PutSession(context.Context, string, io.Reader, depot.PutOptions, *depot.Upload) (depot.Object, error) {
+func (deniedBackend) Open(context.Context, depot.Caller, string, depot.ReadOptions) (depot.Download, error) {
+	return depot.Download{}, errDenied
+}
+func (deniedBackend) Stat(context.Context, depot.Caller, string, string) (depot.Object, error) {
 	return depot.Object{}, errDenied
 }
-func (deniedBackend) RequestCleanup(context.Context, bool) (json.RawMessage, error) {
-	return nil, errDenied
+func (deniedBackend) List(context.Context, depot.Caller, string, string, int) (depot.ListPage, error) {
+	return depot.ListPage{}, errDenied
 }
-func (deniedBackend) ChunkSize() int { return 1 << 20 }
-func (deniedBackend) Append(context.Context, string, int64, []byte, bool) (int64, error) {
-	return 0, errDenied
+func (deniedBackend) History(context.Context, depot.Caller, string) (depot.History, error) {
+	return depot.History{}, errDenied
+}
+func (deniedBackend) Delete(context.Context, depot.Caller, string) error        { return errDenied }
+func (deniedBackend) Purge(context.Context, depot.Caller, string, string) error { return errDenied }
+func (deniedBackend) Undelete(context.Context, depot.Caller, string) (depot.Object, error) {
+	return depot.Object{}, errDenied
+}
+func (deniedBackend) RestoreVersion(context.Context, depot.Caller, string, string) (depot.Object, error) {
+	return depot.Object{}, errDenied
+}
+func (deniedBackend) CreateUpload(context.Context, depot.Caller, wire.CreateUpload) (depot.Upload, error) {
+	return depot.Upload{}, errDenied
+}
+func (deniedBackend) Upload(context.Context, depot.Caller, string, bool) (depot.Upload, error) {
+	return depot.Upload{}, errDenied
+}
+func (deniedBackend) AppendStream(context.Context, depot.Caller, string, int64, io.Reader, int64, bool) (int64, *depot.Object, error) {
+	return 0, nil, errDenied
+}
+func (deniedBackend) AppendChunk(context.Context, depot.Caller, string, int64, []byte, int64, bool) (int64, *depot.Object, error) {
+	return 0, nil, errDenied
 }
 func (deniedBackend) ChunkBuffer(context.Context) ([]byte, func(), error) {
 	return make([]byte, 1<<20), func() {}, nil
 }
+func (deniedBackend) Complete(context.Context, depot.Caller, string, int64, string) (depot.Object, error) {
+	return depot.Object{}, errDenied
+}
+func (deniedBackend) Abort(context.Context, depot.Caller, string, depot.Code) error { return errDenied }
+func (deniedBackend) Holds(context.Context, depot.Caller, string) ([]wire.Hold, error) {
+	return nil, errDenied
+}
+func (deniedBackend) PlaceHold(context.Context, depot.Caller, wire.PlaceHold) (wire.Hold, error) {
+	return wire.Hold{}, errDenied
+}
+func (deniedBackend) ReleaseHold(context.Context, depot.Caller, string, int64) error {
+	return errDenied
+}
+func (deniedBackend) RequestCleanup(context.Context, depot.Caller, bool) (json.RawMessage, error) {
+	return nil, errDenied
+}
+func (deniedBackend) Ready(context.Context) error { return errDenied }
 
 // TestRoutesServedAndDocumented checks both directions: every route in
 // Routes reaches a handler (not the catch-all "no such route"), a path that
@@ -69,7 +85,7 @@ func (deniedBackend) ChunkBuffer(context.Context) ([]byte, func(), error) {
 // docs/openapi/public.yaml.
 func TestRoutesServedAndDocumented(t *testing.T) {
 	h := New(Config{Backend: deniedBackend{}}).Handler()
-	fill := strings.NewReplacer("{cohort}", "c1", "{path}", "dir/file.csv", "{id}", strings.Repeat("a", 32))
+	fill := strings.NewReplacer("{cohort}", "c1", "{path}", "dir/file.csv", "{id}", strings.Repeat("a", 32), "{hold}", "7")
 	notARoute := func(method, path string) bool {
 		req := httptest.NewRequest(method, path, nil)
 		req.Header.Set("Tus-Resumable", "1.0.0")

@@ -6,9 +6,7 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -18,32 +16,9 @@ import (
 	"time"
 
 	"depot"
-	"depot/apiclient"
 	"depot/internal/httpx"
-	"depot/internal/wire"
 	"depot/metrics"
 )
-
-// Backend is what the web tier needs from services.
-type Backend interface {
-	depot.Files
-	Authenticate(ctx context.Context, cohort string, perm depot.Permission) (depot.Principal, error)
-	CreateUpload(ctx context.Context, req wire.CreateUpload) (depot.Upload, error)
-	Upload(ctx context.Context, id string, perm depot.Permission) (depot.Upload, error)
-	AppendStream(ctx context.Context, id string, offset int64, r io.Reader, resume bool) (int64, error)
-	// Append sends one chunk held in memory at offset (a verified
-	// checksummed tus body) and returns the new offset.
-	Append(ctx context.Context, id string, offset int64, chunk []byte, resume bool) (int64, error)
-	// ChunkSize is the size of the chunks the backend holds in memory.
-	ChunkSize() int
-	// ChunkBuffer lends a buffer of ChunkSize bytes from the backend's
-	// bounded pool, waiting while all are in use.
-	ChunkBuffer(ctx context.Context) (buf []byte, release func(), err error)
-	Complete(ctx context.Context, id string, size int64, sha256 string) (depot.Object, error)
-	Abort(ctx context.Context, id string) error
-	PutSession(ctx context.Context, key string, r io.Reader, opts depot.PutOptions, u *depot.Upload) (depot.Object, error)
-	RequestCleanup(ctx context.Context, dryRun bool) (json.RawMessage, error)
-}
 
 // Config configures a Server.
 type Config struct {
@@ -52,8 +27,10 @@ type Config struct {
 	// BodyIdleTimeout cuts a client whose body delivers no byte for this
 	// long. Default 60 s.
 	BodyIdleTimeout time.Duration
-	// ServicesReady reports whether services is reachable (for /readyz).
-	ServicesReady func(ctx context.Context) error
+	// ChunkSize is the size of the chunks the backend holds in memory; a
+	// tus PATCH with Upload-Checksum may carry at most this much. Default
+	// 8 MiB.
+	ChunkSize int
 	// MaxUploadSize refuses larger uploads with 413; 0 means no limit.
 	MaxUploadSize int64
 	// MaxUploadsPerUser bounds one user's concurrent uploads through this
@@ -89,6 +66,9 @@ func New(cfg Config) *Server {
 	if cfg.BodyIdleTimeout <= 0 {
 		cfg.BodyIdleTimeout = 60 * time.Second
 	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = 8 << 20
+	}
 	s := &Server{cfg: cfg, slots: userSlots{max: cfg.MaxUploadsPerUser}, uploaders: newUploaders(time.Now)}
 	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	return s
@@ -102,6 +82,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", httpx.Health)
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("POST /api/v1/admin/cleanup", s.requestCleanup)
+	mux.HandleFunc("GET /api/v1/holds/{cohort}", s.listHolds)
+	mux.HandleFunc("POST /api/v1/holds/{cohort}", s.placeHold)
+	mux.HandleFunc("DELETE /api/v1/holds/{cohort}/{hold}", s.releaseHold)
 	mux.HandleFunc("GET /api/v1/me", s.me)
 	mux.HandleFunc("GET /{$}", s.page)       // the upload page (page.go)
 	mux.HandleFunc("GET /static/", s.static) // its embedded CSS, JS and vendored tus-js-client
@@ -148,32 +131,28 @@ func routeLabel(r *http.Request) string {
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.ServicesReady != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		if err := s.cfg.ServicesReady(ctx); err != nil {
-			s.cfg.Log.Warn("not ready: services", "err", err.Error())
-			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "services unavailable"})
-			return
-		}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Backend.Ready(ctx); err != nil {
+		s.cfg.Log.Warn("not ready: services", "err", err.Error())
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "services unavailable"})
+		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// withCaller attaches the user's token and request facts to the context of
-// every internal call made for r, and sets the response's request ID.
-func (s *Server) withCaller(w http.ResponseWriter, r *http.Request, fileName string) context.Context {
+// caller describes who makes r, for every internal call made for it, and
+// sets the response's request ID.
+func (s *Server) caller(w http.ResponseWriter, r *http.Request) depot.Caller {
 	id := httpx.NewID()
 	w.Header().Set("X-Request-Id", id)
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	token = strings.TrimSpace(token)
-	caller := apiclient.Caller{
-		Token: token, RequestID: id, ClientIP: s.clientIP(r), UserAgent: r.UserAgent(), FileName: fileName,
-	}
+	c := depot.Caller{Token: token, RequestID: id, ClientIP: s.clientIP(r), UserAgent: r.UserAgent()}
 	if token == "" {
-		caller.TrustedUser = s.trustedUser(r)
+		c.TrustedUser = s.trustedUser(r)
 	}
-	return apiclient.WithCaller(r.Context(), caller)
+	return c
 }
 
 // writeError writes err for a public client. Messages that came from the
@@ -186,9 +165,8 @@ func writeError(w http.ResponseWriter, err error) {
 		httpx.WriteJSON(w, se.status, httpx.ErrorBody{Error: httpx.ErrorDetail{Code: se.code, Message: se.msg}})
 		return
 	}
-	var oe apiclient.OffsetError
-	if errors.As(err, &oe) {
-		w.Header().Set("Upload-Offset", strconv.FormatInt(oe.Current, 10))
+	if cur, ok := depot.CurrentOffset(err); ok {
+		w.Header().Set("Upload-Offset", strconv.FormatInt(cur, 10))
 	}
 	code := depot.ErrorCode(err)
 	var local *localError
@@ -225,13 +203,10 @@ func publicMessage(code depot.Code) string {
 		return "too many requests or unfinished uploads; finish or cancel an upload, or try again later"
 	case depot.CodeUnavailable:
 		return "the service is temporarily unavailable; try again"
+	case depot.CodeStorageFull:
+		return "the storage is full; nothing was stored"
+	case depot.CodePrecondition:
+		return "the file changed: the request's condition does not hold"
 	}
 	return "internal error"
-}
-
-// withFileName returns ctx with the caller's original file name replaced.
-func withFileName(ctx context.Context, name string) context.Context {
-	c := apiclient.CallerFrom(ctx)
-	c.FileName = name
-	return apiclient.WithCaller(ctx, c)
 }

@@ -49,39 +49,39 @@ func (s *Server) tus(w http.ResponseWriter, r *http.Request, rest string) {
 		s.tusOptions(w)
 		return
 	}
-	ctx := s.withCaller(w, r, "")
+	ctx, c := r.Context(), s.caller(w, r)
 	if v := r.Header.Get("Tus-Resumable"); v != tusVersion {
 		h.Set("Tus-Version", tusVersion)
-		s.refuse(ctx, w, &statusError{status: http.StatusPreconditionFailed, code: "unsupported_version", msg: "Tus-Resumable must be 1.0.0"})
+		s.refuse(ctx, c, w, &statusError{status: http.StatusPreconditionFailed, code: "unsupported_version", msg: "Tus-Resumable must be 1.0.0"})
 		return
 	}
 	if err := unsupportedTus(r); err != nil {
-		s.refuse(ctx, w, err)
+		s.refuse(ctx, c, w, err)
 		return
 	}
 	if rest == "" {
 		if method != http.MethodPost {
 			h.Set("Allow", "OPTIONS, POST")
-			s.refuse(ctx, w, errorf(depot.CodeInvalid, "method not allowed"))
+			s.refuse(ctx, c, w, errorf(depot.CodeInvalid, "method not allowed"))
 			return
 		}
-		s.tusCreate(ctx, w, r)
+		s.tusCreate(ctx, c, w, r)
 		return
 	}
 	if !validUploadID(rest) {
-		s.refuse(ctx, w, errorf(depot.CodeNotFound, "no such upload"))
+		s.refuse(ctx, c, w, errorf(depot.CodeNotFound, "no such upload"))
 		return
 	}
 	switch method {
 	case http.MethodHead:
-		s.tusHead(ctx, w, rest)
+		s.tusHead(ctx, c, w, rest)
 	case http.MethodPatch:
-		s.tusPatch(ctx, w, r, rest)
+		s.tusPatch(ctx, c, w, r, rest)
 	case http.MethodDelete:
-		s.tusDelete(ctx, w, rest)
+		s.tusDelete(ctx, c, w, rest)
 	default:
 		h.Set("Allow", "OPTIONS, HEAD, PATCH, DELETE")
-		s.refuse(ctx, w, errorf(depot.CodeInvalid, "method not allowed"))
+		s.refuse(ctx, c, w, errorf(depot.CodeInvalid, "method not allowed"))
 	}
 }
 

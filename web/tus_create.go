@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"depot"
-	"depot/apiclient"
 	"depot/internal/wire"
 )
 
@@ -16,13 +15,13 @@ import (
 // creation-with-upload). It is admitted like every upload (admission.go):
 // authorised, held to the size limit and counted against the user's slots
 // before services creates the session and before any body byte is read.
-func (s *Server) tusCreate(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+func (s *Server) tusCreate(ctx context.Context, c depot.Caller, w http.ResponseWriter, r *http.Request) {
 	req, err := parseCreation(r)
 	if err != nil {
-		s.refuse(ctx, w, err)
+		s.refuse(ctx, c, w, err)
 		return
 	}
-	a, err := s.admit(ctx, req.cohort, 0, req.size)
+	a, err := s.admit(ctx, c, req.cohort, 0, req.size)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -44,9 +43,8 @@ func (s *Server) tusCreate(ctx context.Context, w http.ResponseWriter, r *http.R
 			return
 		}
 	}
-	ctx = withFileName(ctx, req.name)
-	u, err := s.cfg.Backend.CreateUpload(ctx, wire.CreateUpload{
-		Key: req.key, Size: req.size, Class: req.class, FileName: req.name,
+	u, err := s.cfg.Backend.CreateUpload(ctx, c, wire.CreateUpload{
+		Key: req.key, Size: req.size, Class: req.class, FileName: req.name, Resumable: true,
 		Meta: map[string]string{"protocol": "tus"},
 	})
 	if err != nil {
@@ -56,7 +54,7 @@ func (s *Server) tusCreate(ctx context.Context, w http.ResponseWriter, r *http.R
 	w.Header().Set("Location", tusPrefix+u.ID)
 	s.cfg.Log.Info("tus upload created", "upload_id", u.ID, "size", req.size, "request_id", w.Header().Get("X-Request-Id"))
 	if withBody || req.size == 0 {
-		u, err = s.tusWrite(ctx, w, r, a, u, 0, req.size, sum)
+		u, err = s.tusWrite(ctx, c, w, r, a, u, 0, req.size, sum)
 		if err != nil {
 			// The session exists; the client may resume it with HEAD.
 			writeError(w, err)
@@ -126,27 +124,21 @@ func parseCreation(r *http.Request) (creation, error) {
 	return c, nil
 }
 
-// loadUpload fetches session id for the caller (services answers 404 to
-// anyone but its creator) and, in the same request, checks that the caller
-// still may upload to its cohort.
-func (s *Server) loadUpload(ctx context.Context, id string) (depot.Upload, error) {
-	return s.cfg.Backend.Upload(ctx, id, depot.PermUpload)
-}
-
 // tusHead is HEAD /api/v1/uploads/{id}. A client sends it to resume, so it
 // is audited as upload.resumed by services. A session whose bytes all
 // arrived but whose completion was lost (e.g. the web process died between
 // the last append and the commit) is completed here.
-func (s *Server) tusHead(ctx context.Context, w http.ResponseWriter, id string) {
-	c := apiclient.CallerFrom(ctx)
-	c.Resume = true
-	u, err := s.loadUpload(apiclient.WithCaller(ctx, c), id)
+func (s *Server) tusHead(ctx context.Context, c depot.Caller, w http.ResponseWriter, id string) {
+	u, err := s.cfg.Backend.Upload(ctx, c, id, true)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if u.DeclaredSize >= 0 && u.Offset == u.DeclaredSize {
-		if _, err := s.cfg.Backend.Complete(ctx, id, u.DeclaredSize, ""); err != nil {
+	if !u.Completed && u.DeclaredSize >= 0 && u.Offset == u.DeclaredSize {
+		// Every byte arrived but the commit did not happen (or its answer
+		// was lost): commit now, and report the offset only if it worked,
+		// so that a client never counts an uncommitted upload as done.
+		if _, err := s.cfg.Backend.Complete(ctx, c, id, u.DeclaredSize, ""); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -156,12 +148,8 @@ func (s *Server) tusHead(ctx context.Context, w http.ResponseWriter, id string) 
 }
 
 // tusDelete is DELETE /api/v1/uploads/{id} (termination).
-func (s *Server) tusDelete(ctx context.Context, w http.ResponseWriter, id string) {
-	if _, err := s.loadUpload(ctx, id); err != nil {
-		writeError(w, err)
-		return
-	}
-	if err := s.cfg.Backend.Abort(ctx, id); err != nil {
+func (s *Server) tusDelete(ctx context.Context, c depot.Caller, w http.ResponseWriter, id string) {
+	if err := s.cfg.Backend.Abort(ctx, c, id, ""); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -19,25 +19,30 @@ import (
 // (admission.go) once the session is loaded: the upload's declared or
 // deferred length and its offset are held to the size limit, and the
 // user's slot is held while the body streams.
-func (s *Server) tusPatch(ctx context.Context, w http.ResponseWriter, r *http.Request, id string) {
+func (s *Server) tusPatch(ctx context.Context, c depot.Caller, w http.ResponseWriter, r *http.Request, id string) {
 	if r.Header.Get("Content-Type") != "application/offset+octet-stream" {
-		s.refuse(ctx, w, &statusError{status: http.StatusUnsupportedMediaType, code: depot.CodeInvalid,
+		s.refuse(ctx, c, w, &statusError{status: http.StatusUnsupportedMediaType, code: depot.CodeInvalid,
 			msg: "Content-Type must be application/offset+octet-stream"})
 		return
 	}
 	offset, err := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil || offset < 0 {
-		s.refuse(ctx, w, errorf(depot.CodeInvalid, "Upload-Offset must be a non-negative integer"))
+		s.refuse(ctx, c, w, errorf(depot.CodeInvalid, "Upload-Offset must be a non-negative integer"))
 		return
 	}
 	sum, err := s.parseChecksum(r)
 	if err != nil {
-		s.refuse(ctx, w, err)
+		s.refuse(ctx, c, w, err)
 		return
 	}
-	u, err := s.loadUpload(ctx, id)
+	u, err := s.cfg.Backend.Upload(ctx, c, id, false)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if u.Completed && offset == u.Offset && r.ContentLength == 0 {
+		setUploadHeaders(w, u) // a retried final PATCH: the upload is committed
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if offset != u.Offset {
@@ -50,13 +55,13 @@ func (s *Server) tusPatch(ctx context.Context, w http.ResponseWriter, r *http.Re
 		writeError(w, err)
 		return
 	}
-	a, err := s.admit(ctx, cohortOf(u.Key), offset, length)
+	a, err := s.admit(ctx, c, cohortOf(u.Key), offset, length)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	defer a.release()
-	u, err = s.tusWrite(ctx, w, r, a, u, offset, length, sum)
+	u, err = s.tusWrite(ctx, c, w, r, a, u, offset, length, sum)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -97,7 +102,7 @@ func (s *Server) patchLength(r *http.Request, u depot.Upload, offset int64) (int
 // length (-1: unknown), completes it: the response succeeds only after
 // services verified and committed the file. It returns u with its new
 // offset.
-func (s *Server) tusWrite(ctx context.Context, w http.ResponseWriter, r *http.Request, a *admission, u depot.Upload, offset, length int64, sum *tusChecksum) (depot.Upload, error) {
+func (s *Server) tusWrite(ctx context.Context, c depot.Caller, w http.ResponseWriter, r *http.Request, a *admission, u depot.Upload, offset, length int64, sum *tusChecksum) (depot.Upload, error) {
 	if length >= 0 && r.ContentLength > length-offset {
 		return u, errorf(depot.CodeTooLarge, "the body goes past Upload-Length")
 	}
@@ -110,28 +115,27 @@ func (s *Server) tusWrite(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// commit is not abandoned half-way: the calls below are detached from
 	// the client's connection. They end with the body: a vanished or idle
 	// client ends it (BodyIdleTimeout).
+	// With a known length, the PATCH that reaches it commits the upload in
+	// its last chunk's request.
 	var n int64
+	var obj *depot.Object
 	var err error
 	if sum != nil {
-		n, err = s.appendVerified(ctx, u.ID, offset, length, body, sum)
+		n, obj, err = s.appendVerified(ctx, c, u.ID, offset, length, body, sum)
 	} else {
 		var src io.Reader = body
 		if length >= 0 {
 			src = &capReader{r: body, left: length - offset}
 		}
-		n, err = s.cfg.Backend.AppendStream(context.WithoutCancel(ctx), u.ID, offset, src, false)
+		n, obj, err = s.cfg.Backend.AppendStream(context.WithoutCancel(ctx), c, u.ID, offset, src, length, length >= 0)
 	}
 	u.Offset = offset + n
 	if err != nil {
 		s.cfg.Log.Info("tus patch interrupted", "upload_id", u.ID, "offset", u.Offset, "code", string(depot.ErrorCode(err)), "request_id", w.Header().Get("X-Request-Id"))
 		return u, err
 	}
-	if length >= 0 && u.Offset == length {
-		obj, err := s.cfg.Backend.Complete(context.WithoutCancel(ctx), u.ID, length, "")
-		if err != nil {
-			return u, err
-		}
-		u.DeclaredSize = length
+	if obj != nil {
+		u.DeclaredSize, u.Completed = length, true
 		s.cfg.Log.Info("tus upload completed", "upload_id", u.ID, "size", obj.Size, "request_id", w.Header().Get("X-Request-Id"))
 	}
 	return u, nil
@@ -142,10 +146,10 @@ func (s *Server) tusWrite(ctx context.Context, w http.ResponseWriter, r *http.Re
 // buffer of the backend's bounded pool (DEPOT_MAX_BUFFERS ×
 // DEPOT_CHUNK_SIZE for all uploads together), taken before the first byte
 // is read, so that memory stays bounded whatever the headers say.
-func (s *Server) appendVerified(ctx context.Context, id string, offset, length int64, body io.Reader, sum *tusChecksum) (int64, error) {
+func (s *Server) appendVerified(ctx context.Context, c depot.Caller, id string, offset, length int64, body io.Reader, sum *tusChecksum) (int64, *depot.Object, error) {
 	buf, release, err := s.cfg.Backend.ChunkBuffer(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer release()
 	n, err := io.ReadFull(body, buf)
@@ -153,29 +157,22 @@ func (s *Server) appendVerified(ctx context.Context, id string, offset, length i
 	case err == nil: // the buffer is full: the body must end here
 		var one [1]byte
 		if k, _ := io.ReadFull(body, one[:]); k > 0 {
-			return 0, errorf(depot.CodeTooLarge, "a PATCH with Upload-Checksum may carry at most %d bytes", len(buf))
+			return 0, nil, errorf(depot.CodeTooLarge, "a PATCH with Upload-Checksum may carry at most %d bytes", len(buf))
 		}
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 	case depot.ErrorCode(err) != depot.CodeInternal:
-		return 0, err // e.g. too_large from the admission's limit
+		return 0, nil, err // e.g. too_large from the admission's limit
 	default:
-		return 0, errorf(depot.CodeInvalid, "the upload was interrupted")
+		return 0, nil, errorf(depot.CodeInvalid, "the upload was interrupted")
 	}
 	if length >= 0 && int64(n) > length-offset {
-		return 0, errorf(depot.CodeTooLarge, "the body goes past Upload-Length")
+		return 0, nil, errorf(depot.CodeTooLarge, "the body goes past Upload-Length")
 	}
 	sum.h.Write(buf[:n])
 	if subtle.ConstantTimeCompare(sum.h.Sum(nil), sum.want) != 1 {
-		return 0, errChecksumMismatch
+		return 0, nil, errChecksumMismatch
 	}
-	if n == 0 {
-		return 0, nil
-	}
-	next, err := s.cfg.Backend.Append(context.WithoutCancel(ctx), id, offset, buf[:n], false)
-	if err != nil {
-		return 0, err
-	}
-	return next - offset, nil
+	return s.cfg.Backend.AppendChunk(context.WithoutCancel(ctx), c, id, offset, buf[:n], length, length >= 0)
 }
 
 // capReader reads at most left bytes and fails if the body has more.
@@ -231,7 +228,7 @@ func (s *Server) parseChecksum(r *http.Request) (*tusChecksum, error) {
 	if !ok || err != nil || len(want) != h.Size() {
 		return nil, errorf(depot.CodeInvalid, "Upload-Checksum must be an algorithm and a base64 digest")
 	}
-	if limit := int64(s.cfg.Backend.ChunkSize()); r.ContentLength > limit {
+	if limit := int64(s.cfg.ChunkSize); r.ContentLength > limit {
 		return nil, errorf(depot.CodeTooLarge, "a PATCH with Upload-Checksum may carry at most %d bytes", limit)
 	}
 	return &tusChecksum{h: h, want: want}, nil

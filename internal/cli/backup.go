@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,12 +26,15 @@ func backupCmd(e *env) *cobra.Command {
 	files := cmd.Flags().Bool("files", false, "copy every committed file into the backup too (verified while copying)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		s := settings{e: e, cmd: cmd}
-		store, err := openStore(cmd.Context(), s.get(config.StorageURL), storage.Options{})
-		if err != nil {
+		if err := freshBackupDir(args[0]); err != nil {
 			return err
 		}
-		defer store.Driver().Close()
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+			store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
 			m, err := backup.Create(ctx, db, s.get(config.DatabaseURL), store, args[0], *files)
 			if err != nil {
 				return err
@@ -68,18 +73,18 @@ func restoreCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		restored := 0
-		if m.WithFiles {
-			store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{})
-			if err != nil {
-				return err
-			}
-			defer store.Driver().Close()
-			if restored, err = backup.RestoreFiles(ctx, args[0], m, store); err != nil {
-				return err
-			}
-		}
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+			restored := 0
+			if m.WithFiles {
+				store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				if restored, err = backup.RestoreFiles(ctx, args[0], m, store); err != nil {
+					return err
+				}
+			}
 			seq, head, err := db.Head(ctx)
 			if err != nil {
 				return err
@@ -97,4 +102,21 @@ func restoreCmd(e *env) *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+// freshBackupDir refuses a backup directory that is not empty, saying why:
+// every backup needs a directory of its own, so that an earlier backup is
+// never mixed with or overwritten by a later one (a second backup the same
+// day into /backup/$(date +%F) used to fail with a bare "not empty").
+func freshBackupDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return nil // missing or empty: backup.Create makes it
+	}
+	const advice = "give each backup a directory of its own, e.g. /backup/$(date -u +%Y%m%dT%H%M%SZ)"
+	if m, err := backup.ReadManifest(dir); err == nil {
+		return usageErr("%s already holds a backup (made %s, audit head %d); %s",
+			dir, m.Created.UTC().Format(time.RFC3339), m.AuditHeadSeq, advice)
+	}
+	return usageErr("%s is not empty and holds no complete backup (an interrupted one?): remove it or %s", dir, advice)
 }

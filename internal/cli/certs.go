@@ -19,7 +19,7 @@ func certsCmd(e *env) *cobra.Command {
 	}
 	out := dev.Flags().String("out", "./depot-certs", "directory to write the PEM files to")
 	hosts := dev.Flags().StringSlice("hosts", []string{"127.0.0.1", "localhost", "::1"}, "host names and IP addresses the server certificates are valid for")
-	days := dev.Flags().Int("days", 30, "validity in days")
+	days := dev.Flags().Int("days", 30, "validity in days (they expire after it: renew and restart before)")
 	dev.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := tlsconf.WriteDev(*out, *hosts, time.Duration(*days)*24*time.Hour); err != nil {
 			return fmt.Errorf("write certificates: %w", err)
@@ -27,6 +27,9 @@ func certsCmd(e *env) *cobra.Command {
 		for _, f := range tlsconf.DevFiles {
 			fmt.Fprintln(e.stdout, filepath.Join(*out, f))
 		}
+		until := time.Now().Add(time.Duration(*days)*24*time.Hour - time.Hour).UTC()
+		fmt.Fprintf(e.stderr, "these certificates expire in %d days, on %s: run depot certs dev again and restart both tiers before then "+
+			"(depot_certificate_expiry_seconds and the alert DepotCertificateExpiringSoon warn 14 days ahead)\n", *days, until.Format("2006-01-02 15:04 UTC"))
 		return nil
 	}
 	cmd.AddCommand(dev)

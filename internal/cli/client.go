@@ -85,6 +85,7 @@ func uploadCmd(e *env) *cobra.Command {
 func downloadCmd(e *env) *cobra.Command {
 	cmd := clientCmd("download COHORT/PATH [LOCAL]", "download a file, verified against its SHA-256; resumes an interrupted download", cobra.RangeArgs(1, 2))
 	quiet := cmd.Flags().BoolP("quiet", "q", false, "no progress bar")
+	version := cmd.Flags().String("version", "", "download this version (see depot versions) instead of the current one")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cohort, p, err := splitRemote(args[0])
 		if err != nil {
@@ -99,7 +100,7 @@ func downloadCmd(e *env) *cobra.Command {
 			return err
 		}
 		bar := newProgress(e.stderr, path.Base(p), *quiet)
-		f, err := c.Download(cmd.Context(), cohort, p, dst, bar.update)
+		f, err := c.Download(cmd.Context(), cohort, p, *version, dst, bar.update)
 		bar.finish()
 		if err != nil {
 			return err

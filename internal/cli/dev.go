@@ -137,6 +137,7 @@ func startChild(ctx context.Context, s settings, self string, env []string) (*ch
 	}
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = s.e.stderr, s.e.stderr
+	cmd.SysProcAttr = childAttrs()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start child: %w", err)
 	}

@@ -21,11 +21,8 @@ import (
 
 // maintenanceVars are bound by the maintenance commands and by serve.
 var maintenanceVars = append([]config.Var{
-	config.StorageURL, config.DatabaseURL, config.UploadExpiry, config.NodeName, config.LogLevel,
+	config.StorageURL, config.DatabaseURL, config.UploadExpiry, config.BodyIdle, config.NodeName, config.LogLevel,
 }, config.MaintenanceVars...)
-
-// The services role runs the scheduled jobs: serve takes their settings.
-func init() { serveVars = append(serveVars, config.MaintenanceVars...) }
 
 // maintenanceConfig builds the maintenance configuration from s.
 func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (maintenance.Config, error) {
@@ -33,6 +30,7 @@ func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (main
 	for v, d := range map[config.Var]*time.Duration{
 		config.CleanupInterval: &cfg.CleanupInterval, config.VerifyInterval: &cfg.VerifyInterval,
 		config.ReportInterval: &cfg.ReportInterval, config.CleanupLease: &cfg.Lease, config.StrayGrace: &cfg.StrayGrace,
+		config.DeletedRetention: &cfg.DeletedRetention,
 	} {
 		var err error
 		if *d, err = s.duration(v); err != nil {
@@ -44,6 +42,15 @@ func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (main
 			return cfg, usageErr("%s must be at least 1s", v.Env)
 		}
 	}
+	// Zero once silently meant the default (1h): refuse it instead. A
+	// grace of zero would remove the temporary file of a write in progress
+	// and report a file being committed as an orphan.
+	if cfg.StrayGrace < time.Second {
+		return cfg, usageErr("%s must be at least 1s (a leftover younger than it may belong to a write in progress)", config.StrayGrace.Env)
+	}
+	if cfg.Lease < time.Second {
+		return cfg, usageErr("%s must be at least 1s", config.CleanupLease.Env)
+	}
 	n, err := s.int(config.CleanupMaxFailures)
 	if err != nil {
 		return cfg, err
@@ -54,7 +61,17 @@ func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (main
 		return cfg, usageErr("%s: %q is not a number of bytes per second", config.VerifyRate.Env, s.get(config.VerifyRate))
 	}
 	cfg.VerifyRate = rate
-	cfg.Alerts = &maintenance.Alerter{URL: s.get(config.AlertWebhookURL), Log: cfg.Log}
+	alertFormat, reportFormat := s.get(config.AlertFormat), s.get(config.ReportFormat)
+	if err := maintenance.CheckFormat(alertFormat, maintenance.AlertFormats); err != nil {
+		return cfg, usageErr("%s: %v", config.AlertFormat.Env, err)
+	}
+	if err := maintenance.CheckFormat(reportFormat, maintenance.ReportFormats); err != nil {
+		return cfg, usageErr("%s: %v", config.ReportFormat.Env, err)
+	}
+	cfg.Alerts = &maintenance.Alerter{URL: s.get(config.AlertWebhookURL), Format: alertFormat, Log: cfg.Log}
+	if u := s.get(config.ReportWebhookURL); u != "" {
+		cfg.Reports = &maintenance.Alerter{URL: u, Format: reportFormat, Log: cfg.Log}
+	}
 	return cfg, nil
 }
 
@@ -64,16 +81,20 @@ func openMaintainer(ctx context.Context, s settings) (*maintenance.Maintainer, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{UploadExpiry: expiry})
+	idle, err := s.duration(config.BodyIdle)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	db, err := openDatabase(ctx, s.get(config.DatabaseURL))
 	if err != nil {
-		store.Driver().Close()
 		return nil, nil, nil, err
 	}
-	closeAll := func() { db.Close(); store.Driver().Close() }
+	store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{UploadExpiry: expiry, PlainExpiry: plainExpiry(idle)})
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	closeAll := func() { store.Close(); db.Close() }
 	cfg, err := maintenanceConfig(s, db, store)
 	if err != nil {
 		closeAll()
@@ -81,6 +102,10 @@ func openMaintainer(ctx context.Context, s settings) (*maintenance.Maintainer, *
 	}
 	return maintenance.New(cfg), db, closeAll, nil
 }
+
+// plainExpiry is how long a plain PUT's upload session may stay idle: two
+// body idle timeouts, after which its request cannot be alive any more.
+func plainExpiry(bodyIdle time.Duration) time.Duration { return 2 * bodyIdle }
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -118,15 +143,15 @@ func cleanupCmd(e *env) *cobra.Command {
 				verb = "would delete"
 				fmt.Fprintln(e.stdout, "dry run: nothing was changed")
 			}
-			fmt.Fprintf(e.stdout, "temporary files due: %d, %s: %d (%d bytes), failed attempts: %d, refused (class conflict): %d\n",
-				res.Due, verb, res.Deleted, res.DeletedBytes, res.DeleteFailures, res.Refused)
+			fmt.Fprintf(e.stdout, "temporary versions due: %d, deleted files past their retention: %d, versions purged: %d (%d bytes), kept by a hold: %d, failed removals: %d\n",
+				res.Due, res.RetentionEnded, res.Deleted, res.DeletedBytes, res.Held, res.DeleteFailures)
 			fmt.Fprintf(e.stdout, "upload sessions open: %d, expired: %d\n", res.UploadsOpen, res.UploadsExpired)
-			fmt.Fprintf(e.stdout, "orphans: %d objects without a record, %d records without an object (reported, not deleted)\n",
-				res.OrphanObjects, res.OrphanRecords)
+			fmt.Fprintf(e.stdout, "orphans: %d objects no version refers to (%s), %d versions whose object is missing (reported)\n",
+				res.OrphanObjects, verb, res.OrphanRecords)
 			fmt.Fprintf(e.stdout, "crash leftovers: %d found, %d removed (%d bytes)\n", res.Strays, res.StraysRemoved, res.StrayBytes)
 		}
-		if res.DeleteFailures > 0 || res.Refused > 0 {
-			return &exitError{code: ExitFailure, err: fmt.Errorf("cleanup: %d failed deletions, %d refused", res.DeleteFailures, res.Refused)}
+		if res.DeleteFailures > 0 || res.OrphanRecords > 0 {
+			return &exitError{code: ExitFailure, err: fmt.Errorf("cleanup: %d failed removals, %d versions without their object", res.DeleteFailures, res.OrphanRecords)}
 		}
 		return nil
 	}

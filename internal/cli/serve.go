@@ -11,9 +11,11 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"depot"
 	"depot/apiclient"
 	"depot/internal/config"
 	"depot/internal/httpx"
@@ -24,7 +26,7 @@ import (
 	"depot/web"
 )
 
-var serveVars = []config.Var{
+var serveVars = append([]config.Var{
 	config.Role, config.Addr, config.InternalAddr, config.ServicesURL, config.InternalKey,
 	config.InternalKeyFile, config.InternalKeys, config.InternalKeysFil, config.StorageURL,
 	config.DatabaseURL, config.ChunkSize, config.ChunkRetries, config.ChunkBackoff, config.BodyIdle,
@@ -33,8 +35,8 @@ var serveVars = []config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
-	config.ServicesTimeout,
-}
+	config.MaxOpenUploads, config.ServicesTimeout,
+}, config.MaintenanceVars...) // the services role runs the scheduled jobs
 
 func serveCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -136,11 +138,22 @@ func runWeb(ctx context.Context, s settings) error {
 	})
 	defer client.Close()
 	srv := web.New(web.Config{
-		Backend: client, Log: log, BodyIdleTimeout: idle, ServicesReady: client.Ready,
+		Backend: client, Log: log, BodyIdleTimeout: idle, ChunkSize: client.ChunkSize(),
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
 		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
 	})
-	stopMetrics, err := serveMetrics(s, log, m)
+	certs := map[string]string{} // the certificates this process uses
+	if publicTLS != nil {
+		certs[config.TLSCert.Env] = s.get(config.TLSCert)
+	}
+	if clientTLS != nil {
+		certs[config.ServicesCA.Env], certs[config.ServicesClientCrt.Env] = s.get(config.ServicesCA), s.get(config.ServicesClientCrt)
+	}
+	if err := m.WatchCertificates(certs, nil); err != nil {
+		return usageErr("refusing to start: %v", err)
+	}
+	handler := srv.Handler()
+	stopMetrics, err := serveMetrics(s, log, m, handler)
 	if err != nil {
 		return err
 	}
@@ -149,7 +162,7 @@ func runWeb(ctx context.Context, s settings) error {
 	// The "listening" line describes the public listener; this one the
 	// internal hop (web is the TLS client there).
 	log.Info("services hop", "url", servicesURL, "tls", clientTLS != nil, "client_certificate", clientTLS != nil && len(clientTLS.Certificates) > 0)
-	return serveHTTP(ctx, s, log, s.get(config.Addr), srv.Handler(), publicTLS)
+	return serveHTTP(ctx, s, log, s.get(config.Addr), handler, publicTLS)
 }
 
 // runServices runs the services tier: storage, database and internal API.
@@ -185,38 +198,59 @@ func runServices(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	log := s.logger().With("role", "services")
-	store, err := openStore(ctx, s.get(config.StorageURL), storage.Options{UploadExpiry: expiry, MaxObjectSize: int64(maxSize)})
+	maxOpen, err := s.int(config.MaxOpenUploads)
 	if err != nil {
 		return err
 	}
-	defer store.Driver().Close()
+	log := s.logger().With("role", "services")
 	db, err := openDatabase(ctx, s.get(config.DatabaseURL))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	// Services instances sharing a PostgreSQL database share storage too:
-	// lock upload sessions across them (a no-op on SQLite).
-	store.ShareSessionLocks(db.SessionLock)
+	// A plain PUT's session waits for its web process only briefly: no
+	// one else can continue it.
+	plain := plainExpiry(idle)
+	store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{
+		UploadExpiry: expiry, PlainExpiry: plain, MaxObjectSize: int64(maxSize)})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	m := metrics.New("services")
 	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
 	if err != nil {
 		return err
 	}
 	defer stopJobs()
-	srv := services.New(services.Config{
-		Store: store, DB: servicesDB{db}, Keys: keys, Log: log, TempTTL: ttl, BodyIdleTimeout: idle,
-		ClockSkew: skew, Metrics: m, TrustWebUsers: s.get(config.TrustWebUsers) == "on",
+	core := services.NewCore(services.Config{
+		Store: store, DB: db, Log: log, TempTTL: ttl, MaxOpenUploadsPerUser: maxOpen, Node: s.nodeName(),
+		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m,
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
-	stopMetrics, err := serveMetrics(s, log, m)
+	stopReaper := reapPlainUploads(ctx, core, plain, log)
+	defer stopReaper()
+	srv := services.NewServer(services.ServerConfig{
+		Core: core, Keys: keys, Log: log, BodyIdleTimeout: idle, ClockSkew: skew, Metrics: m,
+	})
+	certs := map[string]string{} // the certificates this process uses
+	if internalTLS != nil {
+		certs[config.InternalTLSCert.Env], certs[config.InternalClientCA.Env] = s.get(config.InternalTLSCert), s.get(config.InternalClientCA)
+	}
+	if err := m.WatchCertificates(certs, nil); err != nil {
+		return usageErr("refusing to start: %v", err)
+	}
+	if dir := localStoragePath(s.get(config.StorageURL)); dir != "" {
+		m.WatchVolume(dir)
+	}
+	handler := srv.Handler()
+	stopMetrics, err := serveMetrics(s, log, m, handler)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics()
 	watchKeyFile(ctx, s, config.InternalKeys, config.InternalKeysFil, log, srv.SetKeys)
-	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), srv.Handler(), internalTLS)
+	return serveHTTP(ctx, s, log, s.get(config.InternalAddr), handler, internalTLS)
 }
 
 // serveHTTP listens on addr and serves h until ctx ends, then drains
@@ -283,17 +317,21 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// serveMetrics serves m on DEPOT_METRICS_ADDR, its own listener, when set.
-func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), err error) {
+// serveMetrics serves m on DEPOT_METRICS_ADDR, its own listener, when set:
+// /metrics, /healthz, and /readyz answered by the tier's own readiness
+// check (tier serves GET /readyz), so that a probe or a Prometheus
+// blackbox check needs no access to the public or internal listener. With
+// DEPOT_PPROF=on the profiler is served beside them.
+func serveMetrics(s settings, log *slog.Logger, m *metrics.Set, tier http.Handler) (stop func(), err error) {
 	addr := s.get(config.MetricsAddr)
 	if addr == "" {
 		return func() {}, nil
 	}
-	var h http.Handler = m.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", m.Handler())
+	mux.Handle("GET /readyz", tier)
 	switch s.get(config.Pprof) {
 	case "on":
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", h)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		// Never the command line: whatever was passed on it (a secret by
 		// mistake) would be served to anyone who reaches this listener.
@@ -301,7 +339,6 @@ func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), er
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		h = mux
 	case "off", "":
 	default:
 		return nil, usageErr("%s must be on or off", config.Pprof.Env)
@@ -310,7 +347,7 @@ func serveMetrics(s settings, log *slog.Logger, m *metrics.Set) (stop func(), er
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener: %w", err)
 	}
-	srv := httpx.NewServer(context.Background(), h, log, httpx.ServerOptions{})
+	srv := httpx.NewServer(context.Background(), mux, log, httpx.ServerOptions{})
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
@@ -334,4 +371,31 @@ func serverTLS(s settings, cert, key, clientCA config.Var) (*tls.Config, error) 
 		return nil, usageErr("refusing to start: %s/%s: %v", cert.Env, key.Env, err)
 	}
 	return cfg, nil
+}
+
+// reapPlainUploads removes, at start and then every half expiry, the
+// sessions of plain uploads whose request ended without a commit (the web
+// process or its client died): they hold staging bytes that no client can
+// continue.
+func reapPlainUploads(ctx context.Context, core *services.Core, expiry time.Duration, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(expiry / 2)
+		defer t.Stop()
+		for {
+			if n, err := core.ExpireIdlePlain(ctx, expiry); err != nil && ctx.Err() == nil {
+				log.Warn("removing abandoned plain uploads failed", "code", string(depot.ErrorCode(err)))
+			} else if n > 0 {
+				log.Info("abandoned plain uploads removed", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

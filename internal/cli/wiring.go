@@ -5,17 +5,15 @@ import (
 	"net/url"
 	"path/filepath"
 
-	"depot"
 	"depot/servicedb"
-	"depot/services"
 	"depot/storage"
 	"depot/storage/localstore"
 	"depot/storage/memstore"
 	"depot/storage/s3store"
 )
 
-// openStore opens the storage named by a DEPOT_STORAGE_URL.
-func openStore(ctx context.Context, raw string, opts storage.Options) (*storage.Store, error) {
+// openDriver opens the storage named by a DEPOT_STORAGE_URL.
+func openDriver(ctx context.Context, raw string) (storage.Driver, error) {
 	if raw == "" {
 		return nil, usageErr("refusing to start: the services role needs DEPOT_STORAGE_URL (file:///absolute/path)")
 	}
@@ -41,17 +39,37 @@ func openStore(ctx context.Context, raw string, opts storage.Options) (*storage.
 		if err != nil {
 			return nil, usageErr("cannot open storage: %v", err)
 		}
-		return storage.New(d, opts), nil
+		return d, nil
 	case "mem":
-		return storage.New(memstore.New(), opts), nil
+		return memstore.New(), nil
 	case "s3": // s3://bucket/prefix?endpoint=...&region=..., credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
 		d, err := s3store.New(ctx, raw)
 		if err != nil {
 			return nil, usageErr("cannot open storage: %v", err)
 		}
-		return storage.New(d, opts), nil
+		return d, nil
 	}
 	return nil, usageErr("DEPOT_STORAGE_URL: unsupported scheme %q (use file:// or s3://)", u.Scheme)
+}
+
+// openStore opens the storage named by raw, with its upload sessions kept
+// in db.
+func openStore(ctx context.Context, raw string, db *servicedb.DB, opts storage.Options) (*storage.Store, error) {
+	d, err := openDriver(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return storage.New(d, db, opts), nil
+}
+
+// localStoragePath returns the directory of a file:// DEPOT_STORAGE_URL, or
+// "" for any other (or an invalid) URL.
+func localStoragePath(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" || u.Host != "" || !filepath.IsAbs(u.Path) {
+		return ""
+	}
+	return u.Path
 }
 
 // openDatabase opens and migrates the database named by DEPOT_DATABASE_URL.
@@ -68,19 +86,4 @@ func openDatabase(ctx context.Context, raw string) (*servicedb.DB, error) {
 		return nil, usageErr("cannot migrate the database: %v", err)
 	}
 	return db, nil
-}
-
-// servicesDB adapts *servicedb.DB to services.Database.
-type servicesDB struct{ *servicedb.DB }
-
-func (d servicesDB) AppendWithFile(ctx context.Context, ev depot.AuditEvent, f services.FileState) (depot.AuditEvent, error) {
-	return d.DB.AppendWithFile(ctx, ev, servicedb.FileRecord{
-		Key: f.Object.Key, Cohort: f.Cohort, Size: f.Object.Size, SHA256: f.Object.SHA256,
-		Class: f.Object.Class, CleanupScheduledFor: f.CleanupScheduledFor,
-		Created: f.Object.ModTime, Updated: f.Object.ModTime, UploadedBy: f.UploadedBy,
-	})
-}
-
-func (d servicesDB) ForgetFile(ctx context.Context, key string) error {
-	return d.DeleteFile(ctx, key)
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"testing"
-
-	"depot/storage"
 )
 
 // TestStorageURLOptions: file:// takes io=direct|buffered and refuses
@@ -11,15 +9,15 @@ import (
 func TestStorageURLOptions(t *testing.T) {
 	dir := t.TempDir()
 	for _, q := range []string{"", "?io=direct", "?io=buffered"} {
-		st, err := openStore(t.Context(), "file://"+dir+q, storage.Options{})
+		d, err := openDriver(t.Context(), "file://"+dir+q)
 		if err != nil {
 			t.Errorf("%q: %v", q, err)
 			continue
 		}
-		st.Driver().Close()
+		d.Close()
 	}
 	for _, q := range []string{"?io=fast", "?io=direct&io=buffered", "?direct=1"} {
-		if _, err := openStore(t.Context(), "file://"+dir+q, storage.Options{}); err == nil {
+		if _, err := openDriver(t.Context(), "file://"+dir+q); err == nil {
 			t.Errorf("%q was accepted", q)
 		}
 	}

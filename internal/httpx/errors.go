@@ -32,6 +32,12 @@ func StatusOf(code depot.Code) int {
 		return http.StatusTooManyRequests
 	case depot.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case depot.CodeStorageFull:
+		return http.StatusInsufficientStorage
+	case depot.CodePrecondition:
+		return http.StatusPreconditionFailed
+	case depot.CodeNotModified:
+		return http.StatusNotModified
 	}
 	return http.StatusInternalServerError
 }
@@ -58,6 +64,10 @@ func CodeOfStatus(status int) depot.Code {
 		return depot.CodeTooMany
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return depot.CodeUnavailable
+	case http.StatusInsufficientStorage:
+		return depot.CodeStorageFull
+	case http.StatusPreconditionFailed:
+		return depot.CodePrecondition
 	}
 	return depot.CodeInternal
 }

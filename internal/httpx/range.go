@@ -7,31 +7,43 @@ import (
 	"depot"
 )
 
-// ParseRange parses a single "bytes=a-b" or "bytes=a-" range header. It
-// returns nil for an empty header. Multiple ranges and suffix ranges
-// ("bytes=-n") are refused with CodeRangeNotSatisf.
+// ParseRange parses a Range header of one byte range: "bytes=a-b",
+// "bytes=a-" or a suffix "bytes=-n". It returns nil (the whole body, as RFC
+// 9110 allows) for an empty header, another unit, several ranges or a
+// malformed one; a range that can never be satisfied (a suffix of zero
+// bytes, an end before its start) is CodeRangeNotSatisf.
 func ParseRange(h string) (*depot.Range, error) {
-	if h == "" {
+	spec, ok := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if !ok || strings.Contains(spec, ",") {
 		return nil, nil
 	}
-	spec, ok := strings.CutPrefix(h, "bytes=")
-	if !ok || strings.Contains(spec, ",") {
-		return nil, depot.Errorf(depot.CodeRangeNotSatisf, "only a single byte range is supported")
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return nil, nil
 	}
-	first, last, ok := strings.Cut(spec, "-")
-	if !ok || first == "" {
-		return nil, depot.Errorf(depot.CodeRangeNotSatisf, "only ranges of the form bytes=start-[end] are supported")
+	if first == "" {
+		n, err := strconv.ParseInt(last, 10, 64)
+		switch {
+		case err != nil || n < 0:
+			return nil, nil
+		case n == 0:
+			return nil, depot.Errorf(depot.CodeRangeNotSatisf, "a range of zero bytes")
+		}
+		return &depot.Range{Suffix: n, Length: -1}, nil
 	}
 	a, err := strconv.ParseInt(first, 10, 64)
 	if err != nil || a < 0 {
-		return nil, depot.Errorf(depot.CodeRangeNotSatisf, "invalid range")
+		return nil, nil
 	}
 	if last == "" {
 		return &depot.Range{Offset: a, Length: -1}, nil
 	}
 	b, err := strconv.ParseInt(last, 10, 64)
-	if err != nil || b < a {
-		return nil, depot.Errorf(depot.CodeRangeNotSatisf, "invalid range")
+	if err != nil {
+		return nil, nil
+	}
+	if b < a {
+		return nil, depot.Errorf(depot.CodeRangeNotSatisf, "the range ends before it starts")
 	}
 	return &depot.Range{Offset: a, Length: b - a + 1}, nil
 }

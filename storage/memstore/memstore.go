@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
+	"sort"
 	"sync"
 	"time"
 
@@ -22,22 +22,19 @@ const chunkSize = 1 << 20
 
 // Driver is the in-memory storage.Driver. It is safe for concurrent use.
 type Driver struct {
-	mu       sync.Mutex
-	objects  map[string]*object
-	staging  map[string]*staging // by session ID
-	sessions map[string][]byte
+	mu      sync.Mutex
+	objects map[string]*object
+	staging map[string]*staging
 }
 
-// object is a committed object; data is never modified after commit, so
+// object is a published object; data is never modified after Publish, so
 // readers share it without copying.
 type object struct {
 	data    []byte
 	modTime time.Time
-	attrs   storage.Attrs
 }
 
 type staging struct {
-	key     string
 	data    []byte
 	modTime time.Time
 }
@@ -46,11 +43,7 @@ var _ storage.Driver = (*Driver)(nil)
 
 // New returns an empty in-memory driver.
 func New() *Driver {
-	return &Driver{
-		objects:  map[string]*object{},
-		staging:  map[string]*staging{},
-		sessions: map[string][]byte{},
-	}
+	return &Driver{objects: map[string]*object{}, staging: map[string]*staging{}}
 }
 
 // Close does nothing; the data stays readable.
@@ -65,7 +58,7 @@ func (d *Driver) CreateStaging(ctx context.Context, st *storage.Staging) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.staging[st.ID] = &staging{key: st.Key, modTime: time.Now()}
+	d.staging[st.ID] = &staging{modTime: time.Now()}
 	return nil
 }
 
@@ -78,74 +71,53 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	d.mu.Lock()
 	s, ok := d.staging[st.ID]
 	if ok && (offset < 0 || offset > int64(len(s.data))) {
-		n := len(s.data)
 		d.mu.Unlock()
-		return 0, fmt.Errorf("memstore: write staging: offset %d outside staged data (%d bytes)", offset, n)
+		return 0, fmt.Errorf("memstore: write at offset %d of %d staged bytes", offset, len(s.data))
 	}
 	if ok {
 		s.data = s.data[:offset]
-		s.modTime = time.Now()
 	}
 	d.mu.Unlock()
 	if !ok {
-		return 0, notExist("write staging")
+		return 0, notExist("staging")
 	}
+	var n int64
 	buf := make([]byte, chunkSize)
-	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, err
+			return n, err
 		}
-		n, rerr := io.ReadFull(r, buf)
-		if n > 0 {
-			if err := d.appendStaging(st.ID, buf[:n]); err != nil {
-				return total, err
+		m, err := io.ReadFull(r, buf)
+		if m > 0 {
+			d.mu.Lock()
+			if d.staging[st.ID] != s {
+				d.mu.Unlock()
+				return n, notExist("staging")
 			}
-			total += int64(n)
+			s.data = append(s.data, buf[:m]...)
+			s.modTime = time.Now()
+			d.mu.Unlock()
+			n += int64(m)
 		}
-		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
-			return total, nil
-		case rerr != nil:
-			return total, fmt.Errorf("memstore: write staging: %w", rerr)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
 		}
 	}
 }
 
-func (d *Driver) appendStaging(id string, p []byte) error {
+// DiscardStaging drops the staging area.
+func (d *Driver) DiscardStaging(_ context.Context, st *storage.Staging) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s, ok := d.staging[id]
-	if !ok {
-		return notExist("write staging")
-	}
-	s.data = append(s.data, p...)
-	s.modTime = time.Now()
+	delete(d.staging, st.ID)
 	return nil
 }
 
-// ReadStaging returns a copy of staged bytes [offset, offset+length); length
-// -1 means to the end.
-func (d *Driver) ReadStaging(ctx context.Context, st *storage.Staging, offset, length int64) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, ok := d.staging[st.ID]
-	if !ok {
-		return nil, notExist("read staging")
-	}
-	p, err := section(s.data, offset, length)
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(bytes.Clone(p))), nil
-}
-
-// Commit publishes the first size staged bytes under st.Key and releases the
-// staging area.
-func (d *Driver) Commit(ctx context.Context, st *storage.Staging, size int64, attrs storage.Attrs) error {
+// Publish moves the first size staged bytes to the object st.ID.
+func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -153,137 +125,105 @@ func (d *Driver) Commit(ctx context.Context, st *storage.Staging, size int64, at
 	defer d.mu.Unlock()
 	s, ok := d.staging[st.ID]
 	if !ok {
-		return notExist("commit")
+		if _, published := d.objects[st.ID]; published {
+			return nil
+		}
+		return notExist("staging")
 	}
 	if size < 0 || size > int64(len(s.data)) {
-		return fmt.Errorf("memstore: commit: size %d outside staged data (%d bytes)", size, len(s.data))
+		return fmt.Errorf("memstore: publish of %d bytes, %d staged", size, len(s.data))
 	}
-	// Clip the capacity so that no later append can write into the object.
-	data := slices.Clip(s.data[:size])
-	d.objects[st.Key] = &object{data: data, modTime: time.Now(), attrs: attrs}
+	d.objects[st.ID] = &object{data: slices.Clip(s.data[:size]), modTime: time.Now()}
 	delete(d.staging, st.ID)
 	return nil
 }
 
-// WriteStagingUnsynced is WriteStaging (storage.DeferredSyncer): memory
-// has nothing to make durable.
-func (d *Driver) WriteStagingUnsynced(ctx context.Context, st *storage.Staging, offset int64, r io.Reader) (int64, error) {
-	return d.WriteStaging(ctx, st, offset, r)
-}
-
-// SyncStaging reports a missing staging area; there is nothing else to do.
-func (d *Driver) SyncStaging(ctx context.Context, st *storage.Staging) error {
+// Open reads a range of object id.
+func (d *Driver) Open(ctx context.Context, id string, offset, length int64) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.staging[st.ID]; !ok {
-		return notExist("sync staging")
+	o, ok := d.objects[id]
+	d.mu.Unlock()
+	if !ok {
+		return nil, notExist("object")
 	}
-	return nil
-}
-
-// DiscardStaging releases the staging area; missing is not an error.
-func (d *Driver) DiscardStaging(ctx context.Context, st *storage.Staging) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.staging, st.ID)
-	return nil
-}
-
-// section returns p[offset:offset+length] clamped to p; length -1 means to
-// the end.
-func section(p []byte, offset, length int64) ([]byte, error) {
 	if offset < 0 || length < -1 {
 		return nil, errors.New("memstore: invalid range")
 	}
-	if offset > int64(len(p)) {
-		return nil, nil
+	end := int64(len(o.data))
+	if length >= 0 && offset+length < end {
+		end = offset + length
 	}
-	p = p[offset:]
-	if length >= 0 && length < int64(len(p)) {
-		p = p[:length]
-	}
-	return p, nil
+	offset = min(offset, end)
+	return io.NopCloser(bytes.NewReader(o.data[offset:end])), nil
 }
 
-// Open returns a reader of [offset, offset+length) of the object key. The
-// reader sees the object as it was when Open was called, whatever happens
-// to the key afterwards.
-func (d *Driver) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	o, ok := d.objects[key]
-	if !ok {
-		return nil, notExist("open")
-	}
-	p, err := section(o.data, offset, length)
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(p)), nil
-}
-
-// Stat describes the object key.
-func (d *Driver) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
+// Stat describes object id.
+func (d *Driver) Stat(ctx context.Context, id string) (storage.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.ObjectInfo{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	o, ok := d.objects[key]
+	o, ok := d.objects[id]
 	if !ok {
-		return storage.ObjectInfo{}, notExist("stat")
+		return storage.ObjectInfo{}, notExist("object")
 	}
-	return o.info(key), nil
+	return storage.ObjectInfo{ID: id, Size: int64(len(o.data)), ModTime: o.modTime}, nil
 }
 
-func (o *object) info(key string) storage.ObjectInfo {
-	return storage.ObjectInfo{Key: key, Size: int64(len(o.data)), ModTime: o.modTime, Attrs: o.attrs}
-}
-
-// Delete removes the object key, or returns storage.ErrNotExist.
-func (d *Driver) Delete(ctx context.Context, key string) error {
+// Delete removes object id.
+func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.objects[key]; !ok {
-		return notExist("delete")
-	}
-	delete(d.objects, key)
+	delete(d.objects, id)
 	return nil
 }
 
-// List returns up to limit objects (limit <= 0: all) whose keys start with
-// prefix and sort after after, in byte order.
-func (d *Driver) List(ctx context.Context, prefix, after string, limit int) ([]storage.ObjectInfo, error) {
+// List returns objects with IDs after after, in ID order.
+func (d *Driver) List(ctx context.Context, after string, limit int) ([]storage.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var keys []string
-	for k := range d.objects {
-		if strings.HasPrefix(k, prefix) && k > after {
-			keys = append(keys, k)
+	var out []storage.ObjectInfo
+	for id, o := range d.objects {
+		if id > after {
+			out = append(out, storage.ObjectInfo{ID: id, Size: int64(len(o.data)), ModTime: o.modTime})
 		}
 	}
-	slices.Sort(keys)
-	if limit > 0 && len(keys) > limit {
-		keys = keys[:limit]
-	}
-	out := make([]storage.ObjectInfo, len(keys))
-	for i, k := range keys {
-		out[i] = d.objects[k].info(k)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
+}
+
+// Strays lists every staging area (the Store decides which a session owns).
+func (d *Driver) Strays(ctx context.Context) ([]storage.Stray, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []storage.Stray
+	for id, s := range d.staging {
+		out = append(out, storage.Stray{Name: id, Size: int64(len(s.data)), ModTime: s.modTime, SessionID: id})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RemoveStray drops a staging area.
+func (d *Driver) RemoveStray(_ context.Context, s storage.Stray) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.staging, s.Name)
+	return nil
 }

@@ -3,67 +3,59 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/minio/minio-go/v7"
 
 	"depot/storage"
 )
 
-// PutSession stores the record as .depot/sessions/<id>.json; an S3 PUT
-// replaces an object atomically and is durable when it returns.
-func (d *Driver) PutSession(ctx context.Context, id string, record []byte) error {
-	if err := d.putSmall(ctx, d.sessionName(id), record, nil); err != nil {
-		return fmt.Errorf("s3store: put session %s: %w", id, err)
+// PutObject stores a small object with one plain, signed PUT (the body is
+// held in memory to be hashed first); a larger one goes through a staging
+// area. Nothing is stored under id if r fails or ends early.
+func (d *Driver) PutObject(ctx context.Context, id string, r io.Reader, size int64) error {
+	if !storage.ValidID(id) {
+		return fmt.Errorf("s3store: invalid ID")
+	}
+	if size > partBuf {
+		st := &storage.Staging{ID: id}
+		if err := d.CreateStaging(ctx, st); err != nil {
+			return err
+		}
+		n, err := d.WriteStaging(ctx, st, 0, io.LimitReader(r, size))
+		if err == nil && n != size {
+			err = fmt.Errorf("s3store: put object: %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+		}
+		if err == nil {
+			err = d.Publish(ctx, st, size)
+		}
+		if err != nil {
+			_ = d.DiscardStaging(context.WithoutCancel(ctx), st)
+		}
+		return err
+	}
+	bp := d.getBuf()
+	defer d.putBuf(bp)
+	buf := (*bp)[:size]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return fmt.Errorf("s3store: put object: %w", err)
+	}
+	if err := d.putSmall(ctx, d.objName(id), buf, nil); err != nil {
+		return fmt.Errorf("s3store: put object: %w", mapErr(err))
 	}
 	return nil
-}
-
-// GetSession returns the record id, or ErrNotExist.
-func (d *Driver) GetSession(ctx context.Context, id string) ([]byte, error) {
-	b, err := d.getSmall(ctx, d.sessionName(id))
-	if err != nil {
-		return nil, fmt.Errorf("s3store: get session %s: %w", id, err)
-	}
-	return b, nil
-}
-
-// DeleteSession removes the record id; missing is not an error.
-func (d *Driver) DeleteSession(ctx context.Context, id string) error {
-	if err := d.remove(ctx, d.sessionName(id)); err != nil {
-		return fmt.Errorf("s3store: delete session %s: %w", id, err)
-	}
-	return nil
-}
-
-// ListSessions returns the IDs of every session record.
-func (d *Driver) ListSessions(ctx context.Context) ([]string, error) {
-	dir := d.meta("sessions/")
-	var ids []string
-	for obj := range d.core.Client.ListObjects(ctx, d.bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
-		if obj.Err != nil {
-			return nil, fmt.Errorf("s3store: list sessions: %w", obj.Err)
-		}
-		name := strings.TrimPrefix(obj.Key, dir)
-		if id, ok := strings.CutSuffix(name, ".json"); ok && !strings.Contains(id, "/") {
-			ids = append(ids, id)
-		}
-	}
-	return ids, nil
 }
 
 // Open reads a range of an object with a ranged GET.
-func (d *Driver) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+func (d *Driver) Open(ctx context.Context, id string, offset, length int64) (io.ReadCloser, error) {
 	if offset < 0 {
 		return nil, fmt.Errorf("s3store: negative offset %d", offset)
 	}
 	if length == 0 {
-		if _, err := d.Stat(ctx, key); err != nil {
+		if _, err := d.Stat(ctx, id); err != nil {
 			return nil, err
 		}
 		return io.NopCloser(bytes.NewReader(nil)), nil
@@ -75,156 +67,71 @@ func (d *Driver) Open(ctx context.Context, key string, offset, length int64) (io
 	case offset > 0:
 		_ = opts.SetRange(offset, 0)
 	}
-	rc, _, _, err := d.core.GetObject(ctx, d.bucket, d.objName(key), opts)
+	rc, _, _, err := d.core.GetObject(ctx, d.bucket, d.objName(id), opts)
 	if err != nil {
 		if r := minio.ToErrorResponse(err); r.StatusCode == http.StatusRequestedRangeNotSatisfiable || r.Code == "InvalidRange" {
-			info, serr := d.core.StatObject(ctx, d.bucket, d.objName(key), minio.StatObjectOptions{})
+			info, serr := d.core.StatObject(ctx, d.bucket, d.objName(id), minio.StatObjectOptions{})
 			if serr != nil {
-				return nil, fmt.Errorf("s3store: open %q: %w", key, mapErr(serr))
+				return nil, fmt.Errorf("s3store: open %s: %w", id, mapErr(serr))
 			}
 			if offset >= info.Size {
 				return io.NopCloser(bytes.NewReader(nil)), nil
 			}
 		}
-		return nil, fmt.Errorf("s3store: open %q: %w", key, mapErr(err))
+		return nil, fmt.Errorf("s3store: open %s: %w", id, mapErr(err))
 	}
 	return rc, nil
 }
 
-// Stat describes an object: HEAD for size and time, the sidecar for attrs.
-func (d *Driver) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
-	info, err := d.core.StatObject(ctx, d.bucket, d.objName(key), minio.StatObjectOptions{})
+// Stat describes an object.
+func (d *Driver) Stat(ctx context.Context, id string) (storage.ObjectInfo, error) {
+	info, err := d.core.StatObject(ctx, d.bucket, d.objName(id), minio.StatObjectOptions{})
 	if err != nil {
-		return storage.ObjectInfo{}, fmt.Errorf("s3store: stat %q: %w", key, mapErr(err))
+		return storage.ObjectInfo{}, fmt.Errorf("s3store: stat %s: %w", id, mapErr(err))
 	}
-	if strings.HasSuffix(info.Key, "/") {
-		return storage.ObjectInfo{}, fmt.Errorf("s3store: stat %q: %w", key, storage.ErrNotExist)
-	}
-	attrs, err := d.attrs(ctx, key, info.Size, info.Metadata.Get("X-Amz-Meta-"+sessionMeta))
-	if err != nil {
-		return storage.ObjectInfo{}, err
-	}
-	return storage.ObjectInfo{Key: key, Size: info.Size, ModTime: info.LastModified, Attrs: attrs}, nil
+	return storage.ObjectInfo{ID: id, Size: info.Size, ModTime: info.LastModified}, nil
 }
 
-// attrs reads the sidecar of key. A sidecar that belongs to another version
-// of the object (another session, or another size) gives no attrs: the
-// object's attributes are then unknown, never wrong. session "" (List,
-// which has no metadata) skips the session check.
-func (d *Driver) attrs(ctx context.Context, key string, size int64, session string) (storage.Attrs, error) {
-	b, err := d.getSmall(ctx, d.attrsName(key))
-	if notFound(err) {
-		return storage.Attrs{}, nil
-	}
-	if err != nil {
-		return storage.Attrs{}, fmt.Errorf("s3store: read attrs of %q: %w", key, err)
-	}
-	var sc sidecar
-	if err := json.Unmarshal(b, &sc); err != nil || sc.Size != size || (session != "" && sc.Session != session) {
-		return storage.Attrs{}, nil
-	}
-	return storage.Attrs{SHA256: sc.SHA256, Class: sc.Class}, nil
-}
-
-// Delete removes an object and its sidecar.
-func (d *Driver) Delete(ctx context.Context, key string) error {
-	if _, err := d.core.StatObject(ctx, d.bucket, d.objName(key), minio.StatObjectOptions{}); err != nil {
-		return fmt.Errorf("s3store: delete %q: %w", key, mapErr(err))
-	}
-	if err := d.core.RemoveObject(ctx, d.bucket, d.objName(key), minio.RemoveObjectOptions{}); err != nil {
-		return fmt.Errorf("s3store: delete %q: %w", key, mapErr(err))
-	}
-	if err := d.remove(ctx, d.attrsName(key)); err != nil {
-		return fmt.Errorf("s3store: delete attrs of %q: %w", key, err)
+// Delete removes an object; a missing one is not an error.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	if err := d.remove(ctx, d.objName(id)); err != nil {
+		return fmt.Errorf("s3store: delete %s: %w", id, mapErr(err))
 	}
 	return nil
 }
 
-// hidden reports whether a listed name (below the driver prefix) is not an
-// object key: the driver's own .depot/ area, anything with a segment
-// starting with ".depot", or a directory marker.
-func hidden(name string) bool {
-	if name == "" || strings.HasSuffix(name, "/") {
-		return true
-	}
-	for _, seg := range strings.Split(name, "/") {
-		if strings.HasPrefix(seg, ".depot") {
-			return true
-		}
-	}
-	return false
-}
-
-// List uses ListObjectsV2 (StartAfter, Prefix), which returns keys in byte
-// order, skips the .depot/ area in one jump, and reads the attrs sidecars
-// of the page with up to 16 concurrent GETs.
-func (d *Driver) List(ctx context.Context, prefix, after string, limit int) ([]storage.ObjectInfo, error) {
+// List uses ListObjectsV2 (StartAfter, Prefix) over objects/, which returns
+// IDs in byte order.
+func (d *Driver) List(ctx context.Context, after string, limit int) ([]storage.ObjectInfo, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	var out []storage.ObjectInfo
+	dir := d.prefix + objectsDir
 	startAfter := ""
 	if after != "" {
-		startAfter = d.prefix + after
+		startAfter = dir + after
 	}
-	skipTo := d.meta("\U0010FFFF") // sorts after every key in .depot/
-	for restart := true; restart && len(out) < limit; {
-		restart = false
-		lctx, cancel := context.WithCancel(ctx)
-		ch := d.core.Client.ListObjects(lctx, d.bucket, minio.ListObjectsOptions{
-			Prefix: d.prefix + prefix, StartAfter: startAfter, Recursive: true, MaxKeys: min(limit+1, 1000),
-		})
-		for obj := range ch {
-			if obj.Err != nil {
-				cancel()
-				return nil, fmt.Errorf("s3store: list: %w", obj.Err)
-			}
-			name := strings.TrimPrefix(obj.Key, d.prefix)
-			if strings.HasPrefix(name, metaDir) && startAfter < skipTo {
-				startAfter, restart = skipTo, true
-				break
-			}
-			if hidden(name) {
-				continue
-			}
-			out = append(out, storage.ObjectInfo{Key: name, Size: obj.Size, ModTime: obj.LastModified})
-			if len(out) == limit {
-				break
-			}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := d.core.Client.ListObjects(lctx, d.bucket, minio.ListObjectsOptions{
+		Prefix: dir, StartAfter: startAfter, Recursive: true, MaxKeys: min(limit, 1000),
+	})
+	var out []storage.ObjectInfo
+	for obj := range ch {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("s3store: list: %w", obj.Err)
 		}
-		cancel()
-		for range ch { // drain
+		id := strings.TrimPrefix(obj.Key, dir)
+		if !storage.ValidID(id) {
+			continue
 		}
-	}
-	if err := d.fillAttrs(ctx, out); err != nil {
-		return nil, err
+		out = append(out, storage.ObjectInfo{ID: id, Size: obj.Size, ModTime: obj.LastModified})
+		if len(out) == limit {
+			cancel()
+			for range ch { // drain
+			}
+			break
+		}
 	}
 	return out, nil
-}
-
-func (d *Driver) fillAttrs(ctx context.Context, infos []storage.ObjectInfo) error {
-	var (
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 16)
-		mu    sync.Mutex
-		first error
-	)
-	for i := range infos {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			a, err := d.attrs(ctx, infos[i].Key, infos[i].Size, "")
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-				return
-			}
-			infos[i].Attrs = a
-		})
-	}
-	wg.Wait()
-	return first
 }

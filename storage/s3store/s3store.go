@@ -28,16 +28,15 @@
 //
 // # Layout
 //
-// For s3://bucket/prefix the objects live at prefix/<key>; the driver's own
-// data lives under prefix/.depot/ (no key segment may start with ".depot"):
+// For s3://bucket/prefix everything lives below prefix/. Objects are named
+// by random IDs, never by file paths:
 //
-//	.depot/sessions/<id>.json        session records (PutSession)
-//	.depot/staging/<id>.json         {key, upload_id}: which multipart upload belongs to session <id>
-//	.depot/tails/<id>/<gen>          the staged bytes after the last uploaded part (< 5 MiB)
-//	.depot/attrs/<key>/.depot-attrs.json  {session, sha256, class, size} of the object <key>
+//	objects/<id>                  published object <id>
+//	.depot/staging/<id>.json      {upload_id}: the multipart upload of staging area <id>
+//	.depot/tails/<id>/<gen>       the staged bytes after the last uploaded part (< 5 MiB)
 //
-// An upload session's staging area is an S3 multipart upload for the final
-// key. Staging.State is JSON {upload_id, parts:[{n, etag, size, sha256}],
+// A staging area is an S3 multipart upload for objects/<id>.
+// Staging.State is JSON {upload_id, parts:[{n, etag, size, sha256}],
 // tail_size, tail_gen}. See docs/s3.md for the details.
 package s3store
 
@@ -70,10 +69,8 @@ const (
 	partBuf = 8 << 20
 	// metaDir holds the driver's own objects, below the prefix.
 	metaDir = ".depot/"
-	// sessionMeta is the user metadata (x-amz-meta-depot-session) that
-	// ties an object to the session that committed it, and so to its
-	// attrs sidecar.
-	sessionMeta = "Depot-Session"
+	// objectsDir holds the published objects, below the prefix.
+	objectsDir = "objects/"
 )
 
 // Driver stores depot objects in one bucket of an S3-compatible server.
@@ -85,7 +82,10 @@ type Driver struct {
 	bufs   sync.Pool // *[]byte of partBuf bytes
 }
 
-var _ storage.Driver = (*Driver)(nil)
+var (
+	_ storage.Driver       = (*Driver)(nil)
+	_ storage.ObjectPutter = (*Driver)(nil)
+)
 
 // New opens the driver for
 //
@@ -166,15 +166,13 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-func (d *Driver) objName(key string) string    { return d.prefix + key }
-func (d *Driver) meta(name string) string      { return d.prefix + metaDir + name }
-func (d *Driver) sessionName(id string) string { return d.meta("sessions/" + id + ".json") }
-func (d *Driver) markerName(id string) string  { return d.meta("staging/" + id + ".json") }
-func (d *Driver) tailDir(id string) string     { return d.meta("tails/" + id + "/") }
+func (d *Driver) objName(id string) string    { return d.prefix + objectsDir + id }
+func (d *Driver) meta(name string) string     { return d.prefix + metaDir + name }
+func (d *Driver) markerName(id string) string { return d.meta("staging/" + id + ".json") }
+func (d *Driver) tailDir(id string) string    { return d.meta("tails/" + id + "/") }
 func (d *Driver) tailName(id string, gen int) string {
 	return fmt.Sprintf("%s%08d", d.tailDir(id), gen)
 }
-func (d *Driver) attrsName(key string) string { return d.meta("attrs/" + key + "/.depot-attrs.json") }
 
 func (d *Driver) getBuf() *[]byte  { return d.bufs.Get().(*[]byte) }
 func (d *Driver) putBuf(b *[]byte) { d.bufs.Put(b) }
@@ -249,13 +247,18 @@ func notFound(err error) bool {
 	return r.StatusCode == http.StatusNotFound && r.Code != "NoSuchBucket"
 }
 
-// mapErr wraps S3's "not found" answers in storage.ErrNotExist.
+// mapErr wraps S3's "not found" answers in storage.ErrNotExist, and a
+// server out of room in storage.ErrNoSpace.
 func mapErr(err error) error {
 	if err == nil || errors.Is(err, storage.ErrNotExist) {
 		return err
 	}
 	if notFound(err) {
 		return fmt.Errorf("%w: %v", storage.ErrNotExist, err)
+	}
+	r := minio.ToErrorResponse(err)
+	if r.StatusCode == http.StatusInsufficientStorage || r.Code == "XMinioStorageFull" || r.Code == "InsufficientStorage" {
+		return fmt.Errorf("%w: %v", storage.ErrNoSpace, err)
 	}
 	return err
 }

@@ -3,7 +3,6 @@ package s3store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"depot"
 	"depot/storage"
 	"depot/storage/s3store/s3test"
 	"depot/storage/storagetest"
@@ -138,14 +138,6 @@ func randBytes(n int, seed uint64) []byte {
 	return b
 }
 
-func newID(t *testing.T) string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // TestUnevenWritesAcrossReopen writes 20 MiB in pieces of 3, 7 and 10 MiB,
 // persisting and reloading the state and reopening the driver midway, like
 // the Store across a restart of the services process.
@@ -155,7 +147,7 @@ func TestUnevenWritesAcrossReopen(t *testing.T) {
 	ctx := t.Context()
 	data := randBytes(20<<20, 1)
 	d := srv.open(t, u)
-	st := &storage.Staging{ID: newID(t), Key: "big/uneven.bin"}
+	st := &storage.Staging{ID: storage.NewID()}
 	if err := d.CreateStaging(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -175,37 +167,17 @@ func TestUnevenWritesAcrossReopen(t *testing.T) {
 			t.Fatalf("state %+v does not add up to %d with a tail < 5 MiB", s, off)
 		}
 		if i == 0 {
-			// Persist the state as the Store would and restart.
-			if err := d.PutSession(ctx, st.ID, st.State); err != nil {
-				t.Fatal(err)
-			}
+			// Keep the state as the Store would and restart.
+			saved := bytes.Clone(st.State)
 			d.Close()
 			d = srv.open(t, u)
-			rec, err := d.GetSession(ctx, st.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st = &storage.Staging{ID: st.ID, Key: st.Key, State: rec}
-			// The first 3 MiB are still a tail: readable.
-			rc, err := d.ReadStaging(ctx, st, 1<<20, 1000)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(rc)
-			rc.Close()
-			if !bytes.Equal(b, data[1<<20:1<<20+1000]) {
-				t.Fatal("ReadStaging of the tail after reopen differs")
-			}
+			st = &storage.Staging{ID: st.ID, State: saved}
 		}
 	}
-	// Parts cannot be read back; the error says so.
-	if _, err := d.ReadStaging(ctx, st, 0, 10); err == nil || !strings.Contains(err.Error(), "cannot be read back") {
-		t.Errorf("ReadStaging of uploaded parts: %v, want ErrUnsupported", err)
-	}
-	if err := d.Commit(ctx, st, int64(len(data)), storage.Attrs{SHA256: "ff", Class: "permanent"}); err != nil {
+	if err := d.Publish(ctx, st, int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := d.Open(ctx, st.Key, 0, -1)
+	rc, err := d.Open(ctx, st.ID, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +186,7 @@ func TestUnevenWritesAcrossReopen(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("object differs: %d bytes, %v", len(got), err)
 	}
-	rc, err = d.Open(ctx, st.Key, 9<<20-5, 10)
+	rc, err = d.Open(ctx, st.ID, 9<<20-5, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,15 +195,12 @@ func TestUnevenWritesAcrossReopen(t *testing.T) {
 	if !bytes.Equal(got, data[9<<20-5:9<<20+5]) {
 		t.Error("ranged read across a part boundary differs")
 	}
-	info, err := d.Stat(ctx, st.Key)
-	if err != nil || info.Size != int64(len(data)) || info.Attrs.SHA256 != "ff" {
+	info, err := d.Stat(ctx, st.ID)
+	if err != nil || info.Size != int64(len(data)) {
 		t.Errorf("Stat = %+v, %v", info, err)
 	}
-	if err := d.DeleteSession(ctx, st.ID); err != nil {
-		t.Fatal(err)
-	}
 	if strays, err := d.Strays(ctx); err != nil || len(strays) != 0 {
-		t.Errorf("Strays after commit = %+v, %v", strays, err)
+		t.Errorf("Strays after publish = %+v, %v", strays, err)
 	}
 	d.Close()
 }
@@ -244,7 +213,7 @@ func TestRetryOverwritesParts(t *testing.T) {
 	defer d.Close()
 	ctx := t.Context()
 	data := randBytes(12<<20, 2)
-	st := &storage.Staging{ID: newID(t), Key: "retry.bin"}
+	st := &storage.Staging{ID: storage.NewID()}
 	if err := d.CreateStaging(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -263,10 +232,10 @@ func TestRetryOverwritesParts(t *testing.T) {
 	if n, err := d.WriteStaging(ctx, st, 1<<20, bytes.NewReader(data[1<<20:])); err != nil || n != int64(len(data)-1<<20) {
 		t.Fatalf("retry: %d, %v", n, err)
 	}
-	if err := d.Commit(ctx, st, int64(len(data)), storage.Attrs{}); err != nil {
+	if err := d.Publish(ctx, st, int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := d.Open(ctx, st.Key, 0, -1)
+	rc, err := d.Open(ctx, st.ID, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,14 +258,12 @@ func TestUnreferencedUpload(t *testing.T) {
 	d := srv.open(t, u)
 	defer d.Close()
 	ctx := t.Context()
-	live := &storage.Staging{ID: newID(t), Key: "live.bin"}
+	live := &storage.Staging{ID: storage.NewID()}
 	if err := d.CreateStaging(ctx, live); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.PutSession(ctx, live.ID, []byte("{}")); err != nil {
-		t.Fatal(err)
-	}
-	uploadID, err := d.core.NewMultipartUpload(ctx, d.bucket, "p/lost/upload.bin", minio.PutObjectOptions{})
+	lost := storage.NewID()
+	uploadID, err := d.core.NewMultipartUpload(ctx, d.bucket, "p/objects/"+lost, minio.PutObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,11 +271,19 @@ func TestUnreferencedUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(strays) != 1 || !strings.Contains(strays[0].Name, uploadID) || strays[0].SessionID != "" || strays[0].ModTime.IsZero() {
-		t.Fatalf("Strays = %+v, want the upload %s", strays, uploadID)
+	var unreferenced []storage.Stray
+	for _, st := range strays {
+		if st.SessionID == "" {
+			unreferenced = append(unreferenced, st)
+		} else if st.SessionID != live.ID {
+			t.Errorf("unexpected staging stray %+v", st)
+		}
+	}
+	if len(strays) != 2 || len(unreferenced) != 1 || !strings.Contains(unreferenced[0].Name, uploadID) || unreferenced[0].ModTime.IsZero() {
+		t.Fatalf("Strays = %+v, want the live staging area and the upload %s", strays, uploadID)
 	}
 	for range 2 {
-		if err := d.RemoveStray(ctx, strays[0]); err != nil {
+		if err := d.RemoveStray(ctx, unreferenced[0]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -316,11 +291,8 @@ func TestUnreferencedUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Uploads) != 1 || res.Uploads[0].Key != "p/live.bin" {
+	if len(res.Uploads) != 1 || res.Uploads[0].Key != "p/objects/"+live.ID {
 		t.Errorf("uploads after RemoveStray = %+v, want only the live one", res.Uploads)
-	}
-	if strays, err := d.Strays(ctx); err != nil || len(strays) != 0 {
-		t.Errorf("Strays after RemoveStray = %+v, %v", strays, err)
 	}
 }
 
@@ -348,7 +320,7 @@ func TestBoundedMemory(t *testing.T) {
 	d := srv.open(t, srv.newBucket(t, ""))
 	defer d.Close()
 	ctx := t.Context()
-	st := &storage.Staging{ID: newID(t), Key: "mem.bin"}
+	st := &storage.Staging{ID: storage.NewID()}
 	if err := d.CreateStaging(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -383,10 +355,10 @@ func TestBoundedMemory(t *testing.T) {
 	if peak >= 64<<20 {
 		t.Errorf("peak HeapInuse %d MiB, want < 64 MiB", peak>>20)
 	}
-	if err := d.Commit(ctx, st, off, storage.Attrs{}); err != nil {
+	if err := d.Publish(ctx, st, off); err != nil {
 		t.Fatal(err)
 	}
-	info, err := d.Stat(ctx, st.Key)
+	info, err := d.Stat(ctx, st.ID)
 	if err != nil || info.Size != total {
 		t.Errorf("Stat = %+v, %v", info, err)
 	}
@@ -404,7 +376,7 @@ func TestPlainSignedRequests(t *testing.T) {
 	d.core.TraceOn(&trace)
 	ctx := t.Context()
 	data := randBytes(6<<20+3, 9)
-	st := &storage.Staging{ID: newID(t), Key: "trace.bin"}
+	st := &storage.Staging{ID: storage.NewID()}
 	if err := d.CreateStaging(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -414,10 +386,10 @@ func TestPlainSignedRequests(t *testing.T) {
 	if _, err := d.WriteStaging(ctx, st, int64(len(data)), bytes.NewReader([]byte("tail"))); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.PutSession(ctx, st.ID, []byte("{}")); err != nil {
+	if err := d.Publish(ctx, st, int64(len(data))+4); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Commit(ctx, st, int64(len(data))+4, storage.Attrs{SHA256: "aa"}); err != nil {
+	if err := d.PutObject(ctx, storage.NewID(), bytes.NewReader(data[:1000]), 1000); err != nil {
 		t.Fatal(err)
 	}
 	d.core.TraceOff()
@@ -449,13 +421,13 @@ func TestPlainSignedRequests(t *testing.T) {
 		t.Log(trace.String())
 	}
 	if parts != 2 {
-		t.Errorf("saw %d part uploads, want 2 (one while writing, the tail at commit)", parts)
+		t.Errorf("saw %d part uploads, want 2 (one while writing, the tail at publish)", parts)
 	}
 }
 
 // TestStoreOverS3 runs an upload through storage.Store: uneven chunks, a
-// chunk re-sent after a lost response (overlapping the tail: compared and
-// skipped), a restart of the driver, and Complete with the SHA-256.
+// chunk re-sent after a lost response (recognised by its mark, nothing
+// sent to S3), a restart of the driver, and Complete with the SHA-256.
 func TestStoreOverS3(t *testing.T) {
 	srv := startServer(t)
 	u := srv.newBucket(t, "files")
@@ -463,37 +435,37 @@ func TestStoreOverS3(t *testing.T) {
 	data := randBytes(14<<20+11, 5)
 	sum := sha256.Sum256(data)
 	d := srv.open(t, u)
-	s := storage.New(d, storage.Options{})
-	up, err := s.CreateUpload(ctx, "dir/store.bin", storage.UploadOptions{Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
+	sessions := storagetest.NewSessions()
+	s := storage.New(d, sessions, storage.Options{})
+	up, err := s.CreateUpload(ctx, depot.Upload{Key: "c1/dir/store.bin", DeclaredSize: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if up, err = s.Append(ctx, up.ID, 0, bytes.NewReader(data[:3<<20])); err != nil || up.Offset != 3<<20 {
+	chunk := func(off, end int) storage.Chunk {
+		b := data[off:end]
+		return storage.Chunk{Offset: int64(off), Length: int64(len(b)), CRC32C: storage.CRC32C(b), Body: bytes.NewReader(b)}
+	}
+	if up, err = s.Append(ctx, up.ID, chunk(0, 3<<20)); err != nil || up.Offset != 3<<20 {
 		t.Fatalf("Append 1: %+v, %v", up, err)
 	}
-	// The same chunk again (its response was lost): compared with the tail.
-	if up, err = s.Append(ctx, up.ID, 0, bytes.NewReader(data[:3<<20])); err != nil || up.Offset != 3<<20 {
+	if up, err = s.Append(ctx, up.ID, chunk(0, 3<<20)); err != nil || up.Offset != 3<<20 {
 		t.Fatalf("re-sent chunk: %+v, %v", up, err)
 	}
-	if up, err = s.Append(ctx, up.ID, 3<<20, bytes.NewReader(data[3<<20:10<<20])); err != nil || up.Offset != 10<<20 {
+	if up, err = s.Append(ctx, up.ID, chunk(3<<20, 10<<20)); err != nil || up.Offset != 10<<20 {
 		t.Fatalf("Append 2: %+v, %v", up, err)
 	}
 	d.Close()
 	d = srv.open(t, u)
 	defer d.Close()
-	s = storage.New(d, storage.Options{})
-	// A re-sent chunk reaching into uploaded parts cannot be compared.
-	if _, err := s.Append(ctx, up.ID, 0, bytes.NewReader(data[:10<<20])); err == nil {
-		t.Error("re-sent chunk overlapping uploaded parts was accepted")
-	}
-	if up, err = s.Append(ctx, up.ID, 10<<20, bytes.NewReader(data[10<<20:])); err != nil || up.Offset != int64(len(data)) {
+	s = storage.New(d, sessions, storage.Options{})
+	if up, err = s.Append(ctx, up.ID, chunk(10<<20, len(data))); err != nil || up.Offset != int64(len(data)) {
 		t.Fatalf("Append 3: %+v, %v", up, err)
 	}
-	obj, err := s.Complete(ctx, up.ID, -1, "")
-	if err != nil || obj.Size != int64(len(data)) {
+	obj, err := s.Complete(ctx, up.ID, storage.Want{Size: -1}, func(context.Context, storage.Stored) error { return nil })
+	if err != nil || obj.Size != int64(len(data)) || obj.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("Complete: %+v, %v", obj, err)
 	}
-	rc, err := d.Open(ctx, "dir/store.bin", 0, -1)
+	rc, err := d.Open(ctx, obj.ID, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,10 +473,6 @@ func TestStoreOverS3(t *testing.T) {
 	rc.Close()
 	if !bytes.Equal(got, data) {
 		t.Fatal("object differs")
-	}
-	info, err := d.Stat(ctx, "dir/store.bin")
-	if err != nil || info.Attrs.SHA256 != hex.EncodeToString(sum[:]) || info.Attrs.Class != "permanent" {
-		t.Errorf("Stat = %+v, %v", info, err)
 	}
 	if strays, err := d.Strays(ctx); err != nil || len(strays) != 0 {
 		t.Errorf("Strays = %+v, %v", strays, err)

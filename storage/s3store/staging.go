@@ -41,22 +41,10 @@ type part struct {
 }
 
 // marker is the object .depot/staging/<id>.json: it records which multipart
-// upload belongs to session <id>, for Strays and to tell a live staging
-// area from a discarded or committed one.
+// upload belongs to staging area <id>, for Strays and to tell a live
+// staging area from a discarded or published one.
 type marker struct {
-	Key      string `json:"key"`
 	UploadID string `json:"upload_id"`
-}
-
-// sidecar is the object .depot/attrs/<key>/.depot-attrs.json. S3 metadata
-// is fixed when a multipart upload is created, before the attrs are known,
-// so they live beside the object. Session ties the sidecar to the object
-// version: it must equal the object's x-amz-meta-depot-session.
-type sidecar struct {
-	Session string `json:"session"`
-	SHA256  string `json:"sha256,omitempty"`
-	Class   string `json:"class,omitempty"`
-	Size    int64  `json:"size"`
 }
 
 func (s *state) partsSize() int64 {
@@ -79,7 +67,7 @@ func (s *state) cut(off int64) ([]part, int64, error) {
 			return s.Parts[:i:i], 0, nil
 		}
 		if off < sum+p.Size {
-			return nil, 0, fmt.Errorf("s3store: offset %d lies inside uploaded part %d: %w", off, p.N, storage.ErrUnsupported)
+			return nil, 0, fmt.Errorf("s3store: offset %d lies inside uploaded part %d, which S3 cannot rewrite", off, p.N)
 		}
 		sum += p.Size
 	}
@@ -106,25 +94,20 @@ func encodeState(s *state) []byte {
 // exists (it was not committed or discarded).
 //
 // An empty State is read as the state CreateStaging returned (the upload
-// named by the marker, nothing staged), so that a caller which did not keep
-// the State of CreateStaging still works: storage.Store.CreateUpload
-// currently passes a temporary Staging and drops it.
+// named by the marker, nothing staged).
 func (d *Driver) live(ctx context.Context, st *storage.Staging) (*state, error) {
 	m, err := d.marker(ctx, st.ID)
 	if err != nil {
 		return nil, err
 	}
 	if len(st.State) == 0 {
-		if m.Key != st.Key {
-			return nil, fmt.Errorf("s3store: staging area %s is for another key: %w", st.ID, storage.ErrNotExist)
-		}
 		return &state{UploadID: m.UploadID}, nil
 	}
 	s, err := decodeState(st)
 	if err != nil {
 		return nil, err
 	}
-	if m.UploadID != s.UploadID || m.Key != st.Key {
+	if m.UploadID != s.UploadID {
 		return nil, fmt.Errorf("s3store: staging area %s was replaced: %w", st.ID, storage.ErrNotExist)
 	}
 	return s, nil
@@ -142,19 +125,21 @@ func (d *Driver) marker(ctx context.Context, id string) (*marker, error) {
 	return &m, nil
 }
 
-// CreateStaging starts a multipart upload for st.Key and records it.
+// CreateStaging starts a multipart upload for objects/<id> and records it.
 func (d *Driver) CreateStaging(ctx context.Context, st *storage.Staging) error {
-	uploadID, err := d.core.NewMultipartUpload(ctx, d.bucket, d.objName(st.Key), minio.PutObjectOptions{
-		UserMetadata: map[string]string{sessionMeta: st.ID},
-		ContentType:  "application/octet-stream",
+	if !storage.ValidID(st.ID) {
+		return fmt.Errorf("s3store: invalid ID")
+	}
+	uploadID, err := d.core.NewMultipartUpload(ctx, d.bucket, d.objName(st.ID), minio.PutObjectOptions{
+		ContentType: "application/octet-stream",
 	})
 	if err != nil {
-		return fmt.Errorf("s3store: create multipart upload: %w", err)
+		return fmt.Errorf("s3store: create multipart upload: %w", mapErr(err))
 	}
-	mb, _ := json.Marshal(marker{Key: st.Key, UploadID: uploadID})
+	mb, _ := json.Marshal(marker{UploadID: uploadID})
 	if err := d.putSmall(ctx, d.markerName(st.ID), mb, nil); err != nil {
-		_ = d.core.AbortMultipartUpload(context.WithoutCancel(ctx), d.bucket, d.objName(st.Key), uploadID)
-		return fmt.Errorf("s3store: write staging marker: %w", err)
+		_ = d.core.AbortMultipartUpload(context.WithoutCancel(ctx), d.bucket, d.objName(st.ID), uploadID)
+		return fmt.Errorf("s3store: write staging marker: %w", mapErr(err))
 	}
 	st.State = encodeState(&state{UploadID: uploadID})
 	return nil
@@ -224,7 +209,7 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	next.TailGen = s.TailGen + 1
 	if len(buf) > 0 {
 		if err := d.putSmall(ctx, d.tailName(st.ID, next.TailGen), buf, nil); err != nil {
-			return taken, fmt.Errorf("s3store: write tail: %w", err)
+			return taken, fmt.Errorf("s3store: write tail: %w", mapErr(err))
 		}
 	}
 	if s.TailGen > 1 {
@@ -275,7 +260,7 @@ func (d *Driver) uploadPart(ctx context.Context, st *storage.Staging, uploadID s
 		return part{}, fmt.Errorf("s3store: upload %s exceeds %d parts", st.ID, maxParts)
 	}
 	m, sum := hashes(b)
-	p, err := d.core.PutObjectPart(ctx, d.bucket, d.objName(st.Key), uploadID, n, bytes.NewReader(b), int64(len(b)),
+	p, err := d.core.PutObjectPart(ctx, d.bucket, d.objName(st.ID), uploadID, n, bytes.NewReader(b), int64(len(b)),
 		minio.PutObjectPartOptions{Md5Base64: m, Sha256Hex: sum, DisableContentSha256: true})
 	if err != nil {
 		return part{}, fmt.Errorf("s3store: upload part %d: %w", n, mapErr(err))
@@ -283,58 +268,34 @@ func (d *Driver) uploadPart(ctx context.Context, st *storage.Staging, uploadID s
 	return part{N: n, ETag: p.ETag, Size: int64(len(b)), SHA256: sum}, nil
 }
 
-// ReadStaging reads staged bytes. Only the tail can be read: S3 cannot read
-// back the parts of an incomplete multipart upload, so a range that starts
-// before the tail returns an error wrapping storage.ErrUnsupported.
-func (d *Driver) ReadStaging(ctx context.Context, st *storage.Staging, offset, length int64) (io.ReadCloser, error) {
+// Publish sends the tail as the last part and completes the multipart
+// upload as objects/<id>. An empty object is a plain PUT of zero bytes (S3
+// cannot complete an upload without parts). A staging area already
+// published (no marker, the object there) is a success.
+func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) error {
 	s, err := d.live(ctx, st)
-	if err != nil {
-		return nil, err
+	if notFound(err) {
+		if _, serr := d.core.StatObject(ctx, d.bucket, d.objName(st.ID), minio.StatObjectOptions{}); serr == nil {
+			return nil
+		}
+		return err
 	}
-	staged := s.size()
-	if length < 0 {
-		length = staged - offset
-	}
-	if offset < 0 || length < 0 || offset+length > staged {
-		return nil, fmt.Errorf("s3store: read [%d, %d) of %d staged bytes", offset, offset+length, staged)
-	}
-	if length == 0 {
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	ps := s.partsSize()
-	if offset < ps {
-		return nil, fmt.Errorf("s3store: staged bytes at %d were sent as multipart parts and cannot be read back: %w", offset, storage.ErrUnsupported)
-	}
-	return d.openTail(ctx, st.ID, s, offset-ps, length)
-}
-
-// Commit sends the tail as the last part, writes the attrs sidecar and
-// completes the multipart upload. An empty object is a plain PUT of zero
-// bytes (S3 cannot complete an upload without parts).
-func (d *Driver) Commit(ctx context.Context, st *storage.Staging, size int64, attrs storage.Attrs) error {
-	s, err := d.live(ctx, st)
 	if err != nil {
 		return err
 	}
 	if staged := s.size(); size < 0 || size > staged {
-		return fmt.Errorf("s3store: commit of %d bytes, %d staged", size, staged)
+		return fmt.Errorf("s3store: publish of %d bytes, %d staged", size, staged)
 	}
 	parts, keep, err := s.cut(size)
 	if err != nil {
 		return err
 	}
-	sc, _ := json.Marshal(sidecar{Session: st.ID, SHA256: attrs.SHA256, Class: attrs.Class, Size: size})
-	if err := d.putSmall(ctx, d.attrsName(st.Key), sc, nil); err != nil {
-		return fmt.Errorf("s3store: write attrs: %w", err)
-	}
-	obj := d.objName(st.Key)
+	obj := d.objName(st.ID)
 	if size == 0 {
-		if err := d.putSmall(ctx, obj, nil, map[string]string{sessionMeta: st.ID}); err != nil {
-			return fmt.Errorf("s3store: write empty object: %w", err)
+		if err := d.putSmall(ctx, obj, nil, nil); err != nil {
+			return fmt.Errorf("s3store: write empty object: %w", mapErr(err))
 		}
-		if err := d.core.AbortMultipartUpload(ctx, d.bucket, obj, s.UploadID); err != nil && !notFound(err) {
-			return d.cleanup(ctx, st.ID) // committed; the upload is left for Strays
-		}
+		_ = d.core.AbortMultipartUpload(ctx, d.bucket, obj, s.UploadID) // else left for Strays
 		return d.cleanup(ctx, st.ID)
 	}
 	if keep > 0 {
@@ -347,7 +308,7 @@ func (d *Driver) Commit(ctx context.Context, st *storage.Staging, size int64, at
 		}
 		d.putBuf(bp)
 		if err != nil {
-			return d.alreadyCommitted(ctx, st, size, err)
+			return d.alreadyPublished(ctx, st, size, err)
 		}
 	}
 	cparts := make([]minio.CompletePart, len(parts))
@@ -355,26 +316,26 @@ func (d *Driver) Commit(ctx context.Context, st *storage.Staging, size int64, at
 		cparts[i] = minio.CompletePart{PartNumber: p.N, ETag: p.ETag}
 	}
 	if _, err := d.core.CompleteMultipartUpload(ctx, d.bucket, obj, s.UploadID, cparts, minio.PutObjectOptions{}); err != nil {
-		return d.alreadyCommitted(ctx, st, size, fmt.Errorf("s3store: complete multipart upload: %w", err))
+		return d.alreadyPublished(ctx, st, size, fmt.Errorf("s3store: complete multipart upload: %w", mapErr(err)))
 	}
 	return d.cleanup(ctx, st.ID)
 }
 
-// alreadyCommitted handles a Commit retried after the multipart upload was
-// completed but before the staging area was released: the upload is gone
-// and the object is the one this session wrote.
-func (d *Driver) alreadyCommitted(ctx context.Context, st *storage.Staging, size int64, err error) error {
+// alreadyPublished handles a Publish retried after the multipart upload was
+// completed but before the marker was removed: the upload is gone and the
+// object is there with the expected size.
+func (d *Driver) alreadyPublished(ctx context.Context, st *storage.Staging, size int64, err error) error {
 	if !notFound(err) {
 		return err
 	}
-	info, serr := d.core.StatObject(ctx, d.bucket, d.objName(st.Key), minio.StatObjectOptions{})
-	if serr != nil || info.Metadata.Get("X-Amz-Meta-"+sessionMeta) != st.ID || info.Size != size {
+	info, serr := d.core.StatObject(ctx, d.bucket, d.objName(st.ID), minio.StatObjectOptions{})
+	if serr != nil || info.Size != size {
 		return err
 	}
 	return d.cleanup(ctx, st.ID)
 }
 
-// cleanup releases what is left of a committed staging area. The object is
+// cleanup releases what is left of a published staging area. The object is
 // durable already, so failures only leave strays behind.
 func (d *Driver) cleanup(ctx context.Context, id string) error {
 	ctx = context.WithoutCancel(ctx)
@@ -391,12 +352,12 @@ func (d *Driver) DiscardStaging(ctx context.Context, st *storage.Staging) error 
 		return err
 	}
 	if m != nil {
-		if err := d.abort(ctx, m.Key, m.UploadID); err != nil {
+		if err := d.abort(ctx, st.ID, m.UploadID); err != nil {
 			return err
 		}
 	}
 	if s, err := decodeState(st); err == nil && (m == nil || s.UploadID != m.UploadID) {
-		if err := d.abort(ctx, st.Key, s.UploadID); err != nil {
+		if err := d.abort(ctx, st.ID, s.UploadID); err != nil {
 			return err
 		}
 	}
@@ -409,8 +370,8 @@ func (d *Driver) DiscardStaging(ctx context.Context, st *storage.Staging) error 
 	return nil
 }
 
-func (d *Driver) abort(ctx context.Context, key, uploadID string) error {
-	err := d.core.AbortMultipartUpload(ctx, d.bucket, d.objName(key), uploadID)
+func (d *Driver) abort(ctx context.Context, id, uploadID string) error {
+	err := d.core.AbortMultipartUpload(ctx, d.bucket, d.objName(id), uploadID)
 	if err != nil && !notFound(err) {
 		return fmt.Errorf("s3store: abort multipart upload: %w", err)
 	}

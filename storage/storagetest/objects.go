@@ -1,6 +1,9 @@
 package storagetest
 
 import (
+	"bytes"
+	"errors"
+	"slices"
 	"testing"
 
 	"depot/storage"
@@ -8,39 +11,18 @@ import (
 
 func (s *suite) objectTests() []test {
 	return []test{
-		{"CommitReplaces", s.testCommitReplaces},
 		{"OpenRanges", s.testOpenRanges},
-		{"OpenSurvivesDeleteAndReplace", s.testOpenSurvives},
+		{"OpenSurvivesDelete", s.testOpenSurvivesDelete},
 		{"Missing", s.testMissing},
 		{"Delete", s.testDelete},
-		{"DeleteFreesName", s.testDeleteFreesName},
-		{"DirectoryIsNotAnObject", s.testDirectoryIsNotAnObject},
+		{"ListOrderAndPages", s.testList},
 	}
 }
 
-// testCommitReplaces commits twice to one key.
-func (s *suite) testCommitReplaces(t *testing.T) {
-	d := s.driver(t)
-	v1, v2 := randData(5000, 10), randData(1234, 11)
-	a1 := storage.Attrs{SHA256: "11", Class: "permanent"}
-	a2 := storage.Attrs{SHA256: "22", Class: "temporary"}
-	put(t, d, "replace/me.csv", v1, a1)
-	put(t, d, "replace/me.csv", v2, a2)
-	equalBytes(t, "object", object(t, d, "replace/me.csv", 0, -1), v2)
-	info, err := d.Stat(t.Context(), "replace/me.csv")
-	if err != nil || info.Size != int64(len(v2)) || info.Attrs != a2 {
-		t.Errorf("Stat = %+v, %v; want size %d, attrs %+v", info, err, len(v2), a2)
-	}
-	if keys := listKeys(t, d, ""); len(keys) != 1 {
-		t.Errorf("List = %q, want one key", keys)
-	}
-}
-
-// testOpenRanges reads ranges of an object.
 func (s *suite) testOpenRanges(t *testing.T) {
 	d := s.driver(t)
-	data := randData(1000, 12)
-	put(t, d, "ranges.bin", data, storage.Attrs{})
+	data := RandData(1000, 12)
+	id := publish(t, d, data)
 	for _, tc := range []struct {
 		name       string
 		off, n     int64
@@ -58,83 +40,145 @@ func (s *suite) testOpenRanges(t *testing.T) {
 		{"at end", 1000, -1, 1000, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			equalBytes(t, "range", object(t, d, "ranges.bin", tc.off, tc.n), data[tc.start:tc.end])
+			equalBytes(t, "range", object(t, d, id, tc.off, tc.n), data[tc.start:tc.end])
 		})
 	}
 }
 
-// testOpenSurvives checks that an open reader keeps reading the object as
-// it was when opened.
-func (s *suite) testOpenSurvives(t *testing.T) {
+// testOpenSurvivesDelete checks that a reader opened before the object was
+// deleted reads it whole (a download in progress while cleanup purges the
+// version it reads).
+func (s *suite) testOpenSurvivesDelete(t *testing.T) {
 	d := s.driver(t)
-	v1 := randData(200_000, 13)
-	put(t, d, "snap.bin", v1, storage.Attrs{})
-	replaced, err := d.Open(t.Context(), "snap.bin", 0, -1)
+	data := RandData(200_000, 13)
+	id := publish(t, d, data)
+	rc, err := d.Open(t.Context(), id, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, d, "snap.bin", randData(100, 14), storage.Attrs{})
-	equalBytes(t, "read after replace", readAll(t, replaced), v1)
-
-	v2 := randData(100, 14)
-	deleted, err := d.Open(t.Context(), "snap.bin", 0, -1)
-	if err != nil {
+	if err := d.Delete(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Delete(t.Context(), "snap.bin"); err != nil {
-		t.Fatal(err)
-	}
-	equalBytes(t, "read after delete", readAll(t, deleted), v2)
+	equalBytes(t, "read after delete", readAll(t, rc), data)
+	absent(t, d, id)
 }
 
-// testMissing checks ErrNotExist for objects that were never written.
+// testMissing checks ErrNotExist for objects never written, and that a
+// delete of one is not an error.
 func (s *suite) testMissing(t *testing.T) {
 	d := s.driver(t)
-	put(t, d, "present/file.txt", []byte("x"), storage.Attrs{})
-	for _, key := range []string{"missing", "present/missing", "missing/dir/file", "present/file.txt/below"} {
-		invisible(t, d, key)
-		wantNotExist(t, "Delete("+key+")", d.Delete(t.Context(), key))
+	publish(t, d, []byte("x"))
+	id := storage.NewID()
+	absent(t, d, id)
+	if err := d.Delete(t.Context(), id); err != nil {
+		t.Errorf("Delete of a missing object: %v", err)
 	}
 }
 
 // testDelete deletes one of two objects.
 func (s *suite) testDelete(t *testing.T) {
 	d := s.driver(t)
-	put(t, d, "del/a.txt", []byte("a"), storage.Attrs{})
-	put(t, d, "del/b.txt", []byte("b"), storage.Attrs{})
-	if err := d.Delete(t.Context(), "del/a.txt"); err != nil {
+	a := publish(t, d, []byte("aaa"))
+	b := publish(t, d, []byte("bbb"))
+	if err := d.Delete(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
-	invisible(t, d, "del/a.txt")
-	wantNotExist(t, "second Delete", d.Delete(t.Context(), "del/a.txt"))
-	equalBytes(t, "other object", object(t, d, "del/b.txt", 0, -1), []byte("b"))
-	if keys := listKeys(t, d, ""); len(keys) != 1 || keys[0] != "del/b.txt" {
-		t.Errorf("List = %q, want [del/b.txt]", keys)
+	absent(t, d, a)
+	equalBytes(t, "the other object", object(t, d, b, 0, -1), []byte("bbb"))
+	if ids := listIDs(t, d, 10); !slices.Equal(ids, []string{b}) {
+		t.Errorf("List after delete = %q, want [%s]", ids, b)
 	}
 }
 
-// testDeleteFreesName checks that once "p/q" is deleted, "p" can be an
-// object (no empty directory is left behind on disk).
-func (s *suite) testDeleteFreesName(t *testing.T) {
+// testList checks that List returns every object once, in ID order, with
+// sizes, over pages of any size.
+func (s *suite) testList(t *testing.T) {
 	d := s.driver(t)
-	put(t, d, "p/q/r.txt", []byte("r"), storage.Attrs{})
-	if err := d.Delete(t.Context(), "p/q/r.txt"); err != nil {
+	if ids := listIDs(t, d, 10); len(ids) != 0 {
+		t.Fatalf("List of an empty store = %q", ids)
+	}
+	var want []string
+	sizes := map[string]int64{}
+	for i := range 7 {
+		data := RandData(i*10, uint64(i))
+		id := publish(t, d, data)
+		want = append(want, id)
+		sizes[id] = int64(len(data))
+	}
+	stage(t, d, []byte("not an object"))
+	slices.Sort(want)
+	for _, page := range []int{1, 2, 3, 100} {
+		if got := listIDs(t, d, page); !slices.Equal(got, want) {
+			t.Errorf("List in pages of %d = %q, want %q", page, got, want)
+		}
+	}
+	infos, err := d.List(t.Context(), want[2], 2)
+	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, d, "p", []byte("p"), storage.Attrs{})
-	equalBytes(t, "object p", object(t, d, "p", 0, -1), []byte("p"))
-	if keys := listKeys(t, d, ""); len(keys) != 1 || keys[0] != "p" {
-		t.Errorf("List = %q, want [p]", keys)
+	if len(infos) == 0 || infos[0].ID != want[3] {
+		t.Fatalf("List after %s = %+v, want it to start at %s", want[2], infos, want[3])
+	}
+	for _, info := range infos {
+		if info.Size != sizes[info.ID] || info.ModTime.IsZero() {
+			t.Errorf("List entry %+v, want size %d and a mod time", info, sizes[info.ID])
+		}
 	}
 }
 
-// testDirectoryIsNotAnObject checks that a key prefix is not an object.
-func (s *suite) testDirectoryIsNotAnObject(t *testing.T) {
-	d := s.driver(t)
-	put(t, d, "x/y/z.txt", []byte("z"), storage.Attrs{})
-	for _, key := range []string{"x", "x/y"} {
-		invisible(t, d, key)
-		wantNotExist(t, "Delete("+key+")", d.Delete(t.Context(), key))
+func (s *suite) capabilityTests() []test {
+	return []test{
+		{"PutObject", s.testPutObject},
+		{"Space", s.testSpace},
 	}
-	equalBytes(t, "object", object(t, d, "x/y/z.txt", 0, -1), []byte("z"))
+}
+
+// testPutObject checks the optional one-call store: the object reads back,
+// and a reader that fails leaves no object behind.
+func (s *suite) testPutObject(t *testing.T) {
+	d := s.driver(t)
+	p, ok := d.(storage.ObjectPutter)
+	if !ok {
+		t.Skip("driver has no PutObject")
+	}
+	data := RandData(3<<20, 21)
+	id := storage.NewID()
+	if err := p.PutObject(t.Context(), id, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	equalBytes(t, "object", object(t, d, id, 0, -1), data)
+	empty := storage.NewID()
+	if err := p.PutObject(t.Context(), empty, bytes.NewReader(nil), 0); err != nil {
+		t.Fatal(err)
+	}
+	equalBytes(t, "empty object", object(t, d, empty, 0, -1), nil)
+
+	broken := errors.New("connection cut")
+	bad := storage.NewID()
+	err := p.PutObject(t.Context(), bad, &failingReader{data: data[:1000], err: broken}, int64(len(data)))
+	if err == nil {
+		t.Fatal("PutObject with a failing reader succeeded")
+	}
+	absent(t, d, bad)
+	short := storage.NewID()
+	if err := p.PutObject(t.Context(), short, bytes.NewReader(data[:10]), 11); err == nil {
+		t.Error("PutObject of fewer bytes than its size succeeded")
+	}
+	absent(t, d, short)
+}
+
+// testSpace checks the optional capacity report.
+func (s *suite) testSpace(t *testing.T) {
+	d := s.driver(t)
+	sr, ok := d.(storage.SpaceReporter)
+	if !ok {
+		t.Skip("driver reports no capacity")
+	}
+	sp, err := sr.Space(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Total <= 0 || sp.Free < 0 || sp.Free > sp.Total {
+		t.Errorf("Space = %+v, want 0 <= free <= total, total > 0", sp)
+	}
 }

@@ -16,16 +16,16 @@ func (s *suite) stagingTests() []test {
 		{"OffsetPastEnd", s.testOffsetPastEnd},
 		{"RetryAfterReaderError", s.testRetryAfterReaderError},
 		{"WriteCanceled", s.testWriteCanceled},
-		{"ReadStagingRange", s.testReadStagingRange},
-		{"CommitTruncates", s.testCommitTruncates},
-		{"CommitTooLarge", s.testCommitTooLarge},
-		{"InvisibleBeforeCommit", s.testInvisibleBeforeCommit},
+		{"PublishTruncates", s.testPublishTruncates},
+		{"PublishTooLarge", s.testPublishTooLarge},
+		{"PublishTwice", s.testPublishTwice},
+		{"InvisibleBeforePublish", s.testInvisibleBeforePublish},
 		{"Discard", s.testDiscard},
 	}
 }
 
-// testRoundTrip stages objects in several writes and checks they read back
-// byte-exact, staged and committed, with their attributes.
+// testRoundTrip stages objects in several writes and checks that they read
+// back byte-exact once published.
 func (s *suite) testRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -36,11 +36,12 @@ func (s *suite) testRoundTrip(t *testing.T) {
 		{"one byte", 1, 1},
 		{"small", 1000, 3},
 		{"multi-MiB", 3<<20 + 17, 4},
+		{"past a part", 9<<20 + 5, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := s.driver(t)
-			data := randData(tc.size, uint64(tc.size))
-			st := &storage.Staging{ID: newID(t), Key: "round/trip.bin"}
+			data := RandData(tc.size, uint64(tc.size))
+			st := &storage.Staging{ID: storage.NewID()}
 			if err := d.CreateStaging(t.Context(), st); err != nil {
 				t.Fatal(err)
 			}
@@ -49,21 +50,17 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			for off := 0; off < tc.size; off += step {
 				write(t, d, st, int64(off), data[off:min(off+step, tc.size)])
 			}
-			equalBytes(t, "staged", staged(t, d, st), data)
-			attrs := storage.Attrs{SHA256: "ab12" + newID(t), Class: "temporary"}
-			if err := d.Commit(t.Context(), st, int64(tc.size), attrs); err != nil {
+			if err := d.Publish(t.Context(), st, int64(tc.size)); err != nil {
 				t.Fatal(err)
 			}
-			equalBytes(t, "object", object(t, d, st.Key, 0, -1), data)
-			info, err := d.Stat(t.Context(), st.Key)
+			equalBytes(t, "object", object(t, d, st.ID, 0, -1), data)
+			info, err := d.Stat(t.Context(), st.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if info.Key != st.Key || info.Size != int64(tc.size) || info.Attrs != attrs || info.ModTime.IsZero() {
-				t.Errorf("Stat = %+v, want key %q, size %d, attrs %+v, a mod time", info, st.Key, tc.size, attrs)
+			if info.ID != st.ID || info.Size != int64(tc.size) || info.ModTime.IsZero() {
+				t.Errorf("Stat = %+v, want ID %s, size %d, a mod time", info, st.ID, tc.size)
 			}
-			_, err = d.ReadStaging(t.Context(), st, 0, -1)
-			wantNotExist(t, "ReadStaging after Commit", err)
 		})
 	}
 }
@@ -72,21 +69,20 @@ func (s *suite) testRoundTrip(t *testing.T) {
 // staged past it.
 func (s *suite) testRewriteAtOffset(t *testing.T) {
 	d := s.driver(t)
-	st := stage(t, d, "rewrite.txt", []byte("0123456789"))
+	st := stage(t, d, []byte("0123456789"))
 	write(t, d, st, 4, []byte("ab"))
-	equalBytes(t, "after rewrite at 4", staged(t, d, st), []byte("0123ab"))
 	write(t, d, st, 6, nil)
-	equalBytes(t, "after empty write at end", staged(t, d, st), []byte("0123ab"))
-	write(t, d, st, 2, nil)
-	equalBytes(t, "after empty write at 2", staged(t, d, st), []byte("01"))
-	write(t, d, st, 0, []byte("xyz"))
-	equalBytes(t, "after rewrite at 0", staged(t, d, st), []byte("xyz"))
+	write(t, d, st, 2, []byte("cd"))
+	if err := d.Publish(t.Context(), st, 4); err != nil {
+		t.Fatal(err)
+	}
+	equalBytes(t, "object", object(t, d, st.ID, 0, -1), []byte("01cd"))
 }
 
 // testOffsetPastEnd checks that a write cannot leave a hole.
 func (s *suite) testOffsetPastEnd(t *testing.T) {
 	d := s.driver(t)
-	st := stage(t, d, "hole.txt", []byte("0123456789"))
+	st := stage(t, d, []byte("0123456789"))
 	if _, err := d.WriteStaging(t.Context(), st, 11, bytes.NewReader([]byte("x"))); err == nil {
 		t.Error("WriteStaging past the staged data succeeded")
 	}
@@ -114,18 +110,18 @@ func (r *failingReader) Read(p []byte) (int, error) {
 // error and that a retry from the last good offset gives the right bytes.
 func (s *suite) testRetryAfterReaderError(t *testing.T) {
 	d := s.driver(t)
-	data := randData(300_000, 7)
-	st := stage(t, d, "retry.bin", data[:100_000])
+	data := RandData(300_000, 7)
+	st := stage(t, d, data[:100_000])
 	broken := errors.New("connection cut")
 	_, err := d.WriteStaging(t.Context(), st, 100_000, &failingReader{data: data[100_000:150_000], err: broken})
 	if !errors.Is(err, broken) {
 		t.Fatalf("WriteStaging with a failing reader: got %v, want %v", err, broken)
 	}
 	write(t, d, st, 100_000, data[100_000:])
-	if err := d.Commit(t.Context(), st, int64(len(data)), storage.Attrs{}); err != nil {
+	if err := d.Publish(t.Context(), st, int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	equalBytes(t, "object", object(t, d, st.Key, 0, -1), data)
+	equalBytes(t, "object", object(t, d, st.ID, 0, -1), data)
 }
 
 // endlessReader calls onRead before each read and never ends.
@@ -147,7 +143,7 @@ func (r *endlessReader) Read(p []byte) (int, error) {
 // canceled while it copies.
 func (s *suite) testWriteCanceled(t *testing.T) {
 	d := s.driver(t)
-	st := stage(t, d, "cancel.bin", nil)
+	st := stage(t, d, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	r := &endlessReader{onRead: func(n int) {
@@ -161,61 +157,55 @@ func (s *suite) testWriteCanceled(t *testing.T) {
 	}
 }
 
-// testReadStagingRange reads parts of the staged data.
-func (s *suite) testReadStagingRange(t *testing.T) {
+// testPublishTruncates publishes fewer bytes than were staged.
+func (s *suite) testPublishTruncates(t *testing.T) {
 	d := s.driver(t)
-	data := randData(5000, 3)
-	st := stage(t, d, "range/staged.bin", data)
-	for _, r := range []struct{ off, n int64 }{{0, 10}, {100, 1000}, {4990, 10}, {4000, -1}, {5000, -1}, {10, 0}} {
-		rc, err := d.ReadStaging(t.Context(), st, r.off, r.n)
-		if err != nil {
-			t.Fatalf("ReadStaging(%d, %d): %v", r.off, r.n, err)
-		}
-		end := int64(len(data))
-		if r.n >= 0 {
-			end = r.off + r.n
-		}
-		equalBytes(t, "staged range", readAll(t, rc), data[r.off:end])
-	}
-}
-
-// testCommitTruncates commits fewer bytes than were staged.
-func (s *suite) testCommitTruncates(t *testing.T) {
-	d := s.driver(t)
-	data := randData(100, 1)
-	st := stage(t, d, "short.bin", data)
-	if err := d.Commit(t.Context(), st, 40, storage.Attrs{}); err != nil {
+	data := RandData(100, 1)
+	st := stage(t, d, data)
+	if err := d.Publish(t.Context(), st, 40); err != nil {
 		t.Fatal(err)
 	}
-	equalBytes(t, "object", object(t, d, st.Key, 0, -1), data[:40])
-	if info, err := d.Stat(t.Context(), st.Key); err != nil || info.Size != 40 {
+	equalBytes(t, "object", object(t, d, st.ID, 0, -1), data[:40])
+	if info, err := d.Stat(t.Context(), st.ID); err != nil || info.Size != 40 {
 		t.Errorf("Stat = %+v, %v; want size 40", info, err)
 	}
 }
 
-// testCommitTooLarge commits more bytes than were staged.
-func (s *suite) testCommitTooLarge(t *testing.T) {
+// testPublishTooLarge publishes more bytes than were staged.
+func (s *suite) testPublishTooLarge(t *testing.T) {
 	d := s.driver(t)
-	st := stage(t, d, "long.bin", []byte("0123456789"))
-	if err := d.Commit(t.Context(), st, 11, storage.Attrs{}); err == nil {
-		t.Fatal("Commit of more bytes than staged succeeded")
+	st := stage(t, d, []byte("0123456789"))
+	if err := d.Publish(t.Context(), st, 11); err == nil {
+		t.Fatal("Publish of more bytes than staged succeeded")
 	}
-	invisible(t, d, st.Key)
+	absent(t, d, st.ID)
 }
 
-// testInvisibleBeforeCommit checks that staged data cannot be seen as an
-// object.
-func (s *suite) testInvisibleBeforeCommit(t *testing.T) {
+// testPublishTwice checks that Publish of a published staging area (a retry
+// after a crash) succeeds and changes nothing, and that one with neither a
+// staging area nor an object is ErrNotExist.
+func (s *suite) testPublishTwice(t *testing.T) {
 	d := s.driver(t)
-	st := stage(t, d, "dir/file.csv", randData(1000, 2))
-	if err := d.PutSession(t.Context(), st.ID, []byte(`{"state":"open"}`)); err != nil {
-		t.Fatal(err)
-	}
-	invisible(t, d, st.Key)
-	for _, prefix := range []string{"", "dir", "dir/", "dir/file.csv"} {
-		if keys := listKeys(t, d, prefix); len(keys) != 0 {
-			t.Errorf("List(%q) = %q before Commit, want nothing", prefix, keys)
+	data := RandData(5000, 9)
+	st := stage(t, d, data)
+	for i := range 2 {
+		if err := d.Publish(t.Context(), st, int64(len(data))); err != nil {
+			t.Fatalf("Publish #%d: %v", i+1, err)
 		}
+	}
+	equalBytes(t, "object", object(t, d, st.ID, 0, -1), data)
+	never := &storage.Staging{ID: storage.NewID()}
+	wantNotExist(t, "Publish without a staging area", d.Publish(t.Context(), never, 0))
+	absent(t, d, never.ID)
+}
+
+// testInvisibleBeforePublish checks that staged data is not an object.
+func (s *suite) testInvisibleBeforePublish(t *testing.T) {
+	d := s.driver(t)
+	st := stage(t, d, RandData(1000, 2))
+	absent(t, d, st.ID)
+	if ids := listIDs(t, d, 100); len(ids) != 0 {
+		t.Errorf("List = %q before Publish, want nothing", ids)
 	}
 }
 
@@ -223,28 +213,23 @@ func (s *suite) testInvisibleBeforeCommit(t *testing.T) {
 // discarding is idempotent.
 func (s *suite) testDiscard(t *testing.T) {
 	d := s.driver(t)
-	st := stage(t, d, "discard/me.bin", randData(1000, 4))
+	st := stage(t, d, RandData(1000, 4))
 	for i := range 2 {
 		if err := d.DiscardStaging(t.Context(), st); err != nil {
 			t.Fatalf("DiscardStaging #%d: %v", i+1, err)
 		}
 	}
-	_, err := d.ReadStaging(t.Context(), st, 0, -1)
-	wantNotExist(t, "ReadStaging after discard", err)
-	_, err = d.WriteStaging(t.Context(), st, 0, bytes.NewReader(nil))
+	_, err := d.WriteStaging(t.Context(), st, 0, bytes.NewReader(nil))
 	wantNotExist(t, "WriteStaging after discard", err)
-	if err := d.Commit(t.Context(), st, 0, storage.Attrs{}); err == nil {
-		t.Error("Commit after discard succeeded")
+	if err := d.Publish(t.Context(), st, 0); err == nil {
+		t.Error("Publish after discard succeeded")
 	}
-	invisible(t, d, st.Key)
-	never := &storage.Staging{ID: newID(t), Key: "never/created.bin"}
+	absent(t, d, st.ID)
+	never := &storage.Staging{ID: storage.NewID()}
 	if err := d.DiscardStaging(t.Context(), never); err != nil {
 		t.Errorf("DiscardStaging of a staging area never created: %v", err)
 	}
-	if keys := listKeys(t, d, ""); len(keys) != 0 {
-		t.Errorf("List = %q after discard, want nothing", keys)
+	if strays, err := d.Strays(t.Context()); err != nil || len(strays) != 0 {
+		t.Errorf("Strays after discard = %+v, %v; want none", strays, err)
 	}
-	// The key remains usable.
-	put(t, d, st.Key, []byte("x"), storage.Attrs{})
-	equalBytes(t, "object", object(t, d, st.Key, 0, -1), []byte("x"))
 }

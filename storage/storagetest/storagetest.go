@@ -1,11 +1,12 @@
-// Package storagetest is the conformance suite that every storage.Driver
-// must pass. A driver's tests call RunDriverTests with a Harness.
+// Package storagetest holds the conformance suites of the storage layer:
+// RunDriverTests for every storage.Driver (local disk, memory, S3), and
+// RunSessionsTests for every storage.Sessions (the in-memory one here and
+// the services database on SQLite and PostgreSQL). RunStoreTests runs the
+// Store's own contract over a driver.
 package storagetest
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	mrand "math/rand/v2"
@@ -24,17 +25,16 @@ type Harness struct {
 	Reopen func(t *testing.T, d storage.Driver) storage.Driver
 }
 
-// RunDriverTests runs the conformance suite against the drivers h builds.
-// Every driver it obtains is closed exactly once.
+// RunDriverTests runs the conformance suite against the drivers h builds,
+// and the Store's suite over them. Every driver it obtains is closed
+// exactly once.
 //
 // Beyond the letter of storage.Driver, the suite pins down these choices:
-// WriteStaging at an offset past the staged data is an error; Commit with a
-// size larger than the staged data is an error; Open clamps a range that
-// runs past the end of the object (a range starting at the end is empty);
-// deleting "p/q" makes the key "p" usable again. The suite always passes
-// List a limit > 0, and loops over pages until an empty one, so a driver may
-// return short pages. The suite never stores both a key and a key below it
-// ("a" and "a/b"), which a file system cannot hold.
+// WriteStaging at an offset past the staged data is an error; Publish of
+// more bytes than staged is an error; Open clamps a range that runs past
+// the end of the object (a range starting at the end is empty). The suite
+// always passes List a limit > 0 and loops over pages until an empty one,
+// so a driver may return short pages.
 func RunDriverTests(t *testing.T, h Harness) {
 	if h.New == nil {
 		t.Fatal("storagetest: Harness.New is nil")
@@ -46,11 +46,11 @@ func RunDriverTests(t *testing.T, h Harness) {
 	}{
 		{"Staging", s.stagingTests()},
 		{"Objects", s.objectTests()},
-		{"List", s.listTests()},
-		{"Sessions", s.sessionTests()},
+		{"Capabilities", s.capabilityTests()},
 		{"Strays", s.strayTests()},
 		{"Concurrency", s.concurrencyTests()},
 		{"Reopen", s.reopenTests()},
+		{"Store", s.storeTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -80,30 +80,20 @@ func (s *suite) driver(t *testing.T) storage.Driver {
 	return d
 }
 
-// newID returns a random session ID in the Store's format, [0-9a-f]{32}.
-func newID(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// randData returns n pseudo-random bytes determined by seed.
-func randData(n int, seed uint64) []byte {
+// RandData returns n pseudo-random bytes determined by seed.
+func RandData(n int, seed uint64) []byte {
 	r := mrand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), 0xd, 0xe, 0xf})
 	b := make([]byte, n)
 	_, _ = r.Read(b)
 	return b
 }
 
-// stage creates a staging area for key and writes data to it.
-func stage(t *testing.T, d storage.Driver, key string, data []byte) *storage.Staging {
+// stage creates a staging area and writes data to it.
+func stage(t *testing.T, d storage.Driver, data []byte) *storage.Staging {
 	t.Helper()
-	st := &storage.Staging{ID: newID(t), Key: key}
+	st := &storage.Staging{ID: storage.NewID()}
 	if err := d.CreateStaging(t.Context(), st); err != nil {
-		t.Fatalf("CreateStaging(%q): %v", key, err)
+		t.Fatalf("CreateStaging: %v", err)
 	}
 	write(t, d, st, 0, data)
 	return st
@@ -121,13 +111,15 @@ func write(t *testing.T, d storage.Driver, st *storage.Staging, offset int64, da
 	}
 }
 
-// put stores data under key with attrs through a staging area.
-func put(t *testing.T, d storage.Driver, key string, data []byte, attrs storage.Attrs) {
+// publish stores data as a new object through a staging area and returns
+// its ID.
+func publish(t *testing.T, d storage.Driver, data []byte) string {
 	t.Helper()
-	st := stage(t, d, key, data)
-	if err := d.Commit(t.Context(), st, int64(len(data)), attrs); err != nil {
-		t.Fatalf("Commit(%q): %v", key, err)
+	st := stage(t, d, data)
+	if err := d.Publish(t.Context(), st, int64(len(data))); err != nil {
+		t.Fatalf("Publish: %v", err)
 	}
+	return st.ID
 }
 
 // readAll reads and closes rc.
@@ -143,22 +135,12 @@ func readAll(t *testing.T, rc io.ReadCloser) []byte {
 	return b
 }
 
-// object returns the bytes [offset, offset+length) of key.
-func object(t *testing.T, d storage.Driver, key string, offset, length int64) []byte {
+// object returns the bytes [offset, offset+length) of object id.
+func object(t *testing.T, d storage.Driver, id string, offset, length int64) []byte {
 	t.Helper()
-	rc, err := d.Open(t.Context(), key, offset, length)
+	rc, err := d.Open(t.Context(), id, offset, length)
 	if err != nil {
-		t.Fatalf("Open(%q, %d, %d): %v", key, offset, length, err)
-	}
-	return readAll(t, rc)
-}
-
-// staged returns all staged bytes of st.
-func staged(t *testing.T, d storage.Driver, st *storage.Staging) []byte {
-	t.Helper()
-	rc, err := d.ReadStaging(t.Context(), st, 0, -1)
-	if err != nil {
-		t.Fatalf("ReadStaging: %v", err)
+		t.Fatalf("Open(%s, %d, %d): %v", id, offset, length, err)
 	}
 	return readAll(t, rc)
 }
@@ -184,28 +166,34 @@ func wantNotExist(t *testing.T, what string, err error) {
 	}
 }
 
-// invisible checks that nothing is visible under key.
-func invisible(t *testing.T, d storage.Driver, key string) {
+// absent checks that object id does not exist.
+func absent(t *testing.T, d storage.Driver, id string) {
 	t.Helper()
-	_, err := d.Stat(t.Context(), key)
-	wantNotExist(t, "Stat("+key+")", err)
-	rc, err := d.Open(t.Context(), key, 0, -1)
+	_, err := d.Stat(t.Context(), id)
+	wantNotExist(t, "Stat("+id+")", err)
+	rc, err := d.Open(t.Context(), id, 0, -1)
 	if err == nil {
 		rc.Close()
 	}
-	wantNotExist(t, "Open("+key+")", err)
+	wantNotExist(t, "Open("+id+")", err)
 }
 
-// listKeys lists every key under prefix in one call.
-func listKeys(t *testing.T, d storage.Driver, prefix string) []string {
+// listIDs lists every object, page by page.
+func listIDs(t *testing.T, d storage.Driver, pageSize int) []string {
 	t.Helper()
-	infos, err := d.List(t.Context(), prefix, "", 1_000_000)
-	if err != nil {
-		t.Fatalf("List(%q): %v", prefix, err)
+	var ids []string
+	after := ""
+	for {
+		infos, err := d.List(t.Context(), after, pageSize)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		if len(infos) == 0 {
+			return ids
+		}
+		for _, info := range infos {
+			ids = append(ids, info.ID)
+		}
+		after = infos[len(infos)-1].ID
 	}
-	keys := make([]string, len(infos))
-	for i, info := range infos {
-		keys[i] = info.Key
-	}
-	return keys
 }

@@ -655,19 +655,73 @@
     const dl = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Download ' + f.path },
       'Download');
     dl.addEventListener('click', () => download(cohort, f, dl));
-    const actions = el('td', { class: 'actions' }, dl);
+    const hist = el('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': 'false', 'aria-label': 'Versions of ' + f.path },
+      'Versions');
+    const actions = el('td', { class: 'actions' }, dl, hist);
     if (info.can_delete) {
       const del = el('button', { type: 'button', class: 'btn btn-small btn-danger', 'aria-label': 'Delete ' + f.path }, 'Delete');
       del.addEventListener('click', () => removeFile(cohort, f, del));
       actions.append(del);
     }
-    return el('tr', {},
+    const row = el('tr', {},
       el('td', { class: 'path' }, el('span', { text: f.path, title: name }),
         f.class === 'temporary' ? el('span', { class: 'badge badge-temp', text: 'temporary' }) : null),
       el('td', { class: 'num', text: fmtBytes(f.size) }),
       el('td', { text: fmtDate(f.modified) }),
       el('td', {}, el('code', { class: 'sha-short', title: f.sha256, text: (f.sha256 || '').slice(0, 12) + '…' })),
       actions);
+    hist.addEventListener('click', () => toggleVersions(cohort, f, info, row, hist));
+    return row;
+  }
+
+  // The versions of a file, in a row below it: every kept version with its
+  // uploader and hash, a download of each, and (for managers) "Make
+  // current" to restore an old one.
+  async function toggleVersions(cohort, f, info, row, btn) {
+    const next = row.nextElementSibling;
+    if (next && next.classList.contains('versions-row')) {
+      next.remove();
+      btn.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    let data;
+    try {
+      const resp = await api('GET', fileURL(cohort, f.path) + '?versions', { action: 'see versions' });
+      data = await resp.json();
+    } catch (e) {
+      showAlert('Could not load the versions of ' + f.path + '. ' + e.message);
+      return;
+    }
+    const list = el('ul', { class: 'versions', 'aria-label': 'Versions of ' + f.path });
+    for (const v of data.versions || []) {
+      const get = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Download version ' + v.version }, 'Download');
+      get.addEventListener('click', () => download(cohort, Object.assign({}, f, { version: v.version }), get));
+      const item = el('li', { class: 'version' },
+        el('code', { title: v.version, text: v.version.slice(0, 8) }),
+        v.current ? el('span', { class: 'badge', text: 'current' }) : null,
+        el('span', { text: ' ' + fmtBytes(v.size) + ', ' + fmtDate(v.modified) + ', by ' + (v.uploaded_by || '?') + ' ' }),
+        el('code', { class: 'sha-short', title: v.sha256, text: (v.sha256 || '').slice(0, 12) + '…' }),
+        get);
+      if (info.can_delete && !v.current) {
+        const restore = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Make version ' + v.version + ' current' }, 'Make current');
+        restore.addEventListener('click', async () => {
+          restore.disabled = true;
+          try {
+            await api('POST', fileURL(cohort, f.path) + '?restore=' + encodeURIComponent(v.version), { action: 'restore versions' });
+            announce('Version ' + v.version.slice(0, 8) + ' of ' + f.path + ' is current again.');
+            await refreshFiles();
+          } catch (e) {
+            restore.disabled = false;
+            showAlert('Could not restore that version. ' + e.message);
+          }
+        });
+        item.append(restore);
+      }
+      list.append(item);
+    }
+    const cell = el('td', { colspan: '5' }, list);
+    row.after(el('tr', { class: 'versions-row' }, cell));
+    btn.setAttribute('aria-expanded', 'true');
   }
 
   // Download with the token in a header (never in the URL). Without a token
@@ -676,7 +730,8 @@
   async function download(cohort, f, btn) {
     const name = f.path.split('/').pop();
     if (!state.token) {
-      const a = el('a', { href: fileURL(cohort, f.path), download: name });
+      const href = fileURL(cohort, f.path) + (f.version ? '?version=' + encodeURIComponent(f.version) : '');
+      const a = el('a', { href, download: name });
       document.body.append(a); a.click(); a.remove();
       return;
     }
@@ -685,7 +740,8 @@
     btn.textContent = 'Downloading…';
     announce('Downloading ' + name + '.');
     try {
-      const resp = await api('GET', fileURL(cohort, f.path), { action: 'download files' });
+      const url = fileURL(cohort, f.path) + (f.version ? '?version=' + encodeURIComponent(f.version) : '');
+      const resp = await api('GET', url, { action: 'download files' });
       const blob = await resp.blob();
       const href = URL.createObjectURL(blob);
       const a = el('a', { href, download: name });
@@ -701,7 +757,7 @@
   }
 
   async function removeFile(cohort, f, btn) {
-    if (!window.confirm('Delete ' + cohort + '/' + f.path + '? This cannot be undone.')) return;
+    if (!window.confirm('Delete ' + cohort + '/' + f.path + '? Its versions are kept for the retention period, in which a manager can undelete it.')) return;
     btn.disabled = true;
     try {
       await api('DELETE', fileURL(cohort, f.path), { action: 'delete files' });

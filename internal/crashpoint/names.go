@@ -1,0 +1,17 @@
+package crashpoint
+
+// The steps where a test can crash services.
+const (
+	// Staged: every byte of an upload session is durable in its staging
+	// area; nothing is published yet.
+	Staged = "upload-staged"
+	// BeforeCommit: a new version's bytes are published as its object;
+	// the transaction that records the version has not run.
+	BeforeCommit = "before-commit"
+	// AfterCommit: the version and its audit record are committed; the
+	// answer has not been sent.
+	AfterCommit = "after-commit"
+	// AfterPurge: versions are marked purged with their audit record;
+	// their objects have not been deleted.
+	AfterPurge = "after-purge"
+)

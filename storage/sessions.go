@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"time"
+
+	"depot"
+)
+
+// Sessions persists upload sessions. The services database implements it
+// (servicedb.DB); storagetest has an in-memory one for driver tests. Every
+// method fails with a *depot.Error: CodeNotFound for a missing session.
+type Sessions interface {
+	// CreateSession stores a new session.
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns session id.
+	Session(ctx context.Context, id string) (Session, error)
+	// SaveProgress records a chunk that became durable: the new offset,
+	// hash and driver state. It fails with CodeNotFound when the session
+	// is gone.
+	SaveProgress(ctx context.Context, id string, p Progress) error
+	// DeleteSession removes session id; missing is not an error.
+	DeleteSession(ctx context.Context, id string) error
+	// LockSession takes a lock on session id shared by every process that
+	// uses the same sessions (services instances sharing a PostgreSQL
+	// database), or does nothing where only one process can use them.
+	LockSession(ctx context.Context, id string) (unlock func(), err error)
+}
+
+// Session is the durable state of one upload session. Upload.Expires is
+// not stored: the Store computes it from Updated and its configuration.
+type Session struct {
+	depot.Upload
+	HashState   []byte    // marshalled SHA-256 state at Upload.Offset
+	DriverState []byte    // Staging.State
+	Last        ChunkMark // the last chunk appended, to recognise its retry
+}
+
+// ChunkMark identifies an appended chunk by its place and checksum.
+type ChunkMark struct {
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// Progress is what SaveProgress records.
+type Progress struct {
+	Offset      int64
+	HashState   []byte
+	DriverState []byte
+	Last        ChunkMark
+	Updated     time.Time
+}
+
+func (s *Session) staging() *Staging { return &Staging{ID: s.ID, State: s.DriverState} }
+
+// hasher returns the session's running SHA-256, restored at its offset.
+func (s *Session) hasher() (hash.Hash, error) {
+	h := sha256.New()
+	if len(s.HashState) > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.HashState); err != nil {
+			return nil, fmt.Errorf("restore hash state of session %s: %w", s.ID, err)
+		}
+	}
+	return h, nil
+}
+
+func marshalHash(h hash.Hash) ([]byte, error) {
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("save hash state: %w", err)
+	}
+	return state, nil
+}
+
+// NewID returns 128 random bits in hex: the ID of a session and of the
+// object (version) it becomes, or of a one-shot upload's object.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (Go ≥1.24 panics instead)
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id has the form of NewID.
+func ValidID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
