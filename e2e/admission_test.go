@@ -217,7 +217,10 @@ func TestOpenUploadsRefusalRelayed(t *testing.T) {
 	c := newCluster(t, clusterOpts{
 		webEnv:      map[string]string{"DEPOT_CHUNK_SIZE": "65536"},
 		servicesEnv: map[string]string{"DEPOT_MAX_OPEN_UPLOADS_PER_USER": "1"},
-		servicesURL: func(addr string) string { target.Store(&url.URL{Scheme: "http", Host: addr}); return "http://" + ln.Addr().String() },
+		servicesURL: func(addr string) string {
+			target.Store(&url.URL{Scheme: "http", Host: addr})
+			return "http://" + ln.Addr().String()
+		},
 	})
 	tusCreate(t, c.web.url(), c.token, 100, "open-1.bin") // the user's one open upload
 	creations.Store(0)
