@@ -232,22 +232,24 @@ func TestWrongInternalKey(t *testing.T) {
 }
 
 // TestCapturedRequestCannotDropAHeader captures a signed internal request
-// that services refuses 403 because of its Depot-Permission header, and
-// sends it again without that header, then with another value: both are
-// refused as badly signed (the review turned the 403 into a 200 by
-// removing the header, which v1 did not sign).
+// that services refuses 403 because of its Depot-Permission header (may bob,
+// an uploader, delete in c1?), and sends it again without that header (then
+// it only asks who bob is, which services answers 200), then with another
+// value: both are refused as badly signed. The review turned such a 403
+// into a 200 by removing the header, which v1 did not sign.
 func TestCapturedRequestCannotDropAHeader(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
 	depotCLI(t, c.dbEnv(), "users", "add", "bob")
 	depotCLI(t, c.dbEnv(), "cohorts", "grant", "bob", "c1", "uploader")
 	bob := strings.TrimSpace(depotCLI(t, c.dbEnv(), "tokens", "create", "bob"))
-	id := strings.TrimPrefix(tusCreate(t, c.web.url(), bob, 10, "bobs.bin"), tusPath)
 
-	capture := func() *http.Request {
-		req, _ := http.NewRequest("GET", c.services.url()+"/internal/v1/uploads/"+id, nil)
+	capture := func(drop bool) *http.Request {
+		req, _ := http.NewRequest("POST", c.services.url()+"/internal/v1/auth", nil)
 		req.Header.Set("Depot-User-Token", bob)
-		req.Header.Set("Depot-Permission", "delete")
-		signInternal(req, c.key)
+		req.Header.Set("Depot-Cohort", "c1")
+		if !drop {
+			req.Header.Set("Depot-Permission", "delete")
+		}
 		return req
 	}
 	send := func(req *http.Request) int {
@@ -258,15 +260,24 @@ func TestCapturedRequestCannotDropAHeader(t *testing.T) {
 		readAll(t, resp)
 		return resp.StatusCode
 	}
-	if got := send(capture()); got != http.StatusForbidden {
-		t.Fatalf("bob without the delete permission: %d, want 403", got)
+	signed := capture(false)
+	signInternal(signed, c.key)
+	if got := send(signed); got != http.StatusForbidden {
+		t.Fatalf("bob asking for delete in c1: %d, want 403", got)
 	}
-	dropped := capture()
+	honest := capture(true)
+	signInternal(honest, c.key)
+	if got := send(honest); got != http.StatusOK {
+		t.Fatalf("bob asking who he is, signed: %d, want 200", got)
+	}
+	dropped := capture(false)
+	signInternal(dropped, c.key)
 	dropped.Header.Del("Depot-Permission")
 	if got := send(dropped); got != http.StatusUnauthorized {
 		t.Errorf("the captured request without Depot-Permission: %d, want 401 (bad signature)", got)
 	}
-	changed := capture()
+	changed := capture(false)
+	signInternal(changed, c.key)
 	changed.Header.Set("Depot-Permission", "upload")
 	if got := send(changed); got != http.StatusUnauthorized {
 		t.Errorf("the captured request with another permission: %d, want 401 (bad signature)", got)
