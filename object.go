@@ -151,3 +151,17 @@ type Download struct {
 	NotModified bool
 	Body        io.ReadCloser
 }
+
+// ValidVersionID reports whether id has the form of a version (and upload)
+// ID: 128 bits in lower-case hex.
+func ValidVersionID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

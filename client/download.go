@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"depot"
 )
@@ -66,7 +67,27 @@ func (c *Client) Download(ctx context.Context, cohort, p, version, dst string, p
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return File{}, err
 	}
-	return meta, os.Rename(part, dst)
+	if err := os.Rename(part, dst); err != nil {
+		return File{}, err
+	}
+	removeStaleParts(dst)
+	return meta, nil
+}
+
+// removeStaleParts removes the partial files that interrupted downloads of
+// other versions left beside dst: dst is now complete.
+func removeStaleParts(dst string) {
+	parts, _ := filepath.Glob(globEscape(dst) + ".*.part")
+	for _, p := range parts {
+		if v := strings.TrimSuffix(strings.TrimPrefix(p, dst+"."), ".part"); depot.ValidVersionID(v) {
+			os.Remove(p)
+		}
+	}
+}
+
+// globEscape quotes the metacharacters of filepath.Match in s.
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
 }
 
 // fetch reads version meta of cohort/p from byte from on into w.

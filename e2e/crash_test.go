@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"depot"
 	"depot/internal/crashpoint"
@@ -93,15 +94,16 @@ func TestCrashDuringCommit(t *testing.T) {
 	})
 }
 
-// checkAfterCrashes runs cleanup (every leftover older than 1 ms, every
-// plain upload idle for 2 ms: none can be alive after a restart), then
+// checkAfterCrashes runs cleanup (every leftover older than 1 s, the least
+// DEPOT_STRAY_GRACE allowed, every plain upload idle for 2 ms: none can be
+// alive after a restart), then
 // checks that every kept version has its object with the recorded bytes
 // (depot verify), its upload.completed record, and that the audit chain
 // verifies and no object is left that nothing refers to.
 func checkAfterCrashes(t *testing.T, c *cluster) {
 	t.Helper()
-	env := map[string]string{"DEPOT_DATABASE_URL": c.dbURL, "DEPOT_STORAGE_URL": "file://" + c.storageDir(), "DEPOT_STRAY_GRACE": "1ms",
-		"DEPOT_BODY_IDLE_TIMEOUT": "1ms"}
+	env := c.maintEnv(map[string]string{"DEPOT_STRAY_GRACE": "1s", "DEPOT_BODY_IDLE_TIMEOUT": "1ms"})
+	time.Sleep(1100 * time.Millisecond) // every leftover is older than the grace
 	cleanup, errOut, code := depotCLIResult(env, "cleanup", "--json")
 	if code != 0 {
 		t.Fatalf("cleanup: exit %d: %s %s", code, cleanup, errOut)

@@ -83,6 +83,30 @@ func (c *Core) permit(ctx context.Context, cl *call, key string, perm depot.Perm
 	return depot.Errorf(depot.CodeForbidden, "you have no %s access to this cohort", perm)
 }
 
+// reauthorize reads cl's grants again and checks perm on key: a commit
+// calls it last, so that a grant (or token) revoked while an upload
+// streamed refuses the commit.
+func (c *Core) reauthorize(ctx context.Context, cl *call, key string, perm depot.Permission) error {
+	p, err := c.principal(ctx, cl)
+	switch {
+	case depot.ErrorCode(err) == depot.CodeUnauthorized:
+		return depot.Errorf(depot.CodeForbidden, "your access ended while the upload was under way")
+	case err != nil:
+		return depot.WrapError(depot.CodeUnavailable, "authentication is unavailable", err)
+	}
+	cl.principal = p
+	return c.permit(ctx, cl, key, perm)
+}
+
+// principal resolves the credential of cl: its token, or the user web
+// vouches for when services trusts web's users.
+func (c *Core) principal(ctx context.Context, cl *call) (depot.Principal, error) {
+	if cl.Token == "" && cl.TrustedUser != "" && c.cfg.TrustWebUsers {
+		return c.cfg.DB.PrincipalOf(ctx, cl.TrustedUser)
+	}
+	return c.cfg.DB.Authenticate(ctx, cl.Token)
+}
+
 // authenticate resolves the credential of cl, throttling repeated failures
 // from one client address or network (a success does not reset them).
 func (c *Core) authenticate(ctx context.Context, cl *call) error {
@@ -100,13 +124,7 @@ func (c *Core) authenticate(ctx context.Context, cl *call) error {
 			return depot.WrapError(depot.CodeUnavailable, "request cancelled", ctx.Err())
 		}
 	}
-	var p depot.Principal
-	var err error
-	if cl.Token == "" && cl.TrustedUser != "" && c.cfg.TrustWebUsers {
-		p, err = c.cfg.DB.PrincipalOf(ctx, cl.TrustedUser)
-	} else {
-		p, err = c.cfg.DB.Authenticate(ctx, cl.Token)
-	}
+	p, err := c.principal(ctx, cl)
 	if err == nil {
 		cl.principal = p
 		return nil

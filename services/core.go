@@ -81,14 +81,25 @@ func (c *Core) now() time.Time {
 }
 
 // Ready reports whether the database and the storage answer.
-func (c *Core) Ready(ctx context.Context) error {
+func (c *Core) Ready(ctx context.Context) (Readiness, error) {
 	if err := c.cfg.DB.Ping(ctx); err != nil {
-		return depot.WrapError(depot.CodeUnavailable, "database unavailable", err)
+		return Readiness{}, depot.WrapError(depot.CodeUnavailable, "database unavailable", err)
 	}
 	if _, err := c.cfg.Store.Objects(ctx, "", 1); err != nil {
-		return depot.WrapError(depot.CodeUnavailable, "storage unavailable", err)
+		return Readiness{}, depot.WrapError(depot.CodeUnavailable, "storage unavailable", err)
 	}
-	return nil
+	var r Readiness
+	if sp, ok, err := c.cfg.Store.Space(ctx); ok && err == nil {
+		r.StorageFreeBytes, r.StorageTotalBytes = &sp.Free, &sp.Total
+	}
+	return r, nil
+}
+
+// Readiness is what a ready services process reports: the free and total
+// bytes of its storage when the storage has a capacity (local disks).
+type Readiness struct {
+	StorageFreeBytes  *int64 `json:"storage_free_bytes,omitempty"`
+	StorageTotalBytes *int64 `json:"storage_total_bytes,omitempty"`
 }
 
 // cohortOf returns the first segment of a key: files live under their cohort.

@@ -328,3 +328,67 @@ func TestOpenUploadsCapped(t *testing.T) {
 		}
 	})
 }
+
+// revokingReader revokes a grant when it is first read: the revocation
+// lands while a chunk streams, after the chunk's request was authorised.
+type revokingReader struct {
+	r      *bytes.Reader
+	revoke func()
+}
+
+func (r *revokingReader) Read(p []byte) (int, error) {
+	if r.revoke != nil {
+		r.revoke()
+		r.revoke = nil
+	}
+	return r.r.Read(p)
+}
+
+// TestGrantRevokedDuringFinalChunkRefusesCommit: a grant revoked while the
+// final chunk (or a one-shot body) streams is seen at the commit, which is
+// refused and recorded (access.denied; a session also gets its closing
+// upload.failed); nothing becomes visible.
+func TestGrantRevokedDuringFinalChunkRefusesCommit(t *testing.T) {
+	eachEngine(t, func(t *testing.T, fx *fixture) {
+		ctx := t.Context()
+		revoke := func() {
+			if err := fx.db.Revoke(ctx, "up", "c"); err != nil {
+				t.Error(err)
+			}
+		}
+		data := []byte("id,value\n1,2\n")
+		u, err := fx.core.CreateUpload(ctx, fx.as("up"), UploadRequest{Key: "c/session.csv", Size: int64(len(data)), Resumable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := chunkOf(0, data)
+		chunk.Body = &revokingReader{r: bytes.NewReader(data), revoke: revoke}
+		_, obj, err := fx.core.Append(ctx, fx.as("up"), u.ID, AppendRequest{Chunk: chunk, Complete: true, Size: -1})
+		if depot.ErrorCode(err) != depot.CodeForbidden || obj != nil {
+			t.Fatalf("final chunk after the revocation: %+v, %v; want forbidden", obj, err)
+		}
+		if err := fx.db.Grant(ctx, "up", "c", depot.RoleUploader); err != nil {
+			t.Fatal(err)
+		}
+		chunk = chunkOf(0, data)
+		chunk.Body = &revokingReader{r: bytes.NewReader(data), revoke: revoke}
+		if _, err := fx.core.Put(ctx, fx.as("up"), PutRequest{Key: "c/oneshot.csv", Chunk: chunk}); depot.ErrorCode(err) != depot.CodeForbidden {
+			t.Fatalf("one-shot body after the revocation: %v; want forbidden", err)
+		}
+		for _, key := range []string{"c/session.csv", "c/oneshot.csv"} {
+			if _, err := fx.db.Current(ctx, key); depot.ErrorCode(err) != depot.CodeNotFound {
+				t.Errorf("%s is visible after a refused commit: %v", key, err)
+			}
+			if denied := fx.records(t, depot.ActionAccessDenied, key); len(denied) != 1 {
+				t.Errorf("%s: %d access.denied records, want 1", key, len(denied))
+			}
+		}
+		// The session was started: it is closed by one record.
+		if failed := fx.records(t, depot.ActionUploadFailed, "c/session.csv"); len(failed) != 1 || failed[0].ErrorCode != string(depot.CodeForbidden) {
+			t.Errorf("upload.failed records of the session: %+v", failed)
+		}
+		if _, err := fx.db.Session(ctx, u.ID); depot.ErrorCode(err) != depot.CodeNotFound {
+			t.Errorf("the refused session is still open: %v", err)
+		}
+	})
+}

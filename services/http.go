@@ -171,11 +171,15 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.core.Ready(ctx); err != nil {
+	rd, err := s.core.Ready(ctx)
+	if err != nil {
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": depot.ErrorMessage(err)})
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	httpx.WriteJSON(w, http.StatusOK, struct {
+		Status string `json:"status"`
+		Readiness
+	}{"ready", rd})
 }
 
 // callerOf reads the caller of r from the headers web sets.

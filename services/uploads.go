@@ -47,15 +47,15 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 	if err := c.authorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
 		return depot.Upload{}, err
 	}
-	if req.Class == "" {
-		req.Class = depot.Permanent
-	}
 	ev := cl.event(depot.ActionUploadStarted, req.Key)
-	ev.DeclaredSize, ev.FileClass, ev.StreamStart = req.Size, req.Class, &cl.start
-	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
+	ev.DeclaredSize, ev.StreamStart = req.Size, &cl.start
+	class, err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch)
+	ev.FileClass = class
+	if err != nil {
 		ev.Action = depot.ActionUploadFailed
 		return depot.Upload{}, c.fail(ctx, cl, ev, err)
 	}
+	req.Class = class
 	if max := c.cfg.MaxOpenUploadsPerUser; max > 0 {
 		n, err := c.cfg.DB.OpenUploads(ctx, cl.principal.User)
 		if err != nil {
@@ -96,11 +96,21 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 
 // admit checks, before any byte is read, that an upload of class to key
 // may commit: its conditions hold now and only a manager changes a path's
-// class (refused as access.denied).
-func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Class, ifMatch, ifNoneMatch string) error {
+// class (refused as access.denied). It returns the upload's class: class,
+// or when it is "" the class of the path's current (or newest kept)
+// version, permanent for a new path.
+func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Class, ifMatch, ifNoneMatch string) (depot.Class, error) {
 	check, err := c.cfg.DB.CheckPath(ctx, key)
 	if err != nil {
-		return err
+		return class, err
+	}
+	switch {
+	case class == "" && check.Class != "":
+		class = check.Class
+	case class == "":
+		class = depot.Permanent
+	case !class.Valid():
+		return class, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
 	}
 	commit := servicedb.Commit{
 		Version: servicedb.Version{Class: class}, IfMatch: ifMatch, IfNoneMatch: ifNoneMatch,
@@ -113,10 +123,10 @@ func (c *Core) admit(ctx context.Context, cl *call, key string, class depot.Clas
 		ev.FileClass = class
 		ev.Metadata = map[string]string{"permission": string(depot.PermManage), "reason": "class_change"}
 		if aerr := c.audit(ctx, ev); aerr != nil {
-			return aerr
+			return class, aerr
 		}
 	}
-	return err
+	return class, err
 }
 
 // Upload returns the state of upload id for its owner: an open session, or
@@ -145,6 +155,19 @@ func (c *Core) Upload(ctx context.Context, caller depot.Caller, id string, resum
 // admin), still allowed to upload into its cohort. To anyone else it does
 // not exist, so that IDs cannot be probed (the refusal is audited).
 func (c *Core) ownUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
+	u, err := c.ownedUpload(ctx, cl, id)
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	if err := c.permit(ctx, cl, u.Key, depot.PermUpload); err != nil {
+		return depot.Upload{}, err
+	}
+	return u, nil
+}
+
+// ownedUpload is ownUpload without the check of the upload permission: the
+// owner may end an upload after losing it.
+func (c *Core) ownedUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
 	if err := c.authenticate(ctx, cl); err != nil {
 		return depot.Upload{}, err
 	}
@@ -164,9 +187,6 @@ func (c *Core) ownUpload(ctx context.Context, cl *call, id string) (depot.Upload
 		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
 	cl.fileName = u.Meta[metaFileName]
-	if err := c.permit(ctx, cl, u.Key, depot.PermUpload); err != nil {
-		return depot.Upload{}, err
-	}
 	return u, nil
 }
 
@@ -271,6 +291,9 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 	crashpoint.Reach(crashpoint.Staged)
 	_, err := c.cfg.Store.Complete(ctx, u.ID, want, func(ctx context.Context, s storage.Stored) error {
 		crashpoint.Reach(crashpoint.BeforeCommit)
+		if err := c.reauthorize(ctx, cl, u.Key, depot.PermUpload); err != nil {
+			return err
+		}
 		v := c.newVersion(s, u.Key, u.Class, u.Owner)
 		c.fillCommitted(&ev, v)
 		obj = v.Object()
@@ -358,7 +381,7 @@ func (c *Core) versionObject(ctx context.Context, id string) (depot.Object, erro
 // record is written before the bytes go.
 func (c *Core) Abort(ctx context.Context, caller depot.Caller, id string, reason depot.Code) error {
 	cl := c.begin(caller)
-	u, err := c.ownUpload(ctx, cl, id)
+	u, err := c.ownedUpload(ctx, cl, id)
 	if err != nil {
 		return err
 	}
@@ -401,19 +424,15 @@ func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (de
 	if err := c.authorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
 		return depot.Object{}, err
 	}
-	if req.Class == "" {
-		req.Class = depot.Permanent
-	}
-	if !req.Class.Valid() {
-		return depot.Object{}, depot.Errorf(depot.CodeInvalid, "file class must be permanent or temporary")
-	}
 	ev := cl.event(depot.ActionUploadCompleted, req.Key)
-	ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = req.Chunk.Length, req.Class, &cl.start, req.Chunk.Length
+	ev.DeclaredSize, ev.StreamStart, ev.BytesTransferred = req.Chunk.Length, &cl.start, req.Chunk.Length
 	fail := func(err error) (depot.Object, error) {
 		ev.Action = depot.ActionUploadFailed
 		return depot.Object{}, c.fail(ctx, cl, ev, err)
 	}
-	if err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch); err != nil {
+	class, err := c.admit(ctx, cl, req.Key, req.Class, req.IfMatch, req.IfNoneMatch)
+	ev.FileClass, req.Class = class, class
+	if err != nil {
 		return fail(err)
 	}
 	s, err := c.cfg.Store.Put(ctx, req.Chunk, req.SHA256)
@@ -422,6 +441,10 @@ func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (de
 	}
 	ev.UploadID = s.ID
 	crashpoint.Reach(crashpoint.BeforeCommit)
+	if err := c.reauthorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
+		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), s.ID)
+		return fail(err)
+	}
 	v := c.newVersion(s, req.Key, req.Class, cl.principal.User)
 	c.fillCommitted(&ev, v)
 	commit := servicedb.Commit{

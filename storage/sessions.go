@@ -88,14 +88,4 @@ func NewID() string {
 }
 
 // ValidID reports whether id has the form of NewID.
-func ValidID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for _, c := range id {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func ValidID(id string) bool { return depot.ValidVersionID(id) }

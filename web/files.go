@@ -132,7 +132,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
 // putOptions reads the declared size, checksum, class and conditions
 // (If-Match, If-None-Match) of a raw upload.
 func putOptions(r *http.Request) (depot.PutOptions, error) {
-	opts := depot.PutOptions{Size: r.ContentLength, Class: depot.Permanent,
+	opts := depot.PutOptions{Size: r.ContentLength,
 		IfMatch: r.Header.Get("If-Match"), IfNoneMatch: r.Header.Get("If-None-Match")}
 	if v := r.Header.Get("Depot-Sha256"); v != "" {
 		opts.SHA256 = strings.ToLower(v)

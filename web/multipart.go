@@ -121,7 +121,7 @@ func (s *Server) storePart(ctx context.Context, c depot.Caller, a *admission, co
 	if err != nil {
 		return nil, local(err)
 	}
-	opts := depot.PutOptions{Size: -1, Class: depot.Permanent}
+	opts := depot.PutOptions{Size: -1}
 	if sz := part.Header.Get("Content-Length"); sz != "" {
 		if n, err := strconv.ParseInt(sz, 10, 64); err == nil && n >= 0 {
 			opts.Size = n

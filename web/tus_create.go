@@ -86,7 +86,7 @@ func parseCreation(r *http.Request) (creation, error) {
 	if meta["cohort"] == "" || rel == "" {
 		return creation{}, errorf(depot.CodeInvalid, `Upload-Metadata needs "cohort" and "filename" (or "path")`)
 	}
-	c := creation{class: depot.Permanent, size: -1}
+	c := creation{size: -1} // class "": the class of the path's current version
 	if strings.Contains(meta["cohort"], "/") {
 		return creation{}, errorf(depot.CodeInvalidPath, "the cohort name may not contain a slash")
 	}
