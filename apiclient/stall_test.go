@@ -20,7 +20,10 @@ import (
 	"depot/internal/wire"
 )
 
-const stall = 300 * time.Millisecond
+// stall is the ProgressTimeout of these tests: short, but long enough
+// that a busy machine (the race detector, other packages' tests) answers a
+// request well within it.
+const stall = time.Second
 
 // silentServer accepts connections and reads what arrives (readBody) or
 // nothing at all, but never answers: a services tier that hangs after
@@ -114,7 +117,7 @@ func TestSlowProgressIsNotAStall(t *testing.T) {
 				if err != nil {
 					break
 				}
-				time.Sleep(stall / 15) // slow, but moving: writePiece in about a quarter of stall
+				time.Sleep(stall / 15) // slow, but moving: 64 KiB every fifteenth of stall
 			}
 			json.NewEncoder(w).Encode(wire.AppendResult{Upload: depot.Upload{ID: "u", Offset: n}})
 			return
@@ -162,7 +165,7 @@ func TestSlowProgressIsNotAStall(t *testing.T) {
 		n, _ := br.Discard(br.Buffered())
 		got += n
 		if i < 2 {
-			time.Sleep(2 * stall) // the public client is slow; web is not reading
+			time.Sleep(3 * stall / 2) // the public client is slow; web is not reading
 		}
 	}
 	if got != 3<<20 {
@@ -171,7 +174,7 @@ func TestSlowProgressIsNotAStall(t *testing.T) {
 
 	// A connection left idle in the pool past ProgressTimeout is closed;
 	// the next request opens another and succeeds.
-	time.Sleep(2 * stall)
+	time.Sleep(3 * stall / 2)
 	if _, _, err := c.AppendChunk(t.Context(), depot.Caller{}, "0123456789abcdef0123456789abcdef", 0, []byte("x"), -1, false); err != nil {
 		t.Fatalf("request after an idle period: %v", err)
 	}
