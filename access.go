@@ -36,7 +36,15 @@ type Principal struct {
 	Admin      bool            `json:"admin"`
 	AuthMethod string          `json:"auth_method"`
 	Grants     map[string]Role `json:"grants"` // cohort → role
+	// IdP and Subject name the person at their OpenID provider (issuer URL
+	// and "sub" claim) when AuthMethod is AuthMethodOIDC; empty otherwise.
+	IdP     string `json:"idp,omitempty"`
+	Subject string `json:"sub,omitempty"`
 }
+
+// AuthMethodOIDC is the Principal.AuthMethod of a person signed in through
+// an OpenID Connect provider (browser session or depot login).
+const AuthMethodOIDC = "oidc"
 
 // Can reports whether p may do perm in cohort. Admins may do everything.
 func (p Principal) Can(cohort string, perm Permission) bool {

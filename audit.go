@@ -46,6 +46,13 @@ const (
 	ActionRestoreVersion    Action = "file.restore_version"
 	ActionHoldPlaced        Action = "hold.placed"
 	ActionHoldReleased      Action = "hold.released"
+	// Single sign-on (OpenID Connect). A sign-in is a person arriving
+	// through the identity provider (browser or depot login); a refused one
+	// carries its reason in Metadata["reason"].
+	ActionSignIn         Action = "auth.sign_in"
+	ActionSignOut        Action = "auth.sign_out"
+	ActionSignInRefused  Action = "auth.sign_in_refused"
+	ActionIdentityLinked Action = "identity.linked" // an existing user bound to a provider's subject
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -59,6 +66,7 @@ var Actions = []Action{
 	ActionBackupCreated, ActionRestoreCompleted, ActionReportGenerated, ActionJobFailed,
 	ActionDownloadCompleted, ActionUndelete, ActionPurge, ActionRestoreVersion, ActionHoldPlaced,
 	ActionHoldReleased,
+	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 }
 
 // Outcome of an audited operation.
@@ -81,7 +89,7 @@ type AuditEvent struct {
 	ErrorCode string    `json:"error_code,omitempty"`
 
 	Actor      string `json:"actor,omitempty"`       // user name, or "system" for jobs
-	AuthMethod string `json:"auth_method,omitempty"` // "token", "trusted_header", "internal_key", "cli"
+	AuthMethod string `json:"auth_method,omitempty"` // "token", "trusted_header", "internal_key", "cli", "oidc"
 	Cohort     string `json:"cohort,omitempty"`
 	Key        string `json:"path,omitempty"`      // storage key
 	FileName   string `json:"file_name,omitempty"` // original file name as sent by the client

@@ -9,7 +9,9 @@ targets=(
 	"./internal/httpauth FuzzVerify"
 	"./internal/wire FuzzDecodeRequest"
 	"./servicedb FuzzCanonical"
+	"./servicedb FuzzMetadataJSON"
 	"./web FuzzTusHeaders"
+	"./internal/sessioncookie FuzzOpen"
 )
 for t in "${targets[@]}"; do
 	set -- $t

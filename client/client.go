@@ -21,7 +21,12 @@ import (
 type Client struct {
 	BaseURL string // e.g. https://depot.example.org
 	Token   string // personal access token
-	HTTP    *http.Client
+	// Tokens, when Token is empty, gives the bearer token of each request:
+	// the ID token of a stored depot login, renewed as needed (LoginTokens).
+	Tokens interface {
+		Token(ctx context.Context) (string, error)
+	}
+	HTTP *http.Client
 	// Retries is how many times a failed transfer is resumed within one call.
 	Retries int
 	// StateDir keeps resumable upload state between runs ("" disables it).
@@ -54,8 +59,14 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body io.Re
 	if err != nil {
 		return nil, err
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	token := c.Token
+	if token == "" && c.Tokens != nil {
+		if token, err = c.Tokens.Token(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("User-Agent", "depot-cli/1")
 	return req, nil

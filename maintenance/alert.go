@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"depot/checkpoint"
 )
 
 // Alert kinds.
@@ -16,6 +18,11 @@ const (
 	AlertMissingObject  = "missing_object"   // a committed record has no object
 	AlertMissedRun      = "missed_run"       // a job has not succeeded within twice its period
 	AlertJobFailed      = "job_failed"       // a job run failed
+	// AlertAuditTampered: the audit trail does not match its signed
+	// checkpoints (audit-verify job, or the checkpoint writer).
+	AlertAuditTampered = checkpoint.KindTampered
+	// AlertWitnessDown: a checkpoint witness did not take a checkpoint.
+	AlertWitnessDown = checkpoint.KindWitnessDown
 )
 
 // Alert is the JSON body POSTed to the webhook. It carries IDs, counts and
@@ -36,7 +43,7 @@ type Alert struct {
 }
 
 // AlertKinds lists every alert kind, in the order of the documentation.
-var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun}
+var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun, AlertAuditTampered, AlertWitnessDown}
 
 // Alerter logs alerts and POSTs them to a webhook in its Format, retrying
 // with backoff. The same type delivers storage reports (SendReport).

@@ -1,7 +1,9 @@
 // Package maintenance holds depot's scheduled maintenance jobs on the
 // services tier: cleanup (due temporary files, expired uploads, orphans,
-// crash leftovers), integrity verification and storage reports, with
-// alerts to a webhook and a missed-run watchdog.
+// crash leftovers), integrity verification, storage reports and (when
+// audit checkpoints are configured) the check of the audit trail against
+// its signed checkpoints, with alerts to a webhook and a missed-run
+// watchdog.
 //
 // Every job has one entry point (Maintainer.Cleanup, Verify, Report) that is
 // called both by its River worker (periodic, unique per period) and by the
@@ -37,13 +39,23 @@ import (
 
 // Job names, as recorded in maint_runs and used as River kinds.
 const (
-	JobCleanup = "cleanup"
-	JobVerify  = "verify"
-	JobReport  = "report"
+	JobCleanup     = "cleanup"
+	JobVerify      = "verify"
+	JobReport      = "report"
+	JobAuditVerify = "audit-verify" // only when Config.Audit is set
 )
 
-// Jobs lists the job names.
+// Jobs lists the job names every Maintainer runs.
 var Jobs = []string{JobCleanup, JobVerify, JobReport}
+
+// Jobs lists the jobs this Maintainer runs: Jobs, and audit-verify when
+// audit checkpoints are configured.
+func (m *Maintainer) Jobs() []string {
+	if m.cfg.Audit != nil {
+		return append(append([]string(nil), Jobs...), JobAuditVerify)
+	}
+	return Jobs
+}
 
 // Triggers of a run.
 const (
@@ -98,6 +110,12 @@ type Config struct {
 	// Periods of the jobs (River schedules and missed-run detection).
 	// Defaults 1h, 24h, 24h.
 	CleanupInterval, VerifyInterval, ReportInterval time.Duration
+
+	// Audit, when set, runs the audit-verify job every
+	// AuditVerifyInterval (default 1h): the trail checked against its
+	// signed checkpoints (see AuditVerify).
+	Audit               *AuditCheck
+	AuditVerifyInterval time.Duration
 }
 
 // Maintainer runs the maintenance jobs.
@@ -130,6 +148,7 @@ func New(cfg Config) *Maintainer {
 	def(&cfg.CleanupInterval, time.Hour)
 	def(&cfg.VerifyInterval, 24*time.Hour)
 	def(&cfg.ReportInterval, 24*time.Hour)
+	def(&cfg.AuditVerifyInterval, time.Hour)
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = 5
 	}
@@ -186,6 +205,8 @@ func (m *Maintainer) Interval(job string) time.Duration {
 		return m.cfg.CleanupInterval
 	case JobVerify:
 		return m.cfg.VerifyInterval
+	case JobAuditVerify:
+		return m.cfg.AuditVerifyInterval
 	default:
 		return m.cfg.ReportInterval
 	}

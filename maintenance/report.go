@@ -248,7 +248,7 @@ func (m *Maintainer) buildReport(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	for _, job := range Jobs {
+	for _, job := range m.Jobs() {
 		last, err := m.cfg.DB.LastJobSuccess(ctx, job)
 		if err != nil {
 			return rep, err

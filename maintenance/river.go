@@ -34,12 +34,15 @@ type (
 	ReportArgs struct{}
 	// WatchdogArgs are the arguments of the missed-run watchdog.
 	WatchdogArgs struct{}
+	// AuditVerifyArgs are the arguments of the periodic audit-verify job.
+	AuditVerifyArgs struct{}
 )
 
-func (CleanupArgs) Kind() string  { return "depot.cleanup" }
-func (VerifyArgs) Kind() string   { return "depot.verify" }
-func (ReportArgs) Kind() string   { return "depot.report" }
-func (WatchdogArgs) Kind() string { return "depot.watchdog" }
+func (CleanupArgs) Kind() string     { return "depot.cleanup" }
+func (VerifyArgs) Kind() string      { return "depot.verify" }
+func (ReportArgs) Kind() string      { return "depot.report" }
+func (WatchdogArgs) Kind() string    { return "depot.watchdog" }
+func (AuditVerifyArgs) Kind() string { return "depot.audit-verify" }
 
 // jobWorker runs one maintenance job for River.
 type jobWorker[T river.JobArgs] struct {
@@ -63,6 +66,8 @@ func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
 			// would only make another.
 			_ = w.m.cfg.Reports.SendReport(context.WithoutCancel(ctx), rep)
 		}
+	case JobAuditVerify:
+		_, err = w.m.AuditVerify(ctx, TriggerSchedule)
 	}
 	if err != nil && j.Attempt >= j.MaxAttempts {
 		w.m.alert(ctx, Alert{Kind: AlertJobFailed, Job: w.job, Code: string(depot.ErrorCode(err)), Count: j.Attempt,
@@ -89,7 +94,7 @@ func (w *watchdogWorker) Work(ctx context.Context, _ *river.Job[WatchdogArgs]) e
 func (m *Maintainer) CheckMissed(ctx context.Context, up time.Time, alerted *sync.Map) ([]string, error) {
 	now := m.now()
 	var missed []string
-	for _, job := range Jobs {
+	for _, job := range m.Jobs() {
 		last, err := m.cfg.DB.LastJobSuccess(ctx, job)
 		if err != nil {
 			return missed, err
@@ -268,8 +273,14 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 	river.AddWorker(workers, &jobWorker[VerifyArgs]{m: m, job: JobVerify})
 	river.AddWorker(workers, &jobWorker[ReportArgs]{m: m, job: JobReport})
 	river.AddWorker(workers, &watchdogWorker{s: s})
+	if m.cfg.Audit != nil {
+		river.AddWorker(workers, &jobWorker[AuditVerifyArgs]{m: m, job: JobAuditVerify})
+	}
 
 	shortest := min(m.cfg.CleanupInterval, m.cfg.VerifyInterval, m.cfg.ReportInterval)
+	if m.cfg.Audit != nil {
+		shortest = min(shortest, m.cfg.AuditVerifyInterval)
+	}
 	wd := opts.WatchdogInterval
 	if wd <= 0 {
 		wd = min(max(shortest/4, time.Second), 5*time.Minute)
@@ -289,23 +300,27 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 		}, &river.PeriodicJobOpts{ID: id})
 	}
 	longest := max(m.cfg.CleanupInterval, m.cfg.VerifyInterval, m.cfg.ReportInterval)
+	periodics := []*river.PeriodicJob{
+		periodic(m.cfg.CleanupInterval, CleanupArgs{}, JobCleanup, JobCleanup),
+		periodic(m.cfg.VerifyInterval, VerifyArgs{}, JobVerify, JobVerify),
+		periodic(m.cfg.ReportInterval, ReportArgs{}, JobReport, JobReport),
+		periodic(wd, WatchdogArgs{}, "watchdog", ""),
+	}
+	if m.cfg.Audit != nil {
+		periodics = append(periodics, periodic(m.cfg.AuditVerifyInterval, AuditVerifyArgs{}, JobAuditVerify, JobAuditVerify))
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := &river.Config{
-		ID:     "depot-" + sanitizeID(m.cfg.Node) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		Logger: logger,
-		Queues: map[string]river.QueueConfig{Queue: {MaxWorkers: 3}},
-		PeriodicJobs: []*river.PeriodicJob{
-			periodic(m.cfg.CleanupInterval, CleanupArgs{}, JobCleanup, JobCleanup),
-			periodic(m.cfg.VerifyInterval, VerifyArgs{}, JobVerify, JobVerify),
-			periodic(m.cfg.ReportInterval, ReportArgs{}, JobReport, JobReport),
-			periodic(wd, WatchdogArgs{}, "watchdog", ""),
-		},
-		Workers:     workers,
-		MaxAttempts: 5,
-		RetryPolicy: retryPolicy{m: m, def: &river.DefaultClientRetryPolicy{}},
+		ID:           "depot-" + sanitizeID(m.cfg.Node) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		Logger:       logger,
+		Queues:       map[string]river.QueueConfig{Queue: {MaxWorkers: 4}},
+		PeriodicJobs: periodics,
+		Workers:      workers,
+		MaxAttempts:  5,
+		RetryPolicy:  retryPolicy{m: m, def: &river.DefaultClientRetryPolicy{}},
 		// Verification of a large store may run for hours: no timeout,
 		// and a job is considered stuck only after twice the longest period.
 		JobTimeout:           -1,

@@ -36,7 +36,21 @@ func TestRiverPeriodic(t *testing.T) {
 			}
 			scheds = append(scheds, s)
 		}
-		time.Sleep(7 * time.Second)
+		// Until three runs have been recorded (a signal, not a guess at
+		// how long that takes).
+		began := time.Now()
+		for deadline := began.Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			runs, err := first.db.JobRuns(first.ctx, maintenance.JobCleanup, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) >= 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d cleanup runs in 30 s with a %s period", len(runs), period)
+			}
+		}
 		for _, s := range scheds {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := s.Stop(ctx); err != nil {
@@ -63,13 +77,15 @@ func TestRiverPeriodic(t *testing.T) {
 			 FROM river_job WHERE kind = 'depot.cleanup'`).Scan(&jobs, &completed); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: %d cleanup runs, %d River jobs (%d completed) over 7 s with %d schedulers", e.Engine, len(runs), jobs, completed, procs)
+		elapsed := time.Since(began) + 300*time.Millisecond // and the start delay
+		t.Logf("%s: %d cleanup runs, %d River jobs (%d completed) over %s with %d schedulers", e.Engine, len(runs), jobs, completed, elapsed.Round(time.Millisecond), procs)
 		if len(runs) < 2 {
 			t.Fatalf("only %d runs", len(runs))
 		}
-		// One scheduler gives at most 7s/2s + 1 (run on start) runs; two
-		// schedulers that both scheduled would give about twice that.
-		if max := int(7*time.Second/period) + 1; len(runs) > max || jobs > max || completed > len(runs) || len(runs) > jobs {
+		// One scheduler gives at most elapsed/period + 1 (run on start)
+		// runs, one more for a run recorded while stopping; two schedulers
+		// that both scheduled would give about twice that.
+		if max := int(elapsed/period) + 2; len(runs) > max || jobs > max || completed > len(runs) || len(runs) > jobs {
 			t.Fatalf("%d runs of %d jobs (%d completed), want at most %d, one per job", len(runs), jobs, completed, max)
 		}
 		if e.Engine == servicedbtest.Postgres {

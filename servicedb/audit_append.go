@@ -3,7 +3,6 @@ package servicedb
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -71,7 +70,7 @@ func (db *DB) appendRequest(ev depot.AuditEvent) (appendReq, error) {
 	if err != nil {
 		return appendReq{}, err
 	}
-	meta, err := metadataJSON(ev.Metadata)
+	meta, err := MetadataJSON(ev.Metadata)
 	if err != nil {
 		return appendReq{}, depot.WrapError(depot.CodeInvalid, "audit metadata", err)
 	}
@@ -107,6 +106,9 @@ func (db *DB) normalize(ev depot.AuditEvent) (depot.AuditEvent, error) {
 	if len(ev.Metadata) == 0 {
 		ev.Metadata = nil
 	} else {
+		if _, ok := ev.Metadata[NonCanonicalMetadata]; ok {
+			return ev, depot.Errorf(depot.CodeInvalid, "audit metadata key %s is reserved", NonCanonicalMetadata)
+		}
 		m := make(map[string]string, len(ev.Metadata))
 		for k, v := range ev.Metadata {
 			m[clean(k)] = clean(v)
@@ -114,15 +116,6 @@ func (db *DB) normalize(ev depot.AuditEvent) (depot.AuditEvent, error) {
 		ev.Metadata = m
 	}
 	return ev, nil
-}
-
-// metadataJSON is the stored form of metadata: a JSON object, "{}" when empty.
-func metadataJSON(m map[string]string) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
 }
 
 // eventArgs returns the insertEvent arguments for ev.
@@ -239,15 +232,15 @@ func scanEvent(rows *sql.Rows) (depot.AuditEvent, error) {
 	ev.Action, ev.Outcome, ev.FileClass = depot.Action(action), depot.Outcome(outcome), depot.Class(class)
 	ev.StreamStart, ev.StreamComplete = timeOrNil(streamStart), timeOrNil(streamEnd)
 	ev.CleanupScheduledFor = timeOrNil(cleanupAt)
-	if meta != "" && meta != "{}" {
-		if err := json.Unmarshal([]byte(meta), &ev.Metadata); err != nil {
+	if meta != "{}" {
+		m, err := ParseMetadata(meta)
+		if err != nil {
 			// Kept visible rather than failing the read: the record's hash
-			// will not verify, and VerifyChain reports it.
-			ev.Metadata = map[string]string{"_unparsable_metadata": meta}
+			// will not verify (the marker is part of what is hashed), and
+			// VerifyChain reports it; an export shows the stored text.
+			m = map[string]string{NonCanonicalMetadata: meta}
 		}
-		if len(ev.Metadata) == 0 {
-			ev.Metadata = nil
-		}
+		ev.Metadata = m
 	}
 	return ev, nil
 }

@@ -93,6 +93,9 @@ func (db *DB) writeBatches() {
 			for _, r := range batch {
 				evs, err := db.appendTx(context.Background(), []appendReq{r})
 				r.resp <- result(evs, err)
+				if err == nil {
+					db.appended(evs[0].Seq)
+				}
 			}
 			continue
 		}
@@ -102,6 +105,9 @@ func (db *DB) writeBatches() {
 			} else {
 				r.resp <- appendResp{ev: evs[i]}
 			}
+		}
+		if err == nil {
+			db.appended(evs[len(evs)-1].Seq)
 		}
 	}
 }
@@ -114,8 +120,9 @@ func result(evs []depot.AuditEvent, err error) appendResp {
 }
 
 // appendTx writes batch as consecutive records of the chain in one
-// transaction, serialised against every other writer, with the changes
-// the requests carry (each applied just before its record).
+// transaction, serialised against every other writer, with their rows of
+// the audit tree (audit_tree.go) and the changes the requests carry (each
+// applied just before its record).
 func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEvent, error) {
 	fail := func(err error) ([]depot.AuditEvent, error) {
 		var de *depot.Error
@@ -132,7 +139,11 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err != nil {
 		return fail(err)
 	}
-	insert, err := db.stmts.get(ctx, insertEvent)
+	insert, err := db.stmts.get(ctx, db.insertEventSQL())
+	if err != nil {
+		return fail(err)
+	}
+	treeInsert, err := db.stmts.get(ctx, insertTreeRow)
 	if err != nil {
 		return fail(err)
 	}
@@ -154,6 +165,10 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err != nil {
 		seq, prev = 0, GenesisHash
 	}
+	tree, err := db.newTreeAppender(ctx, tx, treeInsert, seq, prev, true)
+	if err != nil {
+		return fail(err)
+	}
 	insertTx := tx.StmtContext(ctx, insert)
 	out := make([]depot.AuditEvent, len(batch))
 	for i, r := range batch {
@@ -165,7 +180,7 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 		}
 		ev.Seq, ev.PrevHash = seq+1, prev
 		ev.Hash = Hash(ev)
-		if _, err := insertTx.ExecContext(ctx, eventArgs(ev, r.meta)...); err != nil {
+		if err := tree.insert(ctx, insertTx, ev.Hash, eventArgs(ev, r.meta)); err != nil {
 			return fail(err)
 		}
 		seq, prev = ev.Seq, ev.Hash
@@ -174,5 +189,26 @@ func (db *DB) appendTx(ctx context.Context, batch []appendReq) ([]depot.AuditEve
 	if err := tx.Commit(); err != nil {
 		return fail(err)
 	}
+	db.tree.set(tree.f)
 	return out, nil
+}
+
+// SetAppendHook makes fn be called with the seq of the last record after
+// every batch of appends this DB commits (nil removes it). fn runs on the
+// batch writer's goroutine, after the appenders were answered: it must
+// return at once (hand the seq to another goroutine, never wait), or it
+// delays every later append. The audit checkpoint writer uses it to count
+// records.
+func (db *DB) SetAppendHook(fn func(lastSeq int64)) {
+	if fn == nil {
+		db.hook.Store(nil)
+		return
+	}
+	db.hook.Store(&fn)
+}
+
+func (db *DB) appended(seq int64) {
+	if fn := db.hook.Load(); fn != nil {
+		(*fn)(seq)
+	}
 }

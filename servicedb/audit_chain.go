@@ -44,7 +44,9 @@ const maxOriginSearch = 2_000_000
 //     and the rest renumbered). FirstBad = n, the first missing position.
 //   - modified:  the record at n hashes to something else and is not an
 //     intact record from another position; or it verifies on its own but
-//     record n+1 says n's hash was different (n was changed and re-hashed).
+//     record n+1 says n's hash was different (n was changed and re-hashed);
+//     or its stored metadata is not exactly the canonical encoding of what
+//     it parses to (see ParseMetadata), whatever its hash.
 //   - inserted:  the record at n was appended at m < n, so the record now at
 //     m was inserted (FirstBad = m); or the record at n verifies on its own
 //     but names another existing record as predecessor (forged, FirstBad =
@@ -65,7 +67,7 @@ func (db *DB) VerifyChain(ctx context.Context) (ChainReport, error) {
 		}
 		for _, ev := range batch {
 			r.Checked++
-			if ev.Seq == want && ev.PrevHash == prev && Hash(ev) == ev.Hash {
+			if ev.Seq == want && ev.PrevHash == prev && Hash(ev) == ev.Hash && !nonCanonical(ev) {
 				want, prev = want+1, ev.Hash
 				continue
 			}
@@ -80,6 +82,13 @@ func (db *DB) VerifyChain(ctx context.Context) (ChainReport, error) {
 	}
 	r.OK, r.LastSeq, r.LastHash = true, want-1, prev
 	return r, nil
+}
+
+// nonCanonical reports whether ev was read from a row whose metadata is not
+// in canonical form (see ParseMetadata).
+func nonCanonical(ev depot.AuditEvent) bool {
+	_, bad := ev.Metadata[NonCanonicalMetadata]
+	return bad
 }
 
 // diagnose fills r for ev, the first record that does not continue the
@@ -99,6 +108,13 @@ func (db *DB) diagnose(ctx context.Context, ev depot.AuditEvent, want int64, pre
 		return nil
 	case ev.Seq < want:
 		set(ev.Seq, ProblemInserted, "record %d appears twice", ev.Seq)
+		return nil
+	}
+	if nonCanonical(ev) {
+		// Stored metadata must be exactly the canonical encoding of what
+		// it parses to, whatever the hash says: a duplicated key reads
+		// one way in SQL and another in depot.
+		set(want, ProblemModified, "record %d: its stored metadata is not in canonical form (a duplicated or reordered key, or an edit)", want)
 		return nil
 	}
 	predSeq, predFound, err := db.seqOfHash(ctx, ev.PrevHash)

@@ -77,11 +77,6 @@ type current struct {
 	deleted bool
 }
 
-// querier is *sql.DB or *sql.Tx.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // PathCheck is what an upload is checked against before its bytes are
 // read: whether the path shows a version, its entity tag and its class.
 type PathCheck struct {

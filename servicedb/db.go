@@ -3,7 +3,8 @@
 //
 //   - the audit trail (audit_*.go): append-only, hash-chained records of
 //     every operation, written in batches, with their canonical encoding
-//     and the chain check;
+//     (metadata included), the chain check, and the Merkle tree over the
+//     records that signed checkpoints and proofs rest on;
 //   - accounts (accounts*.go): users, cohorts, grants and access tokens
 //     (stored as hashes), and the principal they resolve to;
 //   - file state (files.go): what is stored under each path;
@@ -74,6 +75,8 @@ type DB struct {
 	locks  sessionLockPool // see sessionlock.go
 	stmts  statements      // see statements.go
 	batch  batcher
+	tree   treeCache                   // see audit_tree.go
+	hook   atomic.Pointer[func(int64)] // see SetAppendHook
 }
 
 // Open connects to the database named by rawURL and checks that it answers.

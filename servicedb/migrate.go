@@ -26,7 +26,8 @@ const MigrationTable = "goose_db_version"
 // (from several services processes) are serialised by a session advisory lock
 // scoped to the current schema. A failure is CodeUnavailable when the
 // database cannot be reached and CodeInternal otherwise; the migration that
-// failed is rolled back and the earlier ones stay applied.
+// failed is rolled back and the earlier ones stay applied. Migrate then
+// brings the audit tree up to date with the trail (SyncTree).
 func (db *DB) Migrate(ctx context.Context) error {
 	if db.d.lockMigrate != "" {
 		conn, err := db.sql.Conn(ctx)
@@ -50,7 +51,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return db.wrap(err, "migrate") // goose.PartialError unwraps to the cause
 	}
-	return nil
+	// A trail written before the audit tree existed gets its tree now,
+	// rather than in the first append after the upgrade.
+	return db.SyncTree(ctx)
 }
 
 // MigrationStatus lists every embedded migration with whether it is applied.

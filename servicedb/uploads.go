@@ -21,7 +21,7 @@ const uploadColumns = `upload_id, storage_key, owner, class, declared_size, decl
 
 // CreateSession stores a new upload session.
 func (db *DB) CreateSession(ctx context.Context, s storage.Session) error {
-	meta, err := metadataJSON(s.Meta)
+	meta, err := MetadataJSON(s.Meta)
 	if err != nil {
 		return depot.WrapError(depot.CodeInvalid, "upload metadata", err)
 	}

@@ -98,11 +98,15 @@ func (c *Core) reauthorize(ctx context.Context, cl *call, key string, perm depot
 	return c.permit(ctx, cl, key, perm)
 }
 
-// principal resolves the credential of cl: its token, or the user web
-// vouches for when services trusts web's users.
+// principal resolves the credential of cl: its token (a personal access
+// token or an OpenID Connect ID token), or the user web vouches for when
+// services trusts web's users.
 func (c *Core) principal(ctx context.Context, cl *call) (depot.Principal, error) {
-	if cl.Token == "" && cl.TrustedUser != "" && c.cfg.TrustWebUsers {
+	switch {
+	case cl.Token == "" && cl.TrustedUser != "" && c.cfg.TrustWebUsers:
 		return c.cfg.DB.PrincipalOf(ctx, cl.TrustedUser)
+	case c.cfg.OIDC != nil && LooksLikeIDToken(cl.Token):
+		return c.oidcPrincipal(ctx, cl, cl.Token) // identity_signin.go
 	}
 	return c.cfg.DB.Authenticate(ctx, cl.Token)
 }
@@ -138,6 +142,9 @@ func (c *Core) authenticate(ctx context.Context, cl *call) error {
 	if cl.Token == "" {
 		ev.Metadata = map[string]string{"reason": "missing token"}
 	}
+	if m := c.oidcFailureMeta(cl.Token, err); m != nil {
+		ev.Metadata = m
+	}
 	if aerr := c.audit(ctx, ev); aerr != nil {
 		return aerr
 	}
@@ -153,6 +160,7 @@ func (c *Core) audit(ctx context.Context, ev depot.AuditEvent) error {
 // auditWith appends ev and applies change in the same transaction (see
 // servicedb.AppendWith). A change that refuses returns its own error.
 func (c *Core) auditWith(ctx context.Context, ev depot.AuditEvent, change servicedb.Change) error {
+	ev = c.withIdentity(ctx, ev) // an OIDC actor's provider and subject (identity_signin.go)
 	start := time.Now()
 	var err error
 	if change != nil {

@@ -48,6 +48,10 @@ type Config struct {
 	// Cleanup runs the cleanup job now (an administrator's request) and
 	// returns its result; nil disables it.
 	Cleanup func(ctx context.Context, dryRun bool) (any, error)
+	// OIDC, when set, accepts OpenID Connect ID tokens as user tokens
+	// (checked against the provider's keys; identity.go) and records the
+	// single sign-on events of SessionEvent.
+	OIDC *OIDC
 }
 
 // Core does the work of every internal API call. It is safe for

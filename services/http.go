@@ -115,6 +115,7 @@ func (s *Server) routes() []route {
 		{"DELETE " + wire.UploadPrefix + "{id}", s.abortUpload},
 		{"POST " + wire.UploadPrefix + "{id}/complete", s.completeUpload},
 		{"POST " + wire.PathAuth, s.authenticate},
+		{"POST " + wire.PathAuthSession, s.sessionEvent}, // single sign-on (httpsession.go)
 		{"GET " + wire.PathHolds, s.listHolds},
 		{"POST " + wire.PathHolds, s.placeHold},
 		{"DELETE " + wire.HoldPrefix + "{id}", s.releaseHold},

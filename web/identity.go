@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"depot"
 	"depot/internal/httpx"
 )
 
@@ -77,6 +78,10 @@ type MeJSON struct {
 	Admin   bool         `json:"admin"`
 	Method  string       `json:"auth_method"`
 	Cohorts []CohortJSON `json:"cohorts"`
+	// CSRF is the anti-forgery token of a session cookie: the page sends it
+	// in CSRFHeader on every state-changing request.
+	CSRF string `json:"csrf_token,omitempty"`
+	IdP  string `json:"idp,omitempty"` // the identity provider of a single sign-on user
 }
 
 // CohortJSON is one cohort the user has a grant for, with what they may do.
@@ -95,12 +100,19 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := MeJSON{User: p.User, Admin: p.Admin, Method: p.AuthMethod, Cohorts: []CohortJSON{}}
+	sess, _ := sessionFrom(r.Context()) // a session cookie's anti-forgery token goes to the page
+	httpx.WriteJSON(w, http.StatusOK, meOf(p, sess.CSRF))
+}
+
+// meOf is the page's view of p; csrf is the session's anti-forgery token
+// ("" without a session cookie).
+func meOf(p depot.Principal, csrf string) MeJSON {
+	out := MeJSON{User: p.User, Admin: p.Admin, Method: p.AuthMethod, Cohorts: []CohortJSON{}, CSRF: csrf, IdP: p.IdP}
 	for name, role := range p.Grants {
 		out.Cohorts = append(out.Cohorts, CohortJSON{
 			Name: name, Role: string(role), CanUpload: p.Can(name, "upload"), CanRead: p.Can(name, "read"), CanDelete: p.Can(name, "delete"),
 		})
 	}
 	sort.Slice(out.Cohorts, func(i, j int) bool { return out.Cohorts[i].Name < out.Cohorts[j].Name })
-	httpx.WriteJSON(w, http.StatusOK, out)
+	return out
 }

@@ -14,5 +14,6 @@ func Routes() []string {
 		"OPTIONS " + tusPrefix, "POST " + tusPrefix,
 		"OPTIONS " + tusPrefix + "{id}", "HEAD " + tusPrefix + "{id}", "PATCH " + tusPrefix + "{id}",
 		"DELETE " + tusPrefix + "{id}",
+		"GET /auth/login", "GET /auth/callback", "GET /api/v1/auth/config", "POST /api/v1/auth/login", "POST /api/v1/auth/logout",
 	}
 }

@@ -48,6 +48,10 @@ type Config struct {
 	// (for the audit trail and the sign-in throttle), and may carry
 	// TrustedUserHeader.
 	TrustedProxies []netip.Prefix
+	// OIDC, when set, offers single sign-on through an OpenID Connect
+	// provider (oidc.go): the page's "Sign in with …", session cookies,
+	// and depot login's device flow.
+	OIDC *OIDC
 }
 
 // Server is the public HTTP API.
@@ -88,6 +92,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/me", s.me)
 	mux.HandleFunc("GET /{$}", s.page)       // the upload page (page.go)
 	mux.HandleFunc("GET /static/", s.static) // its embedded CSS, JS and vendored tus-js-client
+	s.oidcRoutes(mux)                        // single sign-on (oidc_api.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, depot.Errorf(depot.CodeNotFound, "no such route"))
 	})
@@ -107,7 +112,11 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	served := closeOnRefusal(logFailures(s.cfg.Log, h))
+	var authed http.Handler = h
+	if s.cfg.OIDC != nil {
+		authed = s.withSession(h) // session cookies (oidc_session.go)
+	}
+	served := closeOnRefusal(logFailures(s.cfg.Log, authed))
 	if s.cfg.Metrics == nil {
 		return served
 	}
@@ -146,8 +155,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 func (s *Server) caller(w http.ResponseWriter, r *http.Request) depot.Caller {
 	id := httpx.NewID()
 	w.Header().Set("X-Request-Id", id)
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	token = strings.TrimSpace(token)
+	token := bearerOrSession(r) // a session cookie's ID token when there is no bearer token
 	c := depot.Caller{Token: token, RequestID: id, ClientIP: s.clientIP(r), UserAgent: r.UserAgent()}
 	if token == "" {
 		c.TrustedUser = s.trustedUser(r)

@@ -107,11 +107,6 @@ func unsupportedTus(r *http.Request) error {
 	return nil
 }
 
-func hasBearer(r *http.Request) bool {
-	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && strings.TrimSpace(t) != ""
-}
-
 // validUploadID accepts the 32 lowercase hex characters of a session ID.
 func validUploadID(id string) bool {
 	if len(id) != 32 {

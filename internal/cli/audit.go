@@ -10,14 +10,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"depot"
+	"depot/checkpoint"
+	"depot/internal/config"
 	"depot/servicedb"
 )
 
 func auditCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "read, export and check the audit trail"}
-	cmd.AddCommand(auditShowCmd(e), auditExportCmd(e), auditVerifyCmd(e))
+	cmd.AddCommand(auditShowCmd(e), auditExportCmd(e), auditVerifyCmd(e), auditCheckpointCmd(e), auditCheckProofCmd(e))
 	return cmd
 }
 
@@ -116,13 +119,22 @@ func auditShowCmd(e *env) *cobra.Command {
 }
 
 func auditExportCmd(e *env) *cobra.Command {
-	cmd := dbCommand("export", "export audit records as JSON lines or CSV", cobra.NoArgs)
+	cmd := dbCommand("export", "export audit records as JSON lines or CSV (with --proofs: a proof bundle)", cobra.NoArgs)
 	filter := auditFilterFlags(cmd)
 	format := cmd.Flags().String("format", "jsonl", "jsonl or csv")
+	proofs := cmd.Flags().Bool("proofs", false, "write a proof bundle: the signed checkpoint, then each record with its inclusion proof (JSON lines; see depot audit check-proof)")
+	srcs := cmd.Flags().StringArray("checkpoints", nil, "with --proofs: prove against the newest checkpoint kept here (a witness directory, s3:// or http(s):// URL) instead of signing a new one")
+	bind(cmd, config.AuditVars...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		f, err := filter()
 		if err != nil {
 			return err
+		}
+		if *proofs {
+			if *format != "jsonl" {
+				return usageErr("--proofs writes JSON lines: leave --format at jsonl")
+			}
+			return exportProofs(e, cmd, f, *srcs)
 		}
 		var write func(depot.AuditEvent) error
 		var flush func() error
@@ -184,20 +196,56 @@ func csvWriter(w io.Writer) (func(depot.AuditEvent) error, func() error) {
 }
 
 func auditVerifyCmd(e *env) *cobra.Command {
-	cmd := dbCommand("verify", "recompute the audit hash chain; exit 6 and name the first bad record if broken", cobra.NoArgs)
+	cmd := dbCommand("verify", "recompute the audit hash chain (and with --checkpoints, check the trail against its signed checkpoints); exit 6 when it does not hold", cobra.NoArgs)
+	srcs := cmd.Flags().StringArray("checkpoints", nil, "check against the checkpoints kept here: a witness directory, an s3:// URL or an http(s):// witness URL (repeatable)")
+	allowance := cmd.Flags().Duration("allowance", checkpoint.DefaultAllowance, "with --checkpoints: how far before the checkpoint it follows a record may be dated")
+	verbose := cmd.Flags().BoolP("verbose", "v", false, "with --checkpoints: list every checkpoint, not only those that do not hold")
+	bind(cmd, config.AuditPublicKeyFile, config.AuditSigningKeyFile)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		s := settings{e: e, cmd: cmd}
+		var v note.Verifier
+		var notes []checkpoint.Signed
+		if len(*srcs) > 0 {
+			var err error
+			if v, err = publicKey(s); err != nil {
+				return err
+			}
+			if notes, err = checkpointsFrom(cmd.Context(), *srcs); err != nil {
+				return err
+			}
+		}
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-			rep, err := db.VerifyChain(ctx)
+			if v == nil {
+				rep, err := db.VerifyChain(ctx)
+				if err != nil {
+					return err
+				}
+				return printChain(e, rep)
+			}
+			r, err := checkpoint.Verify(ctx, db, notes, v, checkpoint.Options{Allowance: *allowance})
 			if err != nil {
 				return err
 			}
-			if rep.OK {
-				fmt.Fprintf(e.stdout, "audit chain intact: %d records, last seq %d, head %s\n", rep.Checked, rep.LastSeq, rep.LastHash)
-				return nil
+			chainErr := printChain(e, r.Chain)
+			printCheckpointReport(e, r, *verbose)
+			if !r.OK() {
+				fmt.Fprintf(e.stdout, "audit trail does NOT match its checkpoints: %s\n", r.Findings[0].Problem)
+				return &exitError{code: ExitIntegrity, err: fmt.Errorf("audit trail does not match its checkpoints (%s)", r.Findings[0].Problem)}
 			}
-			fmt.Fprintf(e.stdout, "audit chain BROKEN at seq %d: %s: %s\n", rep.FirstBad, rep.Problem, rep.Detail)
-			return &exitError{code: ExitIntegrity, err: fmt.Errorf("audit chain broken at record %d (%s)", rep.FirstBad, rep.Problem)}
+			fmt.Fprintf(e.stdout, "audit trail matches its checkpoints: %d records, %d after the last checkpoint\n", r.Records, r.Records-r.LastGood.Check.Size)
+			return chainErr
 		})
 	}
 	return cmd
+}
+
+// printChain prints the chain check and returns the exit error of a broken
+// chain.
+func printChain(e *env, rep servicedb.ChainReport) error {
+	if rep.OK {
+		fmt.Fprintf(e.stdout, "audit chain intact: %d records, last seq %d, head %s\n", rep.Checked, rep.LastSeq, rep.LastHash)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "audit chain BROKEN at seq %d: %s: %s\n", rep.FirstBad, rep.Problem, rep.Detail)
+	return &exitError{code: ExitIntegrity, err: fmt.Errorf("audit chain broken at record %d (%s)", rep.FirstBad, rep.Problem)}
 }

@@ -16,16 +16,30 @@ import (
 	"depot/internal/config"
 )
 
-// newClient builds a public API client from DEPOT_URL and DEPOT_TOKEN.
+// newClient builds a public API client from DEPOT_URL and DEPOT_TOKEN; with
+// no token it uses the stored depot login of that URL (login.go).
 func newClient(s settings) (*client.Client, error) {
 	base, token := s.get(config.URL), s.get(config.Token)
+	var tokens *client.LoginTokens
+	if token == "" {
+		var err error
+		if base, tokens, err = storedLogin(base); err != nil {
+			return nil, err
+		}
+	}
 	if base == "" {
 		return nil, usageErr("set DEPOT_URL (or --url) to the address of depot's web tier")
 	}
-	if token == "" {
-		return nil, usageErr("set DEPOT_TOKEN (or --token) to your personal access token")
+	if token == "" && tokens == nil {
+		return nil, usageErr("set DEPOT_TOKEN (or --token) to your personal access token, or sign in with depot login")
 	}
 	c := client.New(base, token)
+	if tokens != nil {
+		tokens.OnRenewError = func(err error) {
+			fmt.Fprintf(s.e.stderr, "depot: warning: renewing your login failed: %v\n", err)
+		}
+		c.Tokens = tokens
+	}
 	if dir, err := os.UserCacheDir(); err == nil {
 		c.StateDir = filepath.Join(dir, "depot")
 	}

@@ -299,8 +299,8 @@ func jobsCmd(e *env) *cobra.Command {
 
 // startMaintenance starts the River scheduler of the maintenance jobs in a
 // services process (unless DEPOT_MAINTENANCE=off) and returns its stop
-// function.
-func startMaintenance(ctx context.Context, s settings, db *servicedb.DB, store *storage.Store, ms *metrics.Set) (func(), *maintenance.Maintainer, error) {
+// function. With audit set, the audit-verify job runs too.
+func startMaintenance(ctx context.Context, s settings, db *servicedb.DB, store *storage.Store, ms *metrics.Set, audit *maintenance.AuditCheck) (func(), *maintenance.Maintainer, error) {
 	on := true
 	switch s.get(config.Maintenance) {
 	case "off":
@@ -314,6 +314,15 @@ func startMaintenance(ctx context.Context, s settings, db *servicedb.DB, store *
 		return nil, nil, err
 	}
 	cfg.Metrics = ms
+	if audit != nil {
+		cfg.Audit = audit
+		if cfg.AuditVerifyInterval, err = s.duration(config.AuditVerifyInterval); err != nil {
+			return nil, nil, err
+		}
+		if cfg.AuditVerifyInterval < time.Second {
+			return nil, nil, usageErr("%s must be at least 1s", config.AuditVerifyInterval.Env)
+		}
+	}
 	m := maintenance.New(cfg)
 	if !on {
 		return func() {}, m, nil

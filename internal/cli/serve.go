@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,10 @@ var serveVars = append([]config.Var{
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
 	config.MaxOpenUploads, config.ServicesTimeout,
+	config.OIDCIssuer, config.OIDCClientID, config.OIDCClientSecret, config.OIDCClientSecFile, config.OIDCCLIClientID,
+	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
+	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
+	config.OIDCGroupRoles, config.OIDCGroupRolesFile,
 }, config.MaintenanceVars...) // the services role runs the scheduled jobs
 
 func serveCmd(e *env) *cobra.Command {
@@ -44,7 +49,7 @@ func serveCmd(e *env) *cobra.Command {
 		Short: "run one tier: --role web or --role services",
 		Args:  cobra.NoArgs,
 	}
-	bind(cmd, serveVars...)
+	bind(cmd, slices.Concat(serveVars, config.AuditVars)...)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		s := settings{e: e, cmd: cmd}
 		switch role := s.get(config.Role); role {
@@ -137,10 +142,14 @@ func runWeb(ctx context.Context, s settings) error {
 		ProgressTimeout: servicesTimeout,
 	})
 	defer client.Close()
+	sso, err := webOIDC(s, client) // single sign-on (oidc_wiring.go); nil when off
+	if err != nil {
+		return err
+	}
 	srv := web.New(web.Config{
 		Backend: client, Log: log, BodyIdleTimeout: idle, ChunkSize: client.ChunkSize(),
 		MaxUploadSize: int64(maxSize), MaxUploadsPerUser: perUser, Metrics: m,
-		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies,
+		TrustedUserHeader: s.get(config.TrustedUserHeader), TrustedProxies: proxies, OIDC: sso,
 	})
 	certs := map[string]string{} // the certificates this process uses
 	if publicTLS != nil {
@@ -217,15 +226,26 @@ func runServices(ctx context.Context, s settings) error {
 		return err
 	}
 	defer store.Close()
+	// Signed audit checkpoints (when configured); stopped after the
+	// maintenance jobs, with a last checkpoint.
+	audit, stopCheckpoints, err := startCheckpoints(ctx, s, db, log)
+	if err != nil {
+		return err
+	}
+	defer stopCheckpoints()
 	m := metrics.New("services")
-	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m) // River periodic maintenance jobs
+	stopJobs, maint, err := startMaintenance(ctx, s, db, store, m, audit) // River periodic maintenance jobs
 	if err != nil {
 		return err
 	}
 	defer stopJobs()
+	sso, err := servicesOIDC(ctx, s, db) // single sign-on (oidc_wiring.go); nil when off
+	if err != nil {
+		return err
+	}
 	core := services.NewCore(services.Config{
 		Store: store, DB: db, Log: log, TempTTL: ttl, MaxOpenUploadsPerUser: maxOpen, Node: s.nodeName(),
-		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m,
+		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m, OIDC: sso,
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
 	})
 	stopReaper := reapPlainUploads(ctx, core, plain, log)

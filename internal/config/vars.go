@@ -69,6 +69,55 @@ var (
 	ServicesTimeout   = Var{"DEPOT_SERVICES_TIMEOUT", "60s", "web: how long a request to services may wait with no byte moving either way before web answers 503 (a hung services tier); 0 disables"}
 )
 
+// Single sign-on with OpenID Connect (docs/sso.md).
+var (
+	OIDCIssuer         = Var{"DEPOT_OIDC_ISSUER", "", "issuer URL of the OpenID Connect provider for single sign-on (web and services); off when empty"}
+	OIDCClientID       = Var{"DEPOT_OIDC_CLIENT_ID", "", "depot's client ID at the provider (web; services accepts ID tokens issued to it)"}
+	OIDCClientSecret   = Var{"DEPOT_OIDC_CLIENT_SECRET", "", "secret of the web client at the provider (web); empty for a public client (PKCE only)"}
+	OIDCClientSecFile  = Var{"DEPOT_OIDC_CLIENT_SECRET_FILE", "", "file holding the web client's secret (web); overrides DEPOT_OIDC_CLIENT_SECRET"}
+	OIDCCLIClientID    = Var{"DEPOT_OIDC_CLI_CLIENT_ID", "", "client ID of depot login (device flow) when registered apart: web announces it, services accepts it; default DEPOT_OIDC_CLIENT_ID"}
+	OIDCProviderName   = Var{"DEPOT_OIDC_PROVIDER_NAME", "", "name on the page's sign-in button (web); default the issuer's host name"}
+	OIDCScopes         = Var{"DEPOT_OIDC_SCOPES", "openid email profile offline_access", "space-separated scopes asked for (web); add the provider's scope for group claims if it has one"}
+	PublicURL          = Var{"DEPOT_PUBLIC_URL", "", "address users reach web at, https://host[:port] (web); needed for single sign-on: the redirect URI is this plus /auth/callback"}
+	SessionKeys        = Var{"DEPOT_SESSION_KEYS", "", "comma-separated secrets of at least 32 characters sealing the session cookies (web): the first seals, all open; give every web process the same list"}
+	SessionKeysFile    = Var{"DEPOT_SESSION_KEYS_FILE", "", "file with the session cookie secrets, one per line (web); overrides DEPOT_SESSION_KEYS"}
+	SessionTTL         = Var{"DEPOT_SESSION_TTL", "15m", "lifetime of a session cookie; renewed with the refresh token while the page is in use"}
+	SessionMaxAge      = Var{"DEPOT_SESSION_MAX_AGE", "12h", "longest a session lasts from its sign-in, renewals included; then the person signs in again"}
+	OIDCCreateUsers    = Var{"DEPOT_OIDC_CREATE_USERS", "off", "on: services creates a depot user (named by DEPOT_OIDC_USER_CLAIM) at a person's first sign-in"}
+	OIDCLinkUsers      = Var{"DEPOT_OIDC_LINK_USERS", "on", "on: a person's first sign-in binds the existing depot user named by DEPOT_OIDC_USER_CLAIM (an email only when the provider marks it verified)"}
+	OIDCUserClaim      = Var{"DEPOT_OIDC_USER_CLAIM", "email", "claim that names the depot user at a person's first sign-in (services)"}
+	OIDCGroupsClaim    = Var{"DEPOT_OIDC_GROUPS_CLAIM", "groups", "claim listing the person's groups at the provider (services)"}
+	OIDCGroupRoles     = Var{"DEPOT_OIDC_GROUP_ROLES", "", "cohort roles granted by provider groups: GROUP=COHORT:ROLE entries separated by ; (services)"}
+	OIDCGroupRolesFile = Var{"DEPOT_OIDC_GROUP_ROLES_FILE", "", "file of GROUP=COHORT:ROLE lines (services); overrides DEPOT_OIDC_GROUP_ROLES"}
+)
+
+// OIDCWeb and OIDCServices are the single sign-on variables each tier reads.
+var (
+	OIDCWeb = []Var{OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName,
+		OIDCScopes, PublicURL, SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge}
+	OIDCServices = []Var{OIDCIssuer, OIDCClientID, OIDCCLIClientID, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim,
+		OIDCGroupsClaim, OIDCGroupRoles, OIDCGroupRolesFile}
+)
+
+// Audit checkpoints (docs/audit.md).
+var (
+	AuditSigningKeyFile     = Var{"DEPOT_AUDIT_SIGNING_KEY_FILE", "", "Ed25519 key file (depot keys generate-signing) with which services signs audit checkpoints; with a witness, turns checkpoints and the audit-verify job on"}
+	AuditPublicKeyFile      = Var{"DEPOT_AUDIT_PUBLIC_KEY_FILE", "", "public key file that audit verify --checkpoints and audit check-proof trust (default: the public half of DEPOT_AUDIT_SIGNING_KEY_FILE)"}
+	AuditWitnessDir         = Var{"DEPOT_AUDIT_WITNESS_DIR", "", "directory that receives every audit checkpoint (a mount the database's administrators cannot write)"}
+	AuditWitnessS3          = Var{"DEPOT_AUDIT_WITNESS_S3", "", "s3://bucket/prefix?endpoint=...&region=... that receives every audit checkpoint (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"}
+	AuditWitnessURL         = Var{"DEPOT_AUDIT_WITNESS_URL", "", "HTTP(S) witness that every audit checkpoint is POSTed to (protocol in docs/audit.md)"}
+	AuditCheckpointRecords  = Var{"DEPOT_AUDIT_CHECKPOINT_RECORDS", "1000", "services signs an audit checkpoint after this many new records"}
+	AuditCheckpointInterval = Var{"DEPOT_AUDIT_CHECKPOINT_INTERVAL", "1m", "services signs an audit checkpoint at most this long after a new record (and one at shutdown)"}
+	AuditVerifyInterval     = Var{"DEPOT_AUDIT_VERIFY_INTERVAL", "1h", "period of the audit-verify job, which checks the trail against its checkpoints (services, checkpoints on)"}
+)
+
+// AuditVars are the audit checkpoint variables (services and the audit
+// commands).
+var AuditVars = []Var{
+	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
+	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
+}
+
 // All lists every variable, for documentation checks.
 var All = append([]Var{
 	Role, Addr, InternalAddr, ServicesURL, InternalKey, InternalKeyFile, InternalKeys, InternalKeysFil,
@@ -77,4 +126,9 @@ var All = append([]Var{
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
 	MaxOpenUploads, ServicesTimeout,
+	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
+	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
+	OIDCGroupRoles, OIDCGroupRolesFile,
+	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
+	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
 }, MaintenanceVars...)

@@ -31,6 +31,10 @@ const (
 	HoldPrefix   = "/internal/v1/holds/"   // + {id}: DELETE releases (cohort in HeaderCohort)
 )
 
+// PathAuthSession reports a single sign-on event (POST, ?event=sign_in,
+// sign_out or refused); the ID token travels in HeaderUserToken.
+const PathAuthSession = "/internal/v1/auth/session"
+
 // Header names of the internal API. Every Depot-* header of a request is
 // bound into its signature (internal/httpauth), whether listed here or not.
 const (

@@ -20,6 +20,8 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     token: null,
+    csrf: null, // anti-forgery token of a single sign-on session (cookie)
+    provider: '',
     me: null,
     cohort: null,
     uploads: [],
@@ -73,9 +75,17 @@
     return API + '/files/' + encodeURIComponent(cohort) + '/' + encodePath(path);
   }
 
+  // With a token, the token; with a single sign-on session (an HttpOnly
+  // cookie the page cannot read), its anti-forgery token, which the server
+  // requires on every request that changes something.
   function authHeaders() {
-    return state.token ? { Authorization: 'Bearer ' + state.token } : {};
+    if (state.token) return { Authorization: 'Bearer ' + state.token };
+    return state.csrf ? { 'X-Depot-Csrf': state.csrf } : {};
   }
+
+  function oidcSession() { return !!(state.me && state.me.auth_method === 'oidc' && !state.token); }
+
+  const SESSION_ENDED = 'Your session has ended. Sign in again to continue; unfinished uploads resume where they stopped.';
 
   function announce(text) {
     const live = $('live');
@@ -134,6 +144,7 @@
       err.status = resp.status;
       if (resp.status === 401 && state.me) {
         if (state.token) signOut(err.message);
+        else if (oidcSession()) signOut(SESSION_ENDED, true);
         else err.message = SSO_EXPIRED;
       }
       throw err;
@@ -160,6 +171,8 @@
     if (typeof tus === 'undefined' || !tus.isSupported) {
       showAlert('This browser cannot run the uploader. Use a current version of Firefox, Chrome, Edge or Safari.');
     }
+    showSignInError();
+    const auth = await loadAuthConfig();
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (saved) {
       const r = await fetchMe(saved);
@@ -167,11 +180,49 @@
       sessionStorage.removeItem(TOKEN_KEY);
       if (r.status !== 401) showAlert(r.error);
     }
-    // Behind a single-sign-on proxy the request is authenticated without a token.
-    const sso = await fetchMe(null);
-    if (sso.me) return signedIn(sso.me);
-    if (sso.status && sso.status !== 401) showAlert(sso.error);
+    // A single sign-on session (cookie), or a single-sign-on proxy in front:
+    // the request is authenticated without a token.
+    // With single sign-on on and no session cookie, there is nobody to ask about.
+    if (!auth || auth.session) {
+      const sso = await fetchMe(null);
+      if (sso.me) return signedIn(sso.me);
+      if (sso.status && sso.status !== 401) showAlert(sso.error);
+    }
     showSignIn();
+  }
+
+  // The page's "Sign in with <provider>", when the server offers it.
+  async function loadAuthConfig() {
+    try {
+      const resp = await fetch(API + '/auth/config', { credentials: 'same-origin', cache: 'no-store' });
+      if (!resp.ok) return null;
+      const c = await resp.json();
+      if (!c.enabled) return null;
+      state.provider = c.provider || 'your institution';
+      $('sso-name').textContent = state.provider;
+      $('sso-btn').setAttribute('href', c.login_url || '/auth/login');
+      $('sso').hidden = false;
+      $('signin-btn').classList.remove('btn-primary'); // the provider's button is the main way in
+      return c;
+    } catch (e) { return null; /* the token form still works */ }
+  }
+
+  // Why a single sign-on did not complete (?signin_error=…, set by the server).
+  function showSignInError() {
+    const params = new URLSearchParams(location.search);
+    const code = params.get('signin_error');
+    if (!code) return;
+    history.replaceState(null, '', location.pathname);
+    const msg = {
+      refused: 'The sign-in was refused. If you have no depot account yet, ask your administrator; otherwise try again.',
+      throttled: 'Too many failed sign-ins from your address. Wait a few minutes and try again.',
+      unavailable: 'The sign-in service is not reachable right now. Try again in a few minutes.',
+      too_large: 'Your identity provider sent more than a browser session can hold. Tell your administrator.',
+    }[code] || 'The sign-in did not complete. Try again.';
+    const e = $('sso-error');
+    e.textContent = msg;
+    e.hidden = false;
+    e.dataset.code = code;
   }
 
   function showSignIn(message) {
@@ -219,7 +270,9 @@
     $('app').hidden = false;
     $('who').hidden = false;
     const sso = me.auth_method === 'trusted_header';
-    $('who-name').textContent = 'Signed in as ' + me.user + (sso ? ' (single sign-on)' : '');
+    state.csrf = (!state.token && me.csrf_token) || null;
+    const via = me.auth_method === 'oidc' ? ' (via ' + (state.provider || 'single sign-on') + ')' : '';
+    $('who-name').textContent = 'Signed in as ' + me.user + (sso ? ' (single sign-on)' : '') + via;
     // Under single sign-on the proxy owns the session; nothing to forget here.
     $('signout').hidden = sso;
 
@@ -239,20 +292,37 @@
     sel.focus();
   }
 
-  function signOut(message) {
+  // keepUploads (a session that ended by itself): the addresses of
+  // unfinished uploads stay in this tab, so that they resume after the next
+  // sign-in.
+  function signOut(message, keepUploads) {
     for (const u of state.uploads) if (u.state === 'uploading' || u.state === 'queued' || u.state === 'retrying') pauseUpload(u, true);
     // Forget everything this tab kept: the token and unfinished-upload addresses.
     for (let i = sessionStorage.length - 1; i >= 0; i--) {
       const k = sessionStorage.key(i);
-      if (k && k.startsWith('depot.')) sessionStorage.removeItem(k);
+      if (k && k.startsWith('depot.') && !(keepUploads && k.startsWith(TUS_PREFIX))) sessionStorage.removeItem(k);
     }
     state.token = null;
+    state.csrf = null;
     state.me = null;
     state.uploads = [];
     $('uploads').textContent = '';
     $('files-body').textContent = '';
     showSignIn(message);
     announce(message || 'Signed out.');
+  }
+
+  // The Sign out button: a single sign-on session is ended on the server too
+  // (the refresh token is revoked, the sign-out audited, the cookie deleted).
+  async function userSignOut() {
+    if (oidcSession()) {
+      $('signout').disabled = true;
+      try {
+        await fetch(API + '/auth/logout', { method: 'POST', headers: authHeaders(), credentials: 'same-origin', cache: 'no-store' });
+      } catch (e) { /* the cookie expires by itself */ }
+      $('signout').disabled = false;
+    }
+    signOut();
   }
 
   // ---------- cohort ----------
@@ -431,10 +501,11 @@
           u.error = status === 0
             ? 'The connection to the server was lost and could not be restored. Press Resume to try again; the upload continues where it stopped.'
             : statusMessage(status, 'upload');
-          if (status === 401 && !state.token) u.error = SSO_EXPIRED;
+          if (status === 401 && !state.token) u.error = oidcSession() ? SESSION_ENDED : SSO_EXPIRED;
           announce(u.file.name + ': ' + u.error);
           renderUpload(u);
           if (status === 401 && state.token) signOut(statusMessage(401));
+          else if (status === 401 && oidcSession()) signOut(SESSION_ENDED, true);
           pump();
         },
       });
@@ -671,27 +742,40 @@
       el('td', {}, el('code', { class: 'sha-short', title: f.sha256, text: (f.sha256 || '').slice(0, 12) + '…' })),
       actions);
     hist.addEventListener('click', () => toggleVersions(cohort, f, info, row, hist));
+    if (openVersions.has(cohort + '/' + f.path)) toggleVersions(cohort, f, info, row, hist);
     return row;
   }
 
   // The versions of a file, in a row below it: every kept version with its
   // uploader and hash, a download of each, and (for managers) "Make
   // current" to restore an old one.
+  // A list refreshed while versions are open shows them open again.
+  const openVersions = new Set();
+
   async function toggleVersions(cohort, f, info, row, btn) {
+    const key = cohort + '/' + f.path;
     const next = row.nextElementSibling;
     if (next && next.classList.contains('versions-row')) {
       next.remove();
+      openVersions.delete(key);
       btn.setAttribute('aria-expanded', 'false');
       return;
     }
+    if (btn.dataset.loading) return; // a second click while loading
+    btn.dataset.loading = '1';
+    openVersions.add(key);
     let data;
     try {
       const resp = await api('GET', fileURL(cohort, f.path) + '?versions', { action: 'see versions' });
       data = await resp.json();
     } catch (e) {
+      openVersions.delete(key);
       showAlert('Could not load the versions of ' + f.path + '. ' + e.message);
       return;
+    } finally {
+      delete btn.dataset.loading;
     }
+    if (!row.isConnected) return; // the list was refreshed meanwhile: its new row shows them
     const list = el('ul', { class: 'versions', 'aria-label': 'Versions of ' + f.path });
     for (const v of data.versions || []) {
       const get = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': 'Download version ' + v.version }, 'Download');
@@ -709,6 +793,7 @@
           try {
             await api('POST', fileURL(cohort, f.path) + '?restore=' + encodeURIComponent(v.version), { action: 'restore versions' });
             announce('Version ' + v.version.slice(0, 8) + ' of ' + f.path + ' is current again.');
+            openVersions.delete(key);
             await refreshFiles();
           } catch (e) {
             restore.disabled = false;
@@ -774,7 +859,7 @@
 
   function wire() {
     $('signin-form').addEventListener('submit', onSignIn);
-    $('signout').addEventListener('click', () => signOut());
+    $('signout').addEventListener('click', () => userSignOut());
     $('cohort').addEventListener('change', (e) => selectCohort(e.target.value));
     $('refresh').addEventListener('click', () => refreshFiles());
     $('more').addEventListener('click', () => refreshFiles(true));
