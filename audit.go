@@ -53,6 +53,7 @@ const (
 	ActionSignOut        Action = "auth.sign_out"
 	ActionSignInRefused  Action = "auth.sign_in_refused"
 	ActionIdentityLinked Action = "identity.linked" // an existing user bound to a provider's subject
+	ActionFileScanned    Action = "file.scanned"    // a committed version rescanned (depot scan): its verdict
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -67,6 +68,7 @@ var Actions = []Action{
 	ActionDownloadCompleted, ActionUndelete, ActionPurge, ActionRestoreVersion, ActionHoldPlaced,
 	ActionHoldReleased,
 	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
+	ActionFileScanned,
 }
 
 // Outcome of an audited operation.

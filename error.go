@@ -33,6 +33,7 @@ const (
 	CodeStorageFull    Code = "storage_full"        // the storage volume has no room left
 	CodePrecondition   Code = "precondition_failed" // an If-Match / If-None-Match condition failed
 	CodeNotModified    Code = "not_modified"        // If-None-Match matched: nothing to send
+	CodeInfected       Code = "infected"            // the malware scanner found a signature in the upload
 )
 
 // Error is an error with a code and a message that is safe to show to a

@@ -31,7 +31,22 @@ type Object struct {
 	UploadedBy string    `json:"uploaded_by,omitempty"`
 	// CleanupScheduledFor is when a temporary version is due for cleanup.
 	CleanupScheduledFor *time.Time `json:"cleanup_scheduled_for,omitempty"`
+	// Scan is the malware scan status of the version: "" when scanning
+	// was off at its upload.
+	Scan ScanStatus `json:"scan,omitempty"`
 }
+
+// ScanStatus is what the malware scanner said of a version.
+type ScanStatus string
+
+// Scan statuses. A version is committed only clean, or unscanned under an
+// explicit fail-open (or oversize) policy; a rescan of an unscanned
+// version may find it infected, after which it is no longer served.
+const (
+	ScanClean     ScanStatus = "clean"
+	ScanUnscanned ScanStatus = "unscanned"
+	ScanInfected  ScanStatus = "infected"
+)
 
 // VersionInfo is one version of a path in its history (GET …?versions).
 type VersionInfo struct {

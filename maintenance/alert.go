@@ -23,6 +23,7 @@ const (
 	AlertAuditTampered = checkpoint.KindTampered
 	// AlertWitnessDown: a checkpoint witness did not take a checkpoint.
 	AlertWitnessDown = checkpoint.KindWitnessDown
+	// AlertInfected (maintenance/scan.go): malware found by the scanner.
 )
 
 // Alert is the JSON body POSTed to the webhook. It carries IDs, counts and
@@ -43,7 +44,7 @@ type Alert struct {
 }
 
 // AlertKinds lists every alert kind, in the order of the documentation.
-var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun, AlertAuditTampered, AlertWitnessDown}
+var AlertKinds = []string{AlertIntegrity, AlertMissingObject, AlertCleanupFailing, AlertJobFailed, AlertMissedRun, AlertAuditTampered, AlertWitnessDown, AlertInfected}
 
 // Alerter logs alerts and POSTs them to a webhook in its Format, retrying
 // with backoff. The same type delivers storage reports (SendReport).

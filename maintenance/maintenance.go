@@ -33,6 +33,7 @@ import (
 
 	"depot"
 	"depot/metrics"
+	"depot/scan"
 	"depot/servicedb"
 	"depot/storage"
 )
@@ -116,6 +117,11 @@ type Config struct {
 	// signed checkpoints (see AuditVerify).
 	Audit               *AuditCheck
 	AuditVerifyInterval time.Duration
+	// Scanner, when set, is the malware scan that the scan job (rescan
+	// of unscanned versions, maintenance/scan.go) uses, every
+	// ScanInterval (default 1h).
+	Scanner      *scan.Gate
+	ScanInterval time.Duration
 }
 
 // Maintainer runs the maintenance jobs.
@@ -149,6 +155,7 @@ func New(cfg Config) *Maintainer {
 	def(&cfg.VerifyInterval, 24*time.Hour)
 	def(&cfg.ReportInterval, 24*time.Hour)
 	def(&cfg.AuditVerifyInterval, time.Hour)
+	def(&cfg.ScanInterval, time.Hour)
 	if cfg.MaxFailures <= 0 {
 		cfg.MaxFailures = 5
 	}
@@ -207,6 +214,8 @@ func (m *Maintainer) Interval(job string) time.Duration {
 		return m.cfg.VerifyInterval
 	case JobAuditVerify:
 		return m.cfg.AuditVerifyInterval
+	case JobScan:
+		return m.cfg.ScanInterval
 	default:
 		return m.cfg.ReportInterval
 	}

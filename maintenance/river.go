@@ -58,6 +58,8 @@ func (w *jobWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
 		_, err = w.m.Cleanup(ctx, TriggerSchedule, false)
 	case JobVerify:
 		_, err = w.m.Verify(ctx, TriggerSchedule)
+	case JobScan:
+		_, err = w.m.Scan(ctx, TriggerSchedule)
 	case JobReport:
 		var rep Report
 		if rep, err = w.m.Report(ctx, TriggerSchedule); err == nil {
@@ -146,6 +148,8 @@ func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 		iv = p.m.Interval(JobVerify)
 	case ReportArgs{}.Kind():
 		iv = p.m.Interval(JobReport)
+	case ScanArgs{}.Kind():
+		iv = p.m.Interval(JobScan)
 	default:
 		return next
 	}
@@ -276,6 +280,9 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 	if m.cfg.Audit != nil {
 		river.AddWorker(workers, &jobWorker[AuditVerifyArgs]{m: m, job: JobAuditVerify})
 	}
+	if m.cfg.Scanner != nil {
+		river.AddWorker(workers, &jobWorker[ScanArgs]{m: m, job: JobScan})
+	}
 
 	shortest := min(m.cfg.CleanupInterval, m.cfg.VerifyInterval, m.cfg.ReportInterval)
 	if m.cfg.Audit != nil {
@@ -325,6 +332,9 @@ func StartScheduler(ctx context.Context, m *Maintainer, opts SchedulerOptions) (
 		// and a job is considered stuck only after twice the longest period.
 		JobTimeout:           -1,
 		RescueStuckJobsAfter: max(2*longest, time.Hour),
+	}
+	if m.cfg.Scanner != nil {
+		cfg.PeriodicJobs = append(cfg.PeriodicJobs, periodic(m.cfg.ScanInterval, ScanArgs{}, JobScan, JobScan))
 	}
 	db := m.cfg.DB
 	switch db.Engine() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command of depot (README): formatting, vet, and every test with
 # the race detector. It starts or installs what the tests need: PostgreSQL on
-# 127.0.0.1:5432 and the npm packages of the tus-js-client test.
+# 127.0.0.1:5432, the npm packages of the tus-js-client test and clamd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +9,7 @@ echo "== environment"
 go version
 scripts/ensure-postgres.sh
 # Each installer does nothing when its tool is already there.
-for script in install-tus-js-client.sh install-chromium.sh install-ops-tools.sh; do
+for script in install-tus-js-client.sh install-chromium.sh install-ops-tools.sh install-clamav.sh; do
 	if [ -x "scripts/$script" ]; then "scripts/$script"; fi
 done
 scripts/s3-server.sh install

@@ -19,7 +19,7 @@ type Change func(ctx context.Context, tx *sql.Tx, now time.Time) error
 // Commit describes a new version to record.
 type Commit struct {
 	// Version is the new version: ID, Key, Cohort, Size, SHA256, Class,
-	// CleanupScheduledFor and UploadedBy are stored; Created is the
+	// CleanupScheduledFor, UploadedBy and Scan are stored; Created is the
 	// record's time.
 	Version Version
 	// UploadID is the upload session committed, removed in the same
@@ -55,8 +55,8 @@ func CommitVersion(c Commit) Change {
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO versions (version_id, storage_key, cohort, size, sha256, class,
-			cleanup_scheduled_for_ms, created_ms, uploaded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			v.ID, v.Key, v.Cohort, v.Size, v.SHA256, string(v.Class), msOrNil(v.CleanupScheduledFor), toMS(now), v.UploadedBy); err != nil {
+			cleanup_scheduled_for_ms, created_ms, uploaded_by, scan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			v.ID, v.Key, v.Cohort, v.Size, v.SHA256, string(v.Class), msOrNil(v.CleanupScheduledFor), toMS(now), v.UploadedBy, string(v.Scan)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO paths (storage_key, cohort, current_version, deleted_ms, deleted_by, updated_ms)

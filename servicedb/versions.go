@@ -23,6 +23,8 @@ type Version struct {
 	UploadedBy          string
 	LastVerified        *time.Time
 	Purged              *time.Time
+	// Scan is the malware scan status ("" when scanning was off).
+	Scan depot.ScanStatus
 }
 
 // Object returns v as the public description of a file version.
@@ -30,6 +32,7 @@ func (v Version) Object() depot.Object {
 	return depot.Object{
 		Key: v.Key, Version: v.ID, Size: v.Size, SHA256: v.SHA256, ModTime: v.Created,
 		Class: v.Class, UploadedBy: v.UploadedBy, CleanupScheduledFor: v.CleanupScheduledFor,
+		Scan: v.Scan,
 	}
 }
 
@@ -44,7 +47,7 @@ type Path struct {
 }
 
 const versionColumns = `v.version_id, v.storage_key, v.cohort, v.size, v.sha256, v.class,
-	v.cleanup_scheduled_for_ms, v.created_ms, v.uploaded_by, v.last_verified_ms, v.purged_ms`
+	v.cleanup_scheduled_for_ms, v.created_ms, v.uploaded_by, v.last_verified_ms, v.purged_ms, v.scan`
 
 const pathColumns = `p.storage_key, p.cohort, p.current_version, p.deleted_ms, p.deleted_by, p.updated_ms`
 
@@ -54,15 +57,15 @@ type scanner interface{ Scan(dest ...any) error }
 func scanVersion(s scanner) (Version, error) {
 	var (
 		v                           Version
-		class                       string
+		class, scan                 string
 		created                     int64
 		cleanupAt, verified, purged sql.NullInt64
 	)
 	if err := s.Scan(&v.ID, &v.Key, &v.Cohort, &v.Size, &v.SHA256, &class, &cleanupAt, &created,
-		&v.UploadedBy, &verified, &purged); err != nil {
+		&v.UploadedBy, &verified, &purged, &scan); err != nil {
 		return Version{}, err
 	}
-	v.Class, v.Created = depot.Class(class), fromMS(created)
+	v.Class, v.Created, v.Scan = depot.Class(class), fromMS(created), depot.ScanStatus(scan)
 	v.CleanupScheduledFor, v.LastVerified, v.Purged = timeOrNil(cleanupAt), timeOrNil(verified), timeOrNil(purged)
 	return v, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"depot"
 	"depot/metrics"
+	"depot/scan"
 	"depot/servicedb"
 	"depot/storage"
 )
@@ -52,6 +53,12 @@ type Config struct {
 	// (checked against the provider's keys; identity.go) and records the
 	// single sign-on events of SessionEvent.
 	OIDC *OIDC
+	// Scan, when set, gates every commit on a malware scan verdict
+	// (services/scan.go, docs/scanning.md); nil commits unscanned.
+	Scan *scan.Gate
+	// OnInfected, when set, is called after an infected upload was
+	// refused and recorded (the alert).
+	OnInfected func(ctx context.Context, uploadID, signature string)
 }
 
 // Core does the work of every internal API call. It is safe for

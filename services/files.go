@@ -67,6 +67,9 @@ func (c *Core) Open(ctx context.Context, caller depot.Caller, key string, opts d
 	}
 	ev := cl.event(depot.ActionDownload, key)
 	v, err := c.versionOf(ctx, cl, key, opts.Version)
+	if err == nil && v.Scan == depot.ScanInfected {
+		err = depot.Errorf(depot.CodeInfected, "a rescan found malware in this version; it is no longer served")
+	}
 	if err != nil {
 		return nil, c.fail(ctx, cl, ev, err)
 	}

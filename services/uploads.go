@@ -55,6 +55,10 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 		ev.Action = depot.ActionUploadFailed
 		return depot.Upload{}, c.fail(ctx, cl, ev, err)
 	}
+	if err := c.scanAdmit(req.Size); err != nil {
+		ev.Action = depot.ActionUploadFailed
+		return depot.Upload{}, c.fail(ctx, cl, ev, err)
+	}
 	req.Class = class
 	if max := c.cfg.MaxOpenUploadsPerUser; max > 0 {
 		n, err := c.cfg.DB.OpenUploads(ctx, cl.principal.User)
@@ -229,13 +233,7 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 		return depot.Upload{}, nil, err
 	}
 	if u.Completed {
-		// A retry of the final chunk whose answer was lost: its commit
-		// succeeded.
-		if req.Chunk.Offset+req.Chunk.Length == u.Offset && (req.Complete || req.Chunk.Length == 0) {
-			obj, err := c.versionObject(ctx, u.ID)
-			return u, &obj, err
-		}
-		return u, nil, depot.Errorf(depot.CodeConflict, "the upload is already complete")
+		return c.appendAfterCommit(ctx, u, req)
 	}
 	if req.Resume {
 		ev := cl.event(depot.ActionUploadResumed, u.Key)
@@ -245,7 +243,17 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 			return u, nil, err
 		}
 	}
-	next, err := c.cfg.Store.Append(ctx, id, req.Chunk)
+	chunk, fed := c.scanTee(ctx, id, req.Chunk)
+	next, err := c.cfg.Store.Append(ctx, id, chunk)
+	fed(err, next.Offset)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		// The session was committed while this request waited for it: a
+		// retry of the final chunk sent while its commit (a long malware
+		// scan) was still running.
+		if done, derr := c.completedUpload(ctx, id); derr == nil {
+			return c.appendAfterCommit(ctx, done, req)
+		}
+	}
 	if next.ID != "" {
 		u = next
 	}
@@ -261,6 +269,16 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 	}
 	u.Completed = true
 	return u, &obj, nil
+}
+
+// appendAfterCommit answers a chunk for upload u, which is committed: a
+// retry of the final chunk whose answer was lost gets the version.
+func (c *Core) appendAfterCommit(ctx context.Context, u depot.Upload, req AppendRequest) (depot.Upload, *depot.Object, error) {
+	if req.Chunk.Offset+req.Chunk.Length == u.Offset && (req.Complete || req.Chunk.Length == 0) {
+		obj, err := c.versionObject(ctx, u.ID)
+		return u, &obj, err
+	}
+	return u, nil, depot.Errorf(depot.CodeConflict, "the upload is already complete")
 }
 
 // Complete verifies and commits upload id as a new version of its path.
@@ -291,10 +309,13 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 	crashpoint.Reach(crashpoint.Staged)
 	_, err := c.cfg.Store.Complete(ctx, u.ID, want, func(ctx context.Context, s storage.Stored) error {
 		crashpoint.Reach(crashpoint.BeforeCommit)
+		v := c.newVersion(s, u.Key, u.Class, u.Owner)
+		if err := c.scanVerdict(ctx, u.ID, s, &v, &ev); err != nil {
+			return err
+		}
 		if err := c.reauthorize(ctx, cl, u.Key, depot.PermUpload); err != nil {
 			return err
 		}
-		v := c.newVersion(s, u.Key, u.Class, u.Owner)
 		c.fillCommitted(&ev, v)
 		obj = v.Object()
 		commit := servicedb.Commit{
@@ -311,13 +332,16 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 	switch depot.ErrorCode(err) {
 	case depot.CodeHashMismatch: // the Store discarded the session
 		return depot.Object{}, c.fail(ctx, cl, ev, err)
-	case depot.CodePrecondition, depot.CodeForbidden:
-		// The commit refused: the upload can never succeed.
+	case depot.CodePrecondition, depot.CodeForbidden, depot.CodeInfected, depot.CodeTooLarge:
+		// The commit (or the scan before it) refused: the upload can
+		// never succeed.
 		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+		after := c.scanRefused(ctx, &ev, err)
 		ev.Outcome, ev.ErrorCode = depot.OutcomeFailure, string(depot.ErrorCode(err))
 		if aerr := c.audit(ctx, ev); aerr != nil {
 			return depot.Object{}, aerr
 		}
+		after()
 		return depot.Object{}, err
 	}
 	return depot.Object{}, c.endPlain(ctx, cl, u, err)
@@ -337,6 +361,7 @@ func (c *Core) endPlain(ctx context.Context, cl *call, u depot.Upload, err error
 		return err
 	}
 	_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+	c.scanDrop(u.ID)
 	ev := cl.event(depot.ActionUploadFailed, u.Key)
 	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, u.Offset
 	return c.fail(ctx, cl, ev, err)
@@ -396,6 +421,7 @@ func (c *Core) Abort(ctx context.Context, caller depot.Caller, id string, reason
 	if err := c.audit(ctx, ev); err != nil {
 		return err
 	}
+	c.scanDrop(u.ID)
 	return c.cfg.Store.Abort(ctx, u.ID)
 }
 
@@ -435,17 +461,31 @@ func (c *Core) Put(ctx context.Context, caller depot.Caller, req PutRequest) (de
 	if err != nil {
 		return fail(err)
 	}
-	s, err := c.cfg.Store.Put(ctx, req.Chunk, req.SHA256)
+	if err := c.scanAdmit(req.Chunk.Length); err != nil {
+		return fail(err)
+	}
+	scanID := "put-" + storage.NewID() // the scan stream of this one-shot body
+	chunk, fed := c.scanTee(ctx, scanID, req.Chunk)
+	s, err := c.cfg.Store.Put(ctx, chunk, req.SHA256)
+	fed(err, s.Size)
 	if err != nil {
+		c.scanDrop(scanID)
 		return fail(err)
 	}
 	ev.UploadID = s.ID
 	crashpoint.Reach(crashpoint.BeforeCommit)
+	v := c.newVersion(s, req.Key, req.Class, cl.principal.User)
+	if err := c.scanVerdict(ctx, scanID, s, &v, &ev); err != nil {
+		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), s.ID)
+		after := c.scanRefused(ctx, &ev, err)
+		obj, err := fail(err)
+		after()
+		return obj, err
+	}
 	if err := c.reauthorize(ctx, cl, req.Key, depot.PermUpload); err != nil {
 		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), s.ID)
 		return fail(err)
 	}
-	v := c.newVersion(s, req.Key, req.Class, cl.principal.User)
 	c.fillCommitted(&ev, v)
 	commit := servicedb.Commit{
 		Version: v, IfMatch: req.IfMatch, IfNoneMatch: req.IfNoneMatch,
@@ -494,6 +534,7 @@ func (c *Core) ExpireIdlePlain(ctx context.Context, idle time.Duration) (int, er
 		if err := c.audit(ctx, ev); err != nil {
 			return n, err
 		}
+		c.scanDrop(u.ID)
 	}
 	return n, nil
 }

@@ -157,12 +157,14 @@ type FileJSON struct {
 	Modified   time.Time `json:"modified,omitzero"`
 	Class      string    `json:"class,omitempty"`
 	UploadedBy string    `json:"uploaded_by,omitempty"`
+	Scan       string    `json:"scan,omitempty"` // malware scan: clean, unscanned, infected; absent when scanning was off
 }
 
 func publicObject(obj depot.Object, cohort string) FileJSON {
 	return FileJSON{
 		Cohort: cohort, Path: strings.TrimPrefix(obj.Key, cohort+"/"), Version: obj.Version, Size: obj.Size,
 		SHA256: obj.SHA256, Modified: obj.ModTime, Class: string(obj.Class), UploadedBy: obj.UploadedBy,
+		Scan: string(obj.Scan),
 	}
 }
 

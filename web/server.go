@@ -215,6 +215,8 @@ func publicMessage(code depot.Code) string {
 		return "the storage is full; nothing was stored"
 	case depot.CodePrecondition:
 		return "the file changed: the request's condition does not hold"
+	case depot.CodeInfected:
+		return "the malware scanner found a threat in this file; nothing was stored"
 	}
 	return "internal error"
 }

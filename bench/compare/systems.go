@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"depot/bench/internal/benchkit"
 	"depot/internal/httpauth"
+	"depot/scan/clamdtest"
 )
 
 // scenario is one payload: streams concurrent uploads of size bytes, or
@@ -419,7 +421,7 @@ func tusUpload(c *conn, base string, size int64, h http.Header) (string, error) 
 
 // startDepotPair starts fresh services (and, unless servicesOnly, web)
 // processes on a copy of the prepared database and an empty storage dir.
-func (b *bench) startDepot(sc scenario, servicesOnly bool) (svc, web *exec.Cmd, svcAddr, webAddr string, cleanup func(), err error) {
+func (b *bench) startDepot(sc scenario, servicesOnly bool, svcExtra ...string) (svc, web *exec.Cmd, svcAddr, webAddr string, cleanup func(), err error) {
 	dir, err := scratch(b, "depot")
 	if err != nil {
 		return
@@ -447,7 +449,7 @@ func (b *bench) startDepot(sc scenario, servicesOnly bool) (svc, web *exec.Cmd, 
 	svcEnv := []string{"DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR=127.0.0.1:0",
 		"DEPOT_INTERNAL_KEYS=" + internalKey, "DEPOT_STORAGE_URL=file://" + filepath.Join(dir, "files"),
 		"DEPOT_DATABASE_URL=sqlite://" + filepath.Join(dir, "depot.db"), "DEPOT_MAINTENANCE=off"}
-	svc, svcAddr, err = benchkit.Serve(b.depotBin, append(svcEnv, b.depotEnv...)...)
+	svc, svcAddr, err = benchkit.Serve(b.depotBin, slices.Concat(svcEnv, svcExtra, b.depotEnv)...)
 	if err != nil {
 		return
 	}
@@ -524,6 +526,36 @@ func depotPutServices(b *bench, sc scenario, run int) ([]sample, error) {
 			req.Header.Set("Depot-Key", fmt.Sprintf("b/r%d/direct-%d.bin", run, i))
 			httpauth.Sign(req, []byte(internalKey), time.Now())
 			_, err = c.call("PUT", "/internal/v1/object", req.Header, size, 201)
+			return err
+		}))
+	return []sample{s}, err
+}
+
+// depotPutWebScan is depotPutWeb with malware scanning on: a fresh clamd
+// (scan/clamdtest: Debian's clamav-daemon on a one-signature database, so
+// it measures clamd's streaming and scanning, not a large signature set)
+// whose limits take the whole stream, and whose CPU and RSS are reported.
+func depotPutWebScan(b *bench, sc scenario, run int) ([]sample, error) {
+	d, err := clamdtest.New(clamdtest.Options{StreamMaxLength: sc.size + 1<<20})
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if err := d.Run(); err != nil {
+		return nil, err
+	}
+	svc, web, _, webAddr, cleanup, err := b.startDepot(sc, false, "DEPOT_SCAN=clamav", "DEPOT_CLAMD_ADDR="+d.Addr(),
+		"DEPOT_SCAN_MAX_SIZE=0", "DEPOT_SCAN_TIMEOUT=30m", "DEPOT_SCAN_STREAMS=64")
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{"Authorization": {"Bearer " + b.token}}
+	s, err := measureHTTP(sc, []group{single("web", web), single("services", svc), single("clamd", d.Cmd())},
+		httpWork(sc, webAddr, func(c *conn, i int, size int64) error {
+			_, err := c.call("PUT", fmt.Sprintf("/api/v1/files/b/r%d/scan-%d.bin", run, i), h, size, 201)
 			return err
 		}))
 	return []sample{s}, err

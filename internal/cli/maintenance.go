@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -20,9 +21,9 @@ import (
 )
 
 // maintenanceVars are bound by the maintenance commands and by serve.
-var maintenanceVars = append([]config.Var{
+var maintenanceVars = slices.Concat([]config.Var{
 	config.StorageURL, config.DatabaseURL, config.UploadExpiry, config.BodyIdle, config.NodeName, config.LogLevel,
-}, config.MaintenanceVars...)
+}, config.MaintenanceVars, config.ScanVars)
 
 // maintenanceConfig builds the maintenance configuration from s.
 func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (maintenance.Config, error) {
@@ -69,6 +70,12 @@ func maintenanceConfig(s settings, db *servicedb.DB, store *storage.Store) (main
 		return cfg, usageErr("%s: %v", config.ReportFormat.Env, err)
 	}
 	cfg.Alerts = &maintenance.Alerter{URL: s.get(config.AlertWebhookURL), Format: alertFormat, Log: cfg.Log}
+	if cfg.Scanner, err = scanGate(s, cfg.Log); err != nil {
+		return cfg, err
+	}
+	if cfg.ScanInterval, err = s.duration(config.ScanInterval); err != nil {
+		return cfg, err
+	}
 	if u := s.get(config.ReportWebhookURL); u != "" {
 		cfg.Reports = &maintenance.Alerter{URL: u, Format: reportFormat, Log: cfg.Log}
 	}

@@ -21,6 +21,7 @@ import (
 	"depot/internal/config"
 	"depot/internal/httpx"
 	"depot/internal/tlsconf"
+	"depot/maintenance"
 	"depot/metrics"
 	"depot/services"
 	"depot/storage"
@@ -41,7 +42,7 @@ var serveVars = append([]config.Var{
 	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
 	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
 	config.OIDCGroupRoles, config.OIDCGroupRolesFile,
-}, config.MaintenanceVars...) // the services role runs the scheduled jobs
+}, append(config.MaintenanceVars, config.ScanVars...)...) // the services role runs the scheduled jobs and the scan
 
 func serveCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -243,10 +244,23 @@ func runServices(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
+	gate, err := scanGate(s, log)
+	if err != nil {
+		return err
+	}
+	if gate != nil {
+		checkClamd(ctx, gate, log)
+	}
 	core := services.NewCore(services.Config{
 		Store: store, DB: db, Log: log, TempTTL: ttl, MaxOpenUploadsPerUser: maxOpen, Node: s.nodeName(),
 		TrustWebUsers: s.get(config.TrustWebUsers) == "on", Metrics: m, OIDC: sso,
 		Cleanup: func(ctx context.Context, dryRun bool) (any, error) { return maint.Cleanup(ctx, "request", dryRun) },
+		Scan:    gate,
+		OnInfected: func(ctx context.Context, uploadID, signature string) {
+			maint.Raise(ctx, maintenance.Alert{Kind: maintenance.AlertInfected, Code: string(depot.CodeInfected),
+				Message: "an upload was refused: the malware scanner found a signature in it; nothing was stored",
+				Details: map[string]string{"upload_id": uploadID, "signature": signature}})
+		},
 	})
 	stopReaper := reapPlainUploads(ctx, core, plain, log)
 	defer stopReaper()

@@ -131,4 +131,4 @@ var All = append([]Var{
 	OIDCGroupRoles, OIDCGroupRolesFile,
 	AuditSigningKeyFile, AuditPublicKeyFile, AuditWitnessDir, AuditWitnessS3, AuditWitnessURL,
 	AuditCheckpointRecords, AuditCheckpointInterval, AuditVerifyInterval,
-}, MaintenanceVars...)
+}, append(MaintenanceVars, ScanVars...)...)

@@ -38,6 +38,8 @@ func StatusOf(code depot.Code) int {
 		return http.StatusPreconditionFailed
 	case depot.CodeNotModified:
 		return http.StatusNotModified
+	case depot.CodeInfected:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }
@@ -68,6 +70,8 @@ func CodeOfStatus(status int) depot.Code {
 		return depot.CodeStorageFull
 	case http.StatusPreconditionFailed:
 		return depot.CodePrecondition
+	case http.StatusUnprocessableEntity:
+		return depot.CodeInfected
 	}
 	return depot.CodeInternal
 }
