@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"os"
 	"net/http"
 	"strconv"
 	"sync"
@@ -46,6 +48,7 @@ func TestServicesHangNoticed(t *testing.T) {
 	if err := syscall.Kill(c.services.pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitState(t, c.services.pid(), 'T') // the signal is delivered asynchronously
 	stopped := time.Now()
 	resumed := false
 	resume := func() {
@@ -176,4 +179,20 @@ func (s *streamed) status() int {
 func statusOf(t *testing.T, resp *http.Response) int {
 	readAll(t, resp)
 	return resp.StatusCode
+}
+
+// waitState waits until the process pid is in the given state (the third
+// field of /proc/<pid>/stat: 'T' stopped, 'S' sleeping, …).
+func waitState(t *testing.T, pid int, state byte) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == state {
+			return
+		}
+	}
+	t.Fatalf("process %d never reached state %c", pid, state)
 }
