@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"context"
+	"sync"
 
 	"depot"
 )
@@ -48,4 +49,19 @@ func (p *bufferPool) put(b *[]byte) {
 	if b != nil {
 		p.free <- b
 	}
+}
+
+// ChunkBuffer lends one buffer of the shared pool (ChunkSize bytes),
+// waiting while all MaxBuffers are in use, to a caller that must hold a
+// body in memory before sending it: a tus PATCH with Upload-Checksum is
+// verified before any of its bytes is appended. Such bodies so count
+// against MaxBuffers × ChunkSize like every chunk. release gives the buffer
+// back (once; later calls do nothing).
+func (c *Client) ChunkBuffer(ctx context.Context) (buf []byte, release func(), err error) {
+	bp, err := c.bufs.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	return *bp, func() { once.Do(func() { c.bufs.put(bp) }) }, nil
 }

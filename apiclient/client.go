@@ -2,7 +2,8 @@
 // depot.Files over the services tier's internal API. Bodies are streamed in
 // chunks held only in memory; a chunk that fails on the network is retried at
 // its offset with backoff; connections are pooled and kept alive; there is no
-// whole-request timeout, only dial, TLS and response-header timeouts.
+// whole-request timeout, only dial and TLS timeouts and a bound on time
+// without progress on a connection (ProgressTimeout).
 package apiclient
 
 import (
@@ -10,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -35,8 +37,15 @@ type Config struct {
 	// Backoff is the first retry delay, doubled per attempt (capped at 5 s).
 	// Default 100 ms.
 	Backoff time.Duration
+	// ProgressTimeout bounds how long a request to services may wait with
+	// no byte moving on its connection in either direction (a hung or
+	// stopped services tier): the request then fails with a *StallError
+	// (unavailable, 503 to the user) and is not retried. It is pushed back
+	// by every byte, so it never cuts a transfer that moves. 0: no bound.
+	ProgressTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for response headers after a
-	// request was written. Default 60 s.
+	// request was written; failures are retried. Default 60 s without a
+	// ProgressTimeout, none with one (the progress bound covers the wait).
 	ResponseHeaderTimeout time.Duration
 	// TLS configures HTTPS to services (mutual TLS when it has a client
 	// certificate). nil means plain HTTP.
@@ -72,14 +81,14 @@ func New(cfg Config) *Client {
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 100 * time.Millisecond
 	}
-	if cfg.ResponseHeaderTimeout <= 0 {
+	if cfg.ResponseHeaderTimeout <= 0 && cfg.ProgressTimeout <= 0 {
 		cfg.ResponseHeaderTimeout = 60 * time.Second
 	}
 	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
 	c := &Client{cfg: cfg}
 	tr := &http.Transport{
 		Proxy:                 nil, // the internal hop never goes through a proxy
-		DialContext:           dialWholeChunks((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
+		DialContext:           dialHop((&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext, cfg.ProgressTimeout),
 		TLSClientConfig:       cfg.TLS,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -145,6 +154,11 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	httpauth.Sign(req, []byte(c.key.Load().(string)), time.Now())
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if se := (*StallError)(nil); errors.As(err, &se) {
+			// Not a netError: retrying a hung services tier would hold
+			// the user for another ProgressTimeout per retry.
+			return nil, depot.WrapError(depot.CodeUnavailable, "the services tier stopped answering", se)
+		}
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, depot.WrapError(depot.CodeUnavailable, "request cancelled", context.Cause(req.Context()))
 		}

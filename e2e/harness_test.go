@@ -204,7 +204,9 @@ func depotCLIResult(env map[string]string, args ...string) (stdout, stderr strin
 	return o.String(), e.String(), code
 }
 
-const testKey = "0123456789abcdef0123456789abcdef"
+// testKey is the internal key of every cluster: fresh random bytes, as
+// depot refuses keys of low entropy.
+var testKey = httpauth.NewKey()
 
 // cluster is one services process and one web process sharing nothing but
 // the internal API.

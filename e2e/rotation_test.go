@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"depot/internal/httpauth"
 )
 
 // TestKeyRotationWithoutDowntime rotates the internal key the way
@@ -18,7 +20,7 @@ import (
 func TestKeyRotationWithoutDowntime(t *testing.T) {
 	dir := t.TempDir()
 	svcKeys, webKey := filepath.Join(dir, "internal-keys"), filepath.Join(dir, "internal-key")
-	oldKey, newKey := strings.Repeat("1", 64), strings.Repeat("2", 64)
+	oldKey, newKey := httpauth.NewKey(), httpauth.NewKey()
 	write := func(path string, keys ...string) {
 		t.Helper()
 		tmp := path + ".tmp"

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"depot/internal/httpauth"
 )
 
 // TestMutualTLS runs both tiers with TLS on the public listener and mutual
@@ -197,7 +199,7 @@ func TestWrongInternalKey(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
 	web2 := start(t, map[string]string{
 		"DEPOT_ROLE": "web", "DEPOT_ADDR": "127.0.0.1:0", "DEPOT_SERVICES_URL": c.services.url(),
-		"DEPOT_INTERNAL_KEY": "ffffffffffffffffffffffffffffffff",
+		"DEPOT_INTERNAL_KEY": httpauth.NewKey(), // a good key, but not one services accepts
 	})
 	get := func(base, path string) int {
 		t.Helper()
@@ -226,5 +228,58 @@ func TestWrongInternalKey(t *testing.T) {
 	// An unsigned probe (a load balancer's) still gets services' readiness.
 	if got := get(c.services.url(), "/readyz"); got != http.StatusOK {
 		t.Errorf("unsigned services readyz: %d, want 200", got)
+	}
+}
+
+// TestCapturedRequestCannotDropAHeader captures a signed internal request
+// that services refuses 403 because of its Depot-Permission header (may bob,
+// an uploader, delete in c1?), and sends it again without that header (then
+// it only asks who bob is, which services answers 200), then with another
+// value: both are refused as badly signed. The review turned such a 403
+// into a 200 by removing the header, which v1 did not sign.
+func TestCapturedRequestCannotDropAHeader(t *testing.T) {
+	c := newCluster(t, clusterOpts{})
+	depotCLI(t, c.dbEnv(), "users", "add", "bob")
+	depotCLI(t, c.dbEnv(), "cohorts", "grant", "bob", "c1", "uploader")
+	bob := strings.TrimSpace(depotCLI(t, c.dbEnv(), "tokens", "create", "bob"))
+
+	capture := func(drop bool) *http.Request {
+		req, _ := http.NewRequest("POST", c.services.url()+"/internal/v1/auth", nil)
+		req.Header.Set("Depot-User-Token", bob)
+		req.Header.Set("Depot-Cohort", "c1")
+		if !drop {
+			req.Header.Set("Depot-Permission", "delete")
+		}
+		return req
+	}
+	send := func(req *http.Request) int {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		return resp.StatusCode
+	}
+	signed := capture(false)
+	signInternal(signed, c.key)
+	if got := send(signed); got != http.StatusForbidden {
+		t.Fatalf("bob asking for delete in c1: %d, want 403", got)
+	}
+	honest := capture(true)
+	signInternal(honest, c.key)
+	if got := send(honest); got != http.StatusOK {
+		t.Fatalf("bob asking who he is, signed: %d, want 200", got)
+	}
+	dropped := capture(false)
+	signInternal(dropped, c.key)
+	dropped.Header.Del("Depot-Permission")
+	if got := send(dropped); got != http.StatusUnauthorized {
+		t.Errorf("the captured request without Depot-Permission: %d, want 401 (bad signature)", got)
+	}
+	changed := capture(false)
+	signInternal(changed, c.key)
+	changed.Header.Set("Depot-Permission", "upload")
+	if got := send(changed); got != http.StatusUnauthorized {
+		t.Errorf("the captured request with another permission: %d, want 401 (bad signature)", got)
 	}
 }

@@ -102,3 +102,39 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestTusJSParallelUploadsRefused: tus-js-client with parallelUploads: 3
+// sends partial uploads joined by the concatenation extension, which depot
+// does not implement: the first partial creation is refused with 400
+// naming Upload-Concat, and nothing is stored (the review got each third
+// committed as the whole file).
+func TestTusJSParallelUploadsRefused(t *testing.T) {
+	dir := tusJSDir(t)
+	c := newCluster(t, clusterOpts{})
+	data, _ := payloadBytes(22, 300_000)
+	src := filepath.Join(t.TempDir(), "source.bin")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "upload.mjs", "--endpoint", c.web.url()+tusPath,
+		"--file", src, "--cohort", "c1", "--filename", "parallel.bin", "--parallel", "3")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DEPOT_TOKEN="+c.token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatalf("the parallel upload succeeded:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "400") || !strings.Contains(stderr.String(), "Upload-Concat") {
+		t.Fatalf("the client's error does not show a 400 naming Upload-Concat:\n%s", stderr.String())
+	}
+	checkAbsent(t, c, "parallel.bin")
+	db := openAuditDB(t, c.dbURL)
+	for _, ev := range auditAfter(t, db, 0) {
+		if ev.Action == "upload.started" {
+			t.Errorf("an upload session was opened: %+v", ev)
+		}
+	}
+}

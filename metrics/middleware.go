@@ -19,7 +19,13 @@ func (s *Set) Instrument(route func(*http.Request) string, next http.Handler) ht
 			defer s.InFlightUploads.Dec()
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &countingBody{ReadCloser: r.Body, c: s.BytesIn}
+			// On a shallow copy: net/http decides whether to drain an
+			// unread body before answering by looking at its own request's
+			// Body, which must stay the one it made (replacing it made
+			// every refusal wait for the body).
+			counted := *r
+			counted.Body = &countingBody{ReadCloser: r.Body, c: s.BytesIn}
+			r = &counted
 		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)

@@ -112,7 +112,7 @@ func (c *Core) principal(ctx context.Context, cl *call) (depot.Principal, error)
 }
 
 // authenticate resolves the credential of cl, throttling repeated failures
-// from one client address.
+// from one client address or network (a success does not reset them).
 func (c *Core) authenticate(ctx context.Context, cl *call) error {
 	if wait, blocked := c.throttle.check(cl.ClientIP); blocked {
 		ev := cl.event(depot.ActionAuthThrottled, "")
@@ -130,7 +130,6 @@ func (c *Core) authenticate(ctx context.Context, cl *call) error {
 	}
 	p, err := c.principal(ctx, cl)
 	if err == nil {
-		c.throttle.success(cl.ClientIP)
 		cl.principal = p
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"depot"
+	"depot/internal/httpauth"
 	"depot/metrics"
 	"depot/servicedb"
 	"depot/servicedb/servicedbtest"
@@ -20,8 +21,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fixtureKey is the internal key of a fixture's handler.
-const fixtureKey = "0123456789abcdef0123456789abcdef"
+// fixtureKey is the internal key of a fixture's handler: random, as depot
+// refuses keys of low entropy at start.
+var fixtureKey = httpauth.NewKey()
 
 // fixture is the production services core and handler on what a services
 // process runs on: local storage in a temporary directory and a database

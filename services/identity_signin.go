@@ -209,8 +209,7 @@ func (c *Core) signIn(ctx context.Context, cl *call, raw, client string) (depot.
 	if err := c.audit(ctx, ev); err != nil {
 		return depot.Principal{}, err
 	}
-	c.throttle.success(cl.ClientIP)
-	return p, nil
+	return p, nil // a success resets no failure count (throttle.go)
 }
 
 // provision binds id to a depot user at its first sign-in: an existing

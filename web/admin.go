@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"depot"
+	"depot/internal/httpx"
 )
 
 // requestCleanup forwards an administrator's cleanup request
@@ -22,10 +23,19 @@ func (s *Server) requestCleanup(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(res)
 }
 
-// decodeJSON decodes a small JSON request body into v, answering 400 and
-// returning false when it is not valid.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(v); err != nil {
+// decodeJSON decodes a small JSON request body of caller c into v,
+// answering and returning false when it cannot. Services first sees c's
+// credentials, so that a body is read only from a signed-in user (a refusal
+// is sent at once, never after a body that may not come), and the body must
+// arrive within BodyIdleTimeout.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, c depot.Caller, v any) bool {
+	if _, err := s.cfg.Backend.Authorize(r.Context(), c, "", ""); err != nil {
+		writeError(w, err)
+		return false
+	}
+	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
+	defer body.Done()
+	if err := json.NewDecoder(io.LimitReader(body, 64<<10)).Decode(v); err != nil {
 		writeError(w, errorf(depot.CodeInvalid, "the request body is not valid JSON"))
 		return false
 	}

@@ -50,6 +50,15 @@ type Uploads interface {
 	// with complete it commits the upload when it reaches end (its total
 	// size, -1 unknown: the end of r), returning the version.
 	AppendStream(ctx context.Context, c depot.Caller, id string, offset int64, r io.Reader, end int64, complete bool) (int64, *depot.Object, error)
+	// AppendChunk appends data held in memory by the caller (a verified
+	// checksummed tus body, in a buffer from ChunkBuffer) at offset in one
+	// request, taking no second buffer from the pool; end and complete as
+	// for AppendStream.
+	AppendChunk(ctx context.Context, c depot.Caller, id string, offset int64, data []byte, end int64, complete bool) (int64, *depot.Object, error)
+	// ChunkBuffer lends a buffer of the backend's chunk size from its
+	// bounded pool (the one chunks of AppendStream and Put come from),
+	// waiting while all are in use; release gives it back.
+	ChunkBuffer(ctx context.Context) (buf []byte, release func(), err error)
 	Complete(ctx context.Context, c depot.Caller, id string, size int64, sha256 string) (depot.Object, error)
 	// Abort discards an upload; reason is why web gives up on it ("": its
 	// client ended it).

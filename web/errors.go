@@ -29,3 +29,13 @@ func local(err error) error {
 }
 
 func asLocal(err error, target **localError) bool { return errors.As(err, target) }
+
+// statusError is a refusal with a status of a protocol of its own (tus:
+// 412, 415, 460) rather than the status of one of depot's codes.
+type statusError struct {
+	status int
+	code   depot.Code
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }

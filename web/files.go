@@ -1,10 +1,7 @@
 package web
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"path"
 	"strconv"
@@ -17,7 +14,8 @@ import (
 
 const filesPrefix = "/api/v1/files/"
 
-// target is a parsed /api/v1/files/{cohort}/{path...} request path.
+// target is a parsed /api/v1/files/{cohort}/{path...} request path, in
+// Unicode NFC (depot.CleanKey).
 type target struct {
 	cohort string
 	rest   string // path inside the cohort, may be "" or end with "/"
@@ -28,22 +26,31 @@ func (t target) key() string { return t.cohort + "/" + t.rest }
 
 func parseTarget(rest string) (target, error) {
 	cohort, p, _ := strings.Cut(rest, "/")
-	if err := depot.ValidateKey(cohort); err != nil {
+	cohort, err := depot.CleanKey(cohort)
+	if err != nil {
 		return target{}, local(err)
 	}
-	t := target{cohort: cohort, rest: p, isDir: p == "" || strings.HasSuffix(p, "/")}
-	if t.isDir && p != "" {
-		if err := depot.ValidateKey(strings.TrimSuffix(p, "/")); err != nil {
+	t := target{cohort: cohort, isDir: p == "" || strings.HasSuffix(p, "/")}
+	if p != "" {
+		clean, err := depot.CleanKey(strings.TrimSuffix(p, "/"))
+		if err != nil {
 			return target{}, local(err)
+		}
+		t.rest = clean
+		if t.isDir {
+			t.rest += "/"
 		}
 	}
 	return t, nil
 }
 
+// files serves /api/v1/files/. Every refusal that web makes on its own
+// goes through refuse, so that services sees (and audits, and throttles)
+// the caller's credentials first.
 func (s *Server) files(w http.ResponseWriter, r *http.Request, rest string) {
 	t, err := parseTarget(rest)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), s.caller(w, r), w, err)
 		return
 	}
 	q := r.URL.Query()
@@ -78,7 +85,7 @@ func (s *Server) files(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 	default:
 		w.Header().Set("Allow", "GET, HEAD, PUT, POST, DELETE")
-		writeError(w, errorf(depot.CodeInvalid, "method not allowed"))
+		s.refuse(r.Context(), s.caller(w, r), w, errorf(depot.CodeInvalid, "method not allowed"))
 	}
 }
 
@@ -95,25 +102,25 @@ func fileKey(t target) (string, error) {
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	c := s.caller(w, r)
-	release, err := s.beginUpload(r.Context(), c, t.cohort, r.ContentLength)
+	a, err := s.admit(r.Context(), c, t.cohort, 0, r.ContentLength)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	defer release()
+	defer a.release()
 	opts, err := putOptions(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	obj, err := s.cfg.Backend.Put(r.Context(), c, key, s.limitBody(body), opts, path.Base(key))
+	body := a.body(w, r)
+	obj, err := s.cfg.Backend.Put(r.Context(), c, key, body, opts, path.Base(key))
 	body.Done()
 	if err != nil {
 		writeError(w, err)
@@ -161,94 +168,21 @@ func publicObject(obj depot.Object, cohort string) FileJSON {
 	}
 }
 
-// postMultipart stores every part named "file" of a multipart body under the
-// folder t, part by part, streaming: the body is read with MultipartReader
-// and never spooled to memory or disk.
-func (s *Server) postMultipart(w http.ResponseWriter, r *http.Request, t target) {
-	c := s.caller(w, r)
-	ctx := r.Context()
-	release, err := s.beginUpload(ctx, c, t.cohort, -1)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	defer release()
-	mr, err := r.MultipartReader()
-	if err != nil {
-		writeError(w, errorf(depot.CodeInvalid, "expected a multipart/form-data body"))
-		return
-	}
-	body := httpx.NewProgressReader(w, r, s.cfg.BodyIdleTimeout)
-	r.Body = io.NopCloser(body)
-	dir := strings.TrimSuffix(t.rest, "/")
-	var stored []FileJSON
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			writeError(w, errorf(depot.CodeInvalid, "the multipart body is malformed or was cut off"))
-			return
-		}
-		obj, err := s.storePart(ctx, c, t.cohort, dir, part)
-		part.Close()
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		if obj != nil {
-			stored = append(stored, publicObject(*obj, t.cohort))
-		}
-	}
-	body.Done()
-	if len(stored) == 0 {
-		writeError(w, errorf(depot.CodeInvalid, `no part named "file" with a file name`))
-		return
-	}
-	httpx.WriteJSON(w, http.StatusCreated, stored)
-}
-
-func (s *Server) storePart(ctx context.Context, c depot.Caller, cohort, dir string, part *multipart.Part) (*depot.Object, error) {
-	if part.FormName() != "file" || part.FileName() == "" {
-		_, err := io.Copy(io.Discard, part)
-		return nil, err
-	}
-	name := part.FileName()
-	key := cohort + "/" + name
-	if dir != "" {
-		key = cohort + "/" + dir + "/" + name
-	}
-	if err := depot.ValidateKey(key); err != nil || strings.Contains(name, "/") {
-		return nil, errorf(depot.CodeInvalidPath, "the file name of a part is not allowed")
-	}
-	opts := depot.PutOptions{Size: -1}
-	if sz := part.Header.Get("Content-Length"); sz != "" {
-		if n, err := strconv.ParseInt(sz, 10, 64); err == nil && n >= 0 {
-			opts.Size = n
-		}
-	}
-	obj, err := s.cfg.Backend.Put(ctx, c, key, s.limitBody(part), opts, name)
-	if err != nil {
-		return nil, err
-	}
-	return &obj, nil
-}
-
 func (s *Server) download(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
 	opts := depot.ReadOptions{
 		Version: r.URL.Query().Get("version"), IfRange: r.Header.Get("If-Range"), IfNoneMatch: r.Header.Get("If-None-Match"),
 	}
 	if opts.Range, err = httpx.ParseRange(r.Header.Get("Range")); err != nil {
-		writeError(w, local(err))
+		s.refuse(r.Context(), c, w, local(err))
 		return
 	}
-	d, err := s.cfg.Backend.Open(r.Context(), s.caller(w, r), key, opts)
+	d, err := s.cfg.Backend.Open(r.Context(), c, key, opts)
 	if err != nil {
 		if depot.ErrorCode(err) == depot.CodeRangeNotSatisf {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", d.Object.Size))
@@ -294,12 +228,13 @@ func setFileHeaders(w http.ResponseWriter, obj depot.Object) {
 }
 
 func (s *Server) stat(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	obj, err := s.cfg.Backend.Stat(r.Context(), s.caller(w, r), key, r.URL.Query().Get("version"))
+	obj, err := s.cfg.Backend.Stat(r.Context(), c, key, r.URL.Query().Get("version"))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -311,12 +246,13 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request, t target) {
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	if err := s.cfg.Backend.Delete(r.Context(), s.caller(w, r), key); err != nil {
+	if err := s.cfg.Backend.Delete(r.Context(), c, key); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -332,13 +268,19 @@ type ListJSON struct {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	after := ""
 	if a := q.Get("after"); a != "" {
-		after = t.cohort + "/" + a
+		clean, err := depot.CleanKey(t.cohort + "/" + a)
+		if err != nil {
+			s.refuse(r.Context(), c, w, local(err))
+			return
+		}
+		after = clean
 	}
-	page, err := s.cfg.Backend.List(r.Context(), s.caller(w, r), t.cohort+"/"+t.rest, after, limit)
+	page, err := s.cfg.Backend.List(r.Context(), c, t.cohort+"/"+t.rest, after, limit)
 	if err != nil {
 		writeError(w, err)
 		return

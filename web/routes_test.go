@@ -55,6 +55,12 @@ func (deniedBackend) Upload(context.Context, depot.Caller, string, bool) (depot.
 func (deniedBackend) AppendStream(context.Context, depot.Caller, string, int64, io.Reader, int64, bool) (int64, *depot.Object, error) {
 	return 0, nil, errDenied
 }
+func (deniedBackend) AppendChunk(context.Context, depot.Caller, string, int64, []byte, int64, bool) (int64, *depot.Object, error) {
+	return 0, nil, errDenied
+}
+func (deniedBackend) ChunkBuffer(context.Context) ([]byte, func(), error) {
+	return make([]byte, 1<<20), func() {}, nil
+}
 func (deniedBackend) Complete(context.Context, depot.Caller, string, int64, string) (depot.Object, error) {
 	return depot.Object{}, errDenied
 }

@@ -6,9 +6,11 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -114,11 +116,11 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.OIDC != nil {
 		authed = s.withSession(h) // session cookies (oidc_session.go)
 	}
-	logged := logFailures(s.cfg.Log, authed)
+	served := closeOnRefusal(logFailures(s.cfg.Log, authed))
 	if s.cfg.Metrics == nil {
-		return logged
+		return served
 	}
-	return s.cfg.Metrics.Instrument(routeLabel, logged)
+	return s.cfg.Metrics.Instrument(routeLabel, served)
 }
 
 // routeLabel is the metrics label of a public request: its API area, never
@@ -166,6 +168,14 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request) depot.Caller {
 // services (paths, hosts, internals) reaches the client.
 func writeError(w http.ResponseWriter, err error) {
 	noteCause(w, err)
+	var se *statusError
+	if errors.As(err, &se) {
+		httpx.WriteJSON(w, se.status, httpx.ErrorBody{Error: httpx.ErrorDetail{Code: se.code, Message: se.msg}})
+		return
+	}
+	if cur, ok := depot.CurrentOffset(err); ok {
+		w.Header().Set("Upload-Offset", strconv.FormatInt(cur, 10))
+	}
 	code := depot.ErrorCode(err)
 	var local *localError
 	if asLocal(err, &local) {
@@ -198,7 +208,7 @@ func publicMessage(code depot.Code) string {
 	case depot.CodeRangeNotSatisf:
 		return "the requested range is not satisfiable"
 	case depot.CodeTooMany:
-		return "too many requests; try again later"
+		return "too many requests or unfinished uploads; finish or cancel an upload, or try again later"
 	case depot.CodeUnavailable:
 		return "the service is temporarily unavailable; try again"
 	case depot.CodeStorageFull:

@@ -26,12 +26,13 @@ type VersionJSON struct {
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	h, err := s.cfg.Backend.History(r.Context(), s.caller(w, r), key)
+	h, err := s.cfg.Backend.History(r.Context(), c, key)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -45,12 +46,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, t target) {
 
 // undelete is POST …?undelete: a manager brings a deleted file back.
 func (s *Server) undelete(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	obj, err := s.cfg.Backend.Undelete(r.Context(), s.caller(w, r), key)
+	obj, err := s.cfg.Backend.Undelete(r.Context(), c, key)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -61,17 +63,18 @@ func (s *Server) undelete(w http.ResponseWriter, r *http.Request, t target) {
 // restore is POST …?restore=VERSION: a manager makes an old version the
 // current one.
 func (s *Server) restore(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
 	version := r.URL.Query().Get("restore")
 	if version == "" {
-		writeError(w, errorf(depot.CodeInvalid, "restore needs a version: ?restore=VERSION"))
+		s.refuse(r.Context(), c, w, errorf(depot.CodeInvalid, "restore needs a version: ?restore=VERSION"))
 		return
 	}
-	obj, err := s.cfg.Backend.RestoreVersion(r.Context(), s.caller(w, r), key, version)
+	obj, err := s.cfg.Backend.RestoreVersion(r.Context(), c, key, version)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -82,12 +85,13 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, t target) {
 // purge is DELETE …?purge[&version=VERSION]: a manager removes one version,
 // or every version of a file, for good (refused under a hold).
 func (s *Server) purge(w http.ResponseWriter, r *http.Request, t target) {
+	c := s.caller(w, r)
 	key, err := fileKey(t)
 	if err != nil {
-		writeError(w, err)
+		s.refuse(r.Context(), c, w, err)
 		return
 	}
-	if err := s.cfg.Backend.Purge(r.Context(), s.caller(w, r), key, r.URL.Query().Get("version")); err != nil {
+	if err := s.cfg.Backend.Purge(r.Context(), c, key, r.URL.Query().Get("version")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -108,12 +112,13 @@ func (s *Server) listHolds(w http.ResponseWriter, r *http.Request) {
 
 // placeHold is POST /api/v1/holds/{cohort} with {"path": …, "reason": …}.
 func (s *Server) placeHold(w http.ResponseWriter, r *http.Request) {
+	c := s.caller(w, r)
 	var req wire.PlaceHold
-	if !decodeJSON(w, r, &req) {
+	if !s.decodeJSON(w, r, c, &req) {
 		return
 	}
 	req.Cohort = r.PathValue("cohort")
-	h, err := s.cfg.Backend.PlaceHold(r.Context(), s.caller(w, r), req)
+	h, err := s.cfg.Backend.PlaceHold(r.Context(), c, req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -122,12 +127,13 @@ func (s *Server) placeHold(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) releaseHold(w http.ResponseWriter, r *http.Request) {
+	c := s.caller(w, r)
 	id, err := strconv.ParseInt(r.PathValue("hold"), 10, 64)
 	if err != nil {
-		writeError(w, errorf(depot.CodeNotFound, "no such hold"))
+		s.refuse(r.Context(), c, w, errorf(depot.CodeNotFound, "no such hold"))
 		return
 	}
-	if err := s.cfg.Backend.ReleaseHold(r.Context(), s.caller(w, r), r.PathValue("cohort"), id); err != nil {
+	if err := s.cfg.Backend.ReleaseHold(r.Context(), c, r.PathValue("cohort"), id); err != nil {
 		writeError(w, err)
 		return
 	}

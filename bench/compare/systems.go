@@ -62,7 +62,7 @@ type bench struct {
 	depotEnv   []string // extra DEPOT_* settings for both tiers (-depot-env)
 }
 
-const internalKey = "0123456789abcdef0123456789abcdef"
+var internalKey = httpauth.NewKey()
 
 // observe runs work while measuring the groups' CPU time and peak RSS, and
 // the CPU time of this process (the client) as the last CPU entry, so that

@@ -21,7 +21,7 @@ export DEPOT_DATABASE_URL="sqlite://$dir/depot.db"
 "$dir/depot" cohorts add b >/dev/null
 "$dir/depot" cohorts grant bench b manager >/dev/null # upload and download
 token=$("$dir/depot" tokens create bench)
-key=0123456789abcdef0123456789abcdef
+key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n")
 DEPOT_ROLE=services DEPOT_INTERNAL_ADDR=127.0.0.1:7801 DEPOT_INTERNAL_KEYS=$key \
 	DEPOT_STORAGE_URL="file://$dir/files" DEPOT_METRICS_ADDR=127.0.0.1:7811 DEPOT_PPROF=on \
 	DEPOT_LOG_LEVEL=warn "$dir/depot" serve 2>"$dir/services.log" &

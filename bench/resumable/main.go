@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"depot/bench/internal/benchkit"
+	"depot/internal/httpauth"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-const key = "0123456789abcdef0123456789abcdef"
+var key = httpauth.NewKey()
 
 func run(size int64, runs, chunk int) error {
 	dir, err := os.MkdirTemp("", "depot-bench-resumable-")

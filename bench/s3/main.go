@@ -34,10 +34,11 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"depot/bench/internal/benchkit"
+	"depot/internal/httpauth"
 	"depot/storage/s3store/s3test"
 )
 
-const internalKey = "0123456789abcdef0123456789abcdef"
+var internalKey = httpauth.NewKey()
 
 func main() {
 	size := flag.String("size", "2GiB", "bytes per upload (suffix MiB or GiB)")

@@ -39,7 +39,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-const key = "0123456789abcdef0123456789abcdef"
+var key = httpauth.NewKey()
 
 func run(size int64, runs int, chunk string) error {
 	dir, err := os.MkdirTemp("", "depot-bench-")

@@ -3,7 +3,7 @@
 //
 //   node upload.mjs --endpoint http://HOST/api/v1/uploads/ --token TOKEN \
 //        --file PATH --cohort c1 --filename NAME [--path DIR/NAME] \
-//        [--class permanent|temporary] [--chunk-size BYTES]
+//        [--class permanent|temporary] [--chunk-size BYTES] [--parallel N]
 //
 // The token is read from --token or the DEPOT_TOKEN environment variable.
 // Progress goes to stdout, one line per event; the last line is
@@ -33,14 +33,21 @@ const metadata = { cohort: opt.cohort, filename: opt.filename }
 if (opt.path) metadata.path = opt.path
 if (opt.class) metadata.class = opt.class
 
+// --parallel N splits the upload into N partial uploads joined with the
+// concatenation extension (Upload-Concat), which depot refuses.
+const parallel = Number(opt.parallel || 1)
+
 let retries = 0
 let lastPct = -1
-const upload = new tus.Upload(fs.createReadStream(opt.file), {
+// A parallel upload needs a source it can slice, and takes its size from it.
+const source = parallel > 1 ? fs.readFileSync(opt.file) : fs.createReadStream(opt.file)
+const upload = new tus.Upload(source, {
   endpoint: opt.endpoint,
-  uploadSize: size,
+  ...(parallel > 1 ? {} : { uploadSize: size }),
   chunkSize: Number(opt['chunk-size'] || 256 * 1024),
   headers: { Authorization: `Bearer ${token}` },
   metadata,
+  ...(parallel > 1 ? { parallelUploads: parallel, metadataForPartialUploads: metadata } : {}),
   // Many retries with short delays: the test's proxy cuts connections on
   // purpose. tus-js-client resets the attempt counter on progress.
   retryDelays: [0, 50, 100, 200, 400, 800, 1000, 1000, 1000, 1000, 2000, 2000, 2000, 2000, 2000],

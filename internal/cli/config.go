@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"depot/internal/config"
+	"depot/internal/httpauth"
 )
 
 // settings resolves configuration variables for one command: a flag that was
@@ -66,8 +67,15 @@ func (s settings) int(v config.Var) (int, error) {
 }
 
 // keys reads a list of keys from the comma-separated variable or the file
-// variable (one key per line; the file wins when both are set).
+// variable (one key per line; the file wins when both are set). Keys are
+// secrets: they come from the environment or a file only, never from a
+// flag (the command line is visible to every user of the host in ps and
+// /proc, and to profilers); and each must hold at least 32 random bytes
+// (httpauth.CheckKey).
 func (s settings) keys(list, file config.Var) ([]string, error) {
+	if f := s.cmd.Flags().Lookup(list.Flag()); f != nil && f.Changed {
+		return nil, usageErr("refusing to start: --%s would show the key to every user of this host (ps, /proc); set %s or %s instead", list.Flag(), list.Env, file.Env)
+	}
 	raw := s.get(list)
 	if path := s.get(file); path != "" {
 		b, err := os.ReadFile(path)
@@ -77,15 +85,23 @@ func (s settings) keys(list, file config.Var) ([]string, error) {
 		raw = strings.ReplaceAll(string(b), "\n", ",")
 	}
 	var keys []string
-	for _, k := range strings.Split(raw, ",") {
+	for i, k := range strings.Split(raw, ",") {
 		if k = strings.TrimSpace(k); k != "" {
-			if len(k) < 16 {
-				return nil, usageErr("internal keys must be at least 16 characters long")
+			if err := httpauth.CheckKey(k); err != nil {
+				return nil, usageErr("refusing to start: key %d of %s: %v", i+1, keySource(s, list, file), err)
 			}
 			keys = append(keys, k)
 		}
 	}
 	return keys, nil
+}
+
+// keySource names where keys were read from, for messages.
+func keySource(s settings, list, file config.Var) string {
+	if s.get(file) != "" {
+		return file.Env
+	}
+	return list.Env
 }
 
 func (s settings) logger() *slog.Logger {

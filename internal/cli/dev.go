@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 
 	"depot"
 	"depot/internal/config"
+	"depot/internal/httpauth"
 )
 
 func devCmd(e *env) *cobra.Command {
@@ -51,7 +50,7 @@ func runDev(ctx context.Context, s settings) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	key := randomHex(32)
+	key := httpauth.NewKey() // 32 random bytes: depot refuses weaker keys
 	addr, internalAddr := s.get(config.Addr), s.get(config.InternalAddr)
 	common := []string{"DEPOT_LOG_LEVEL=" + s.get(config.LogLevel)}
 	svc, err := startChild(ctx, s, self, append(common,
@@ -177,10 +176,4 @@ func waitReady(ctx context.Context, url string, c *child) error {
 		}
 	}
 	return errors.New("not ready after 30 s")
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"depot/internal/httpauth"
 )
 
 // TestMaintenanceSettingsRefused: settings that used to be silently
@@ -17,7 +19,7 @@ func TestMaintenanceSettingsRefused(t *testing.T) {
 	base := map[string]string{
 		"DEPOT_DATABASE_URL":  "sqlite://" + filepath.Join(dir, "depot.db"),
 		"DEPOT_STORAGE_URL":   "file://" + filepath.Join(dir, "files"),
-		"DEPOT_INTERNAL_KEYS": "0123456789abcdef0123456789abcdef", "DEPOT_INTERNAL_ADDR": "127.0.0.1:0",
+		"DEPOT_INTERNAL_KEYS": httpauth.NewKey(), "DEPOT_INTERNAL_ADDR": "127.0.0.1:0",
 	}
 	for _, tc := range []struct {
 		name, value, mention string

@@ -37,7 +37,7 @@ var serveVars = append([]config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
-	config.MaxOpenUploads,
+	config.MaxOpenUploads, config.ServicesTimeout,
 	config.OIDCIssuer, config.OIDCClientID, config.OIDCClientSecret, config.OIDCClientSecFile, config.OIDCCLIClientID,
 	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
 	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
@@ -114,11 +114,13 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return err
 	}
-	var clientTLS *tls.Config
-	if strings.HasPrefix(servicesURL, "https://") {
-		if clientTLS, err = tlsconf.Client(s.get(config.ServicesCA), s.get(config.ServicesClientCrt), s.get(config.ServicesClientKey)); err != nil {
-			return usageErr("refusing to start: TLS to services: %v", err)
-		}
+	servicesTimeout, err := s.duration(config.ServicesTimeout)
+	if err != nil {
+		return err
+	}
+	clientTLS, err := servicesTLS(s, servicesURL)
+	if err != nil {
+		return err
 	}
 	publicTLS, err := serverTLS(s, config.TLSCert, config.TLSKey, config.Var{})
 	if err != nil {
@@ -128,14 +130,17 @@ func runWeb(ctx context.Context, s settings) error {
 	if err != nil {
 		return usageErr("%s: %v", config.TrustedProxies.Env, err)
 	}
-	if s.get(config.TrustedUserHeader) != "" && len(proxies) == 0 {
-		return usageErr("refusing to start: %s needs %s", config.TrustedUserHeader.Env, config.TrustedProxies.Env)
+	if s.get(config.TrustedUserHeader) != "" {
+		if err := checkUserHeaderProxies(proxies); err != nil {
+			return err
+		}
 	}
 	log := s.logger().With("role", "web")
 	m := metrics.New("web")
 	client := apiclient.New(apiclient.Config{
 		BaseURL: servicesURL, Key: keys[0], ChunkSize: chunk, Retries: retries, Backoff: backoff,
 		WebNode: s.nodeName(), TLS: clientTLS, MaxBuffers: maxBuffers, OnRetry: m.ChunkRetries.Inc,
+		ProgressTimeout: servicesTimeout,
 	})
 	defer client.Close()
 	sso, err := webOIDC(s, client) // single sign-on (oidc_wiring.go); nil when off
@@ -362,7 +367,9 @@ func serveMetrics(s settings, log *slog.Logger, m *metrics.Set, tier http.Handle
 	switch s.get(config.Pprof) {
 	case "on":
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// Never the command line: whatever was passed on it (a secret by
+		// mistake) would be served to anyone who reaches this listener.
+		mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -27,9 +27,9 @@ var (
 	Addr            = Var{"DEPOT_ADDR", "127.0.0.1:8080", "public listener of the web tier"}
 	InternalAddr    = Var{"DEPOT_INTERNAL_ADDR", "127.0.0.1:8081", "internal API listener of the services tier"}
 	ServicesURL     = Var{"DEPOT_SERVICES_URL", "", "base URL of the services tier's internal API (web)"}
-	InternalKey     = Var{"DEPOT_INTERNAL_KEY", "", "internal key the web tier presents to services"}
+	InternalKey     = Var{"DEPOT_INTERNAL_KEY", "", "internal key the web tier presents to services: hex or base64 of at least 32 random bytes; from the environment or DEPOT_INTERNAL_KEY_FILE only (the flag is refused)"}
 	InternalKeyFile = Var{"DEPOT_INTERNAL_KEY_FILE", "", "file holding the internal key (web); overrides DEPOT_INTERNAL_KEY"}
-	InternalKeys    = Var{"DEPOT_INTERNAL_KEYS", "", "comma-separated internal keys accepted by services (two during a rotation)"}
+	InternalKeys    = Var{"DEPOT_INTERNAL_KEYS", "", "comma-separated internal keys accepted by services (two during a rotation), each hex or base64 of at least 32 random bytes; from the environment or DEPOT_INTERNAL_KEYS_FILE only (the flag is refused)"}
 	InternalKeysFil = Var{"DEPOT_INTERNAL_KEYS_FILE", "", "file with accepted internal keys, one per line (services)"}
 	StorageURL      = Var{"DEPOT_STORAGE_URL", "", "storage of the services tier: file:///absolute/path"}
 	DatabaseURL     = Var{"DEPOT_DATABASE_URL", "", "database of the services tier: sqlite:///path/depot.db or postgres://..."}
@@ -59,13 +59,14 @@ var (
 	ReadHeaderTimeout = Var{"DEPOT_READ_HEADER_TIMEOUT", "10s", "time allowed to send request headers (slow-header protection)"}
 	MaxHeaderBytes    = Var{"DEPOT_MAX_HEADER_BYTES", "65536", "largest accepted request header block in bytes"}
 	MetricsAddr       = Var{"DEPOT_METRICS_ADDR", "", "listener for Prometheus metrics at /metrics (off when empty); keep it private"}
-	Pprof             = Var{"DEPOT_PPROF", "off", "on: also serve Go's profiler (net/http/pprof) at /debug/pprof/ on the metrics listener, for profiling and stuck-request diagnosis"}
+	Pprof             = Var{"DEPOT_PPROF", "off", "on: also serve Go's profiler (net/http/pprof) at /debug/pprof/ on the metrics listener, for profiling and stuck-request diagnosis (never /debug/pprof/cmdline)"}
 	URL               = Var{"DEPOT_URL", "", "address of depot's web tier, for the command-line client (upload, download, ls, rm)"}
 	Token             = Var{"DEPOT_TOKEN", "", "personal access token of the command-line client"}
 	TrustedUserHeader = Var{"DEPOT_TRUSTED_USER_HEADER", "", "header carrying the user authenticated by a single-sign-on proxy (web); off when empty"}
-	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured"}
+	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured; with DEPOT_TRUSTED_USER_HEADER no prefix may be wider than /8 (IPv4) or /32 (IPv6)"}
 	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
 	MaxOpenUploads    = Var{"DEPOT_MAX_OPEN_UPLOADS_PER_USER", "100", "unfinished upload sessions one user may hold at once, counted by services over every web process (429 beyond it); 0 means no limit"}
+	ServicesTimeout   = Var{"DEPOT_SERVICES_TIMEOUT", "60s", "web: how long a request to services may wait with no byte moving either way before web answers 503 (a hung services tier); 0 disables"}
 )
 
 // Single sign-on with OpenID Connect (docs/sso.md).
@@ -124,7 +125,7 @@ var All = append([]Var{
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
-	MaxOpenUploads,
+	MaxOpenUploads, ServicesTimeout,
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
 	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
 	OIDCGroupRoles, OIDCGroupRolesFile,

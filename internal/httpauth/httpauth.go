@@ -1,13 +1,16 @@
 // Package httpauth signs and verifies internal API requests. The web tier
 // never sends the internal key itself: it sends an HMAC-SHA256, keyed with
-// the internal key, over the request's method, URI, a timestamp, a random
-// nonce and every header that carries meaning (storage key, offset, sizes,
-// checksum, the forwarded user token, ...). Services accepts a request only
-// if the signature matches one of its keys, the timestamp is within the
-// allowed clock skew, and the nonce has not been seen within that window. A
-// captured request therefore cannot be replayed, nor altered, nor replayed
-// with other headers. Bodies are not signed (they are streamed); their
-// integrity is checked by the SHA-256 verified at commit and by TLS.
+// the internal key, over the request's method, URI (with its query string),
+// content length, a timestamp, a random nonce and every header that can
+// change what services does: every Depot-* header and the standard headers
+// of SignedStandardHeaders. The set is generic on purpose: a Depot-* header
+// added to the internal API later is signed without anyone listing it.
+// Services accepts a request only if the signature matches one of its keys,
+// the timestamp is within the allowed clock skew, and the nonce has not been
+// seen within that window. A captured request therefore cannot be replayed,
+// nor altered, nor replayed with a header added, changed or removed. Bodies
+// are not signed (they are streamed); their integrity is checked by the
+// CRC-32C of each chunk, the SHA-256 verified at commit, and TLS.
 package httpauth
 
 import (
@@ -17,46 +20,88 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Header carries the signature: "v1 ts=<unix seconds> nonce=<hex> sig=<hex>".
+// Header carries the signature: "v2 ts=<unix seconds> nonce=<hex> sig=<hex>".
 const Header = "Depot-Signature"
 
-// SignedHeaders are bound into every signature, in this order. An absent
-// header is signed as empty.
-var SignedHeaders = []string{
-	"Depot-Key", "Depot-Prefix", "Depot-After", "Depot-Offset", "Depot-Size", "Depot-Sha256",
-	"Depot-Class", "Depot-User-Token", "Depot-Resume", "Depot-File-Name", "Depot-Request-Id",
-	"Depot-Client-Ip", "Depot-User-Agent", "Depot-Web-Node", "Range", "Content-Type", "Depot-Trusted-User",
-	"Depot-Version", "Depot-Cohort", "Depot-Permission", "Depot-Crc32c", "Depot-Complete", "Depot-Reason",
-	"If-Match", "If-None-Match", "If-Range",
+// scheme names the canonical form below; v1 signed a fixed list of headers
+// and is refused.
+const scheme = "v2"
+
+// SignedStandardHeaders are the headers outside Depot-* that are bound into
+// every signature: the ones services reads or that change how a body or an
+// answer is interpreted.
+var SignedStandardHeaders = []string{
+	"Content-Type", "Content-Encoding", "Range",
+	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range",
+}
+
+// IsSigned reports whether the header name (any case) is bound into the
+// signature: every Depot-* header but the signature itself, and
+// SignedStandardHeaders.
+func IsSigned(name string) bool {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	if strings.HasPrefix(name, "Depot-") {
+		return name != Header
+	}
+	return slices.Contains(SignedStandardHeaders, name)
 }
 
 // Errors returned by Verify.
 var (
 	ErrMissing   = errors.New("httpauth: request is not signed")
 	ErrMalformed = errors.New("httpauth: malformed signature header")
+	ErrScheme    = errors.New("httpauth: signature of an older scheme; run the same depot version on web and services")
 	ErrSkew      = errors.New("httpauth: timestamp outside the allowed clock skew")
 	ErrBadSig    = errors.New("httpauth: signature does not match any key")
 	ErrReplay    = errors.New("httpauth: nonce already used (replayed request)")
 )
 
-// canonical is the signed string of a request.
+// canonical is the signed string of a request. Every part is
+// length-prefixed, so that no byte can move from one part to another; the
+// signed headers are taken in sorted order of their canonical names, each
+// with all its values in order, so that adding, removing or changing any of
+// them (or a second value) changes the string.
 func canonical(method, uri string, contentLength int64, ts, nonce string, h http.Header) []byte {
 	var b strings.Builder
-	b.WriteString("depot-v1\n")
-	b.WriteString(method + "\n" + uri + "\n")
-	b.WriteString(strconv.FormatInt(contentLength, 10) + "\n")
-	b.WriteString(ts + "\n" + nonce + "\n")
-	for _, name := range SignedHeaders {
-		b.WriteString(name)
+	field := func(s string) {
+		b.WriteString(strconv.Itoa(len(s)))
 		b.WriteByte(':')
-		b.WriteString(h.Get(name))
+		b.WriteString(s)
 		b.WriteByte('\n')
+	}
+	b.WriteString("depot-" + scheme + "\n")
+	field(method)
+	field(uri)
+	field(strconv.FormatInt(contentLength, 10))
+	field(ts)
+	field(nonce)
+	values := map[string][]string{}
+	for name, vs := range h {
+		if IsSigned(name) {
+			c := textproto.CanonicalMIMEHeaderKey(name)
+			values[c] = append(values[c], vs...)
+		}
+	}
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	field(strconv.Itoa(len(names)))
+	for _, name := range names {
+		field(name)
+		field(strconv.Itoa(len(values[name])))
+		for _, v := range values[name] {
+			field(v)
+		}
 	}
 	return []byte(b.String())
 }
@@ -68,7 +113,7 @@ func mac(key, msg []byte) []byte {
 }
 
 // Sign adds the signature header to req, keyed with key. Call it after every
-// other header and req.ContentLength are set.
+// other header, the query string and req.ContentLength are set.
 func Sign(req *http.Request, key []byte, now time.Time) {
 	var n [16]byte
 	_, _ = rand.Read(n[:])
@@ -79,7 +124,7 @@ func Sign(req *http.Request, key []byte, now time.Time) {
 		cl = 0
 	}
 	sig := mac(key, canonical(req.Method, req.URL.RequestURI(), cl, ts, nonce, req.Header))
-	req.Header.Set(Header, "v1 ts="+ts+" nonce="+nonce+" sig="+hex.EncodeToString(sig))
+	req.Header.Set(Header, scheme+" ts="+ts+" nonce="+nonce+" sig="+hex.EncodeToString(sig))
 }
 
 // Verifier checks signatures against a set of keys (two during a rotation).
@@ -128,6 +173,9 @@ func (v *Verifier) Verify(r *http.Request) error {
 	raw := r.Header.Get(Header)
 	if raw == "" {
 		return ErrMissing
+	}
+	if strings.HasPrefix(raw, "v1 ") {
+		return ErrScheme
 	}
 	ts, nonce, sig, ok := parse(raw)
 	if !ok {
@@ -184,7 +232,7 @@ func (v *Verifier) remember(nonce string, now time.Time) error {
 
 func parse(raw string) (ts, nonce, sig string, ok bool) {
 	fields := strings.Fields(raw)
-	if len(fields) != 4 || fields[0] != "v1" {
+	if len(fields) != 4 || fields[0] != scheme {
 		return "", "", "", false
 	}
 	for _, f := range fields[1:] {

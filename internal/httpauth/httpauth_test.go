@@ -14,6 +14,7 @@ func signed(t *testing.T, key string, at time.Time, mutate func(*http.Request)) 
 	req := httptest.NewRequest("PATCH", "http://services/internal/v1/uploads/abc?x=1", strings.NewReader("body"))
 	req.Header.Set("Depot-Offset", "8388608")
 	req.Header.Set("Depot-User-Token", "dpt_secret")
+	req.Header.Set("Depot-Permission", "upload")
 	Sign(req, []byte(key), at)
 	if mutate != nil {
 		mutate(req)
@@ -43,7 +44,10 @@ func TestVerify(t *testing.T) {
 		{"path altered", signed(t, cur, now, func(r *http.Request) { r.URL.Path = "/internal/v1/uploads/abd" }), ErrBadSig},
 		{"method altered", signed(t, cur, now, func(r *http.Request) { r.Method = "DELETE" }), ErrBadSig},
 		{"length altered", signed(t, cur, now, func(r *http.Request) { r.ContentLength = 5 }), ErrBadSig},
-		{"garbage", signed(t, cur, now, func(r *http.Request) { r.Header.Set(Header, "v1 ts=1 nonce=zz") }), ErrMalformed},
+		{"garbage", signed(t, cur, now, func(r *http.Request) { r.Header.Set(Header, "v2 ts=1 nonce=zz") }), ErrMalformed},
+		{"older scheme", signed(t, cur, now, func(r *http.Request) { r.Header.Set(Header, "v1 ts=1 nonce=zz sig=00") }), ErrScheme},
+		{"permission removed", signed(t, cur, now, func(r *http.Request) { r.Header.Del("Depot-Permission") }), ErrBadSig},
+		{"header added", signed(t, cur, now, func(r *http.Request) { r.Header.Set("Depot-Resume", "1") }), ErrBadSig},
 	}
 	for _, tc := range cases {
 		if err := v.Verify(tc.req); !errors.Is(err, tc.want) {

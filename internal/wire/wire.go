@@ -35,7 +35,8 @@ const (
 // sign_out or refused); the ID token travels in HeaderUserToken.
 const PathAuthSession = "/internal/v1/auth/session"
 
-// Header names of the internal API.
+// Header names of the internal API. Every Depot-* header of a request is
+// bound into its signature (internal/httpauth), whether listed here or not.
 const (
 	HeaderUserToken   = "Depot-User-Token"   // the end user's bearer token, forwarded
 	HeaderTrustedUser = "Depot-Trusted-User" // a user vouched for by web's trusted SSO proxy
