@@ -312,7 +312,8 @@ func TestPlainUploadEndsOnFatalFailure(t *testing.T) {
 	})
 }
 
-// TestOpenUploadsCapped: one user's open sessions are bounded.
+// TestOpenUploadsCapped: one user's open sessions are bounded; a refusal is
+// audited.
 func TestOpenUploadsCapped(t *testing.T) {
 	eachEngine(t, func(t *testing.T, fx *fixture) {
 		ctx := t.Context()
@@ -325,6 +326,10 @@ func TestOpenUploadsCapped(t *testing.T) {
 		}
 		if _, err := fx.core.CreateUpload(ctx, fx.as("man"), UploadRequest{Key: "c/s.csv", Size: 1, Resumable: true}); err != nil {
 			t.Errorf("another user's session: %v", err)
+		}
+		failed := fx.records(t, depot.ActionUploadFailed, "c/s.csv")
+		if len(failed) != 1 || failed[0].ErrorCode != string(depot.CodeTooMany) || failed[0].Actor != "up" {
+			t.Errorf("the refusal is not audited once: %+v", failed)
 		}
 	})
 }

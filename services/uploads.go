@@ -66,9 +66,15 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 			return depot.Upload{}, err
 		}
 		if n >= max {
-			ev.Action = depot.ActionUploadFailed
-			return depot.Upload{}, c.fail(ctx, cl, ev, depot.Errorf(depot.CodeTooMany,
-				"you have %d unfinished uploads, the most allowed; finish or cancel one first", n))
+			// Recorded here: fail leaves too_many to the throttle, which
+			// audits its own refusals.
+			ev.Action, ev.Outcome, ev.ErrorCode = depot.ActionUploadFailed, depot.OutcomeDenied, string(depot.CodeTooMany)
+			ev.Metadata = map[string]string{"open_uploads": strconv.Itoa(n)}
+			if err := c.audit(ctx, ev); err != nil {
+				return depot.Upload{}, err
+			}
+			return depot.Upload{}, depot.Errorf(depot.CodeTooMany,
+				"you have %d unfinished uploads, the most allowed; finish or cancel one first", n)
 		}
 	}
 	meta := maps.Clone(req.Meta)
