@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 
 	"depot"
@@ -114,8 +113,8 @@ func parseCreation(r *http.Request) (creation, error) {
 		}
 	}
 	if v := r.Header.Get("Upload-Length"); v != "" {
-		c.size, err = strconv.ParseInt(v, 10, 64)
-		if err != nil || c.size < 0 {
+		var ok bool
+		if c.size, ok = parseTusInt(v); !ok {
 			return creation{}, errorf(depot.CodeInvalid, "Upload-Length must be a non-negative integer")
 		}
 	} else if r.Header.Get("Upload-Defer-Length") != "1" {

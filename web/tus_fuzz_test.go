@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/base64"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,9 @@ func FuzzTusHeaders(f *testing.F) {
 	f.Add("k", "sha1 AAAA", "-1")
 	f.Add(",,, ,", "md5 xyz", "9223372036854775808")
 	f.Add("a !!!,b ====", "SHA256", "")
+	f.Add("", "", "+5")
+	f.Add("", "", " 5")
+	f.Add("", "", "007")
 	s := New(Config{Backend: deniedBackend{}})
 	f.Fuzz(func(t *testing.T, meta, checksum, offset string) {
 		m, err := parseTusMetadata(meta)
@@ -38,9 +42,17 @@ func FuzzTusHeaders(f *testing.F) {
 				}
 			}
 		}
+		// Offsets and lengths: decimal digits only, within int64; what is
+		// accepted formats back to itself (leading zeros aside).
+		if n, ok := parseTusInt(offset); ok {
+			if n < 0 || strings.TrimLeft(offset, "0") != strings.TrimLeft(strconv.FormatInt(n, 10), "0") {
+				t.Fatalf("Upload-Offset %q parsed as %d", offset, n)
+			}
+		} else if offset != "" && len(offset) <= 18 && strings.Trim(offset, "0123456789") == "" {
+			t.Fatalf("Upload-Offset %q refused", offset)
+		}
 		req := httptest.NewRequest("PATCH", "/api/v1/uploads/x", nil)
 		req.Header.Set("Upload-Checksum", checksum)
-		req.Header.Set("Upload-Offset", offset)
 		sum, err := s.parseChecksum(req)
 		if err == nil && sum != nil {
 			if len(sum.want) != sum.h.Size() {

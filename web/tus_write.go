@@ -25,8 +25,8 @@ func (s *Server) tusPatch(ctx context.Context, c depot.Caller, w http.ResponseWr
 			msg: "Content-Type must be application/offset+octet-stream"})
 		return
 	}
-	offset, err := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
-	if err != nil || offset < 0 {
+	offset, ok := parseTusInt(r.Header.Get("Upload-Offset"))
+	if !ok {
 		s.refuse(ctx, c, w, errorf(depot.CodeInvalid, "Upload-Offset must be a non-negative integer"))
 		return
 	}
@@ -79,9 +79,9 @@ func (s *Server) patchLength(r *http.Request, u depot.Upload, offset int64) (int
 	if v == "" {
 		return length, nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, ok := parseTusInt(v)
 	switch {
-	case err != nil || n < 0:
+	case !ok:
 		return 0, errorf(depot.CodeInvalid, "Upload-Length must be a non-negative integer")
 	case length >= 0 && n != length:
 		return 0, errorf(depot.CodeInvalid, "Upload-Length cannot change once set")
@@ -232,4 +232,20 @@ func (s *Server) parseChecksum(r *http.Request) (*tusChecksum, error) {
 		return nil, errorf(depot.CodeTooLarge, "a PATCH with Upload-Checksum may carry at most %d bytes", limit)
 	}
 	return &tusChecksum{h: h, want: want}, nil
+}
+
+// parseTusInt parses an Upload-Offset or Upload-Length value: a
+// non-negative integer in decimal digits only (no sign, no spaces), that
+// fits in an int64.
+func parseTusInt(v string) (int64, bool) {
+	if v == "" || len(v) > 19 {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
