@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"depot"
+	"depot/internal/wire"
 	"depot/storage"
 )
 
@@ -20,15 +21,13 @@ import (
 // are then released. A partial nobody concatenates expires like any idle
 // resumable session.
 
-// Session metadata of the concatenation extension.
+// Session metadata of the concatenation extension (wire.MetaConcat);
+// metaConcatParts is also recorded in the final's upload.completed record.
 const (
-	// MetaConcat is ConcatPartial or ConcatFinal.
-	MetaConcat    = "concat"
-	ConcatPartial = "partial"
-	ConcatFinal   = "final"
-	// metaConcatParts is a final upload's partial IDs, space-separated,
-	// also recorded in its upload.completed record.
-	metaConcatParts = "concat_parts"
+	MetaConcat      = wire.MetaConcat
+	ConcatPartial   = wire.ConcatPartial
+	ConcatFinal     = wire.ConcatFinal
+	metaConcatParts = wire.MetaConcatParts
 )
 
 // isPartial reports whether u is a partial upload.

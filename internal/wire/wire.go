@@ -95,6 +95,17 @@ type CreateUpload struct {
 	IfNoneMatch string            `json:"if_none_match,omitempty"`
 }
 
+// Session metadata of the tus concatenation extension: MetaConcat is
+// ConcatPartial on a partial upload (never committed on its own) and
+// ConcatFinal on the final upload built from partials.
+const (
+	MetaConcat    = "concat"
+	ConcatPartial = "partial"
+	ConcatFinal   = "final"
+	// MetaConcatParts is a final upload's partial IDs, space-separated.
+	MetaConcatParts = "concat_parts"
+)
+
 // ConcatUpload is the body of POST /internal/v1/concat: the final upload
 // of the tus concatenation extension.
 type ConcatUpload struct {

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// tusPartial creates a partial upload (Upload-Concat: partial) of data for
+// cohort with token and sends its bytes in one PATCH unless unfinished; it
+// returns the partial's path.
+func tusPartial(t *testing.T, base, token, cohort string, data []byte, unfinished bool) string {
+	t.Helper()
+	resp := tusReq(t, base, token, http.MethodPost, tusPath, nil, map[string]string{
+		"Upload-Concat": "partial", "Upload-Length": strconv.Itoa(len(data)), "Upload-Metadata": tusMeta("cohort", cohort),
+	})
+	wantStatus(t, "partial creation", resp, http.StatusCreated)
+	if v := resp.Header.Get("Upload-Concat"); v != "partial" {
+		t.Fatalf("partial creation: Upload-Concat %q, want partial", v)
+	}
+	loc := resp.Header.Get("Location")
+	body := data
+	if unfinished {
+		body = data[:len(data)/2]
+	}
+	resp = tusReq(t, base, token, http.MethodPatch, loc, body, map[string]string{"Upload-Offset": "0"})
+	wantStatus(t, "partial PATCH", resp, http.StatusNoContent)
+	return loc
+}
+
+// tusCall is tusReq returning the answer's body too.
+func tusCall(t *testing.T, base, token, method, path string, body []byte, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp, string(readAll(t, resp))
+}
+
+// tusFinal creates the final upload of parts at c1/name.
+func tusFinal(t *testing.T, base, token, name string, body []byte, parts ...string) (*http.Response, string) {
+	t.Helper()
+	return tusCall(t, base, token, http.MethodPost, tusPath, body, map[string]string{
+		"Upload-Concat": "final;" + strings.Join(parts, " "), "Upload-Metadata": tusMeta("cohort", "c1", "filename", name),
+	})
+}
+
+// TestTusConcatenation: the tus concatenation extension over plain HTTP.
+// Partial uploads are never visible, even complete; a final upload is
+// refused, naming the reason, when a part is unfinished, another user's,
+// of another cohort, not a partial, or when it carries bytes; the size
+// limit holds for each partial and for the final's sum. The final upload
+// is committed once, byte-exact, with one upload.completed record naming
+// its parts, the parts released; HEAD reports Upload-Concat, and PATCH on
+// the final is 403.
+func TestTusConcatenation(t *testing.T) {
+	c := newCluster(t, clusterOpts{webEnv: map[string]string{"DEPOT_MAX_UPLOAD_SIZE": "100000"}})
+	depotCLI(t, c.dbEnv(), "cohorts", "add", "c2")
+	depotCLI(t, c.dbEnv(), "cohorts", "grant", "alice", "c2", "uploader")
+	depotCLI(t, c.dbEnv(), "users", "add", "bob")
+	depotCLI(t, c.dbEnv(), "cohorts", "grant", "bob", "c1", "uploader")
+	bob := strings.TrimSpace(depotCLI(t, c.dbEnv(), "tokens", "create", "bob"))
+	base := c.web.url()
+
+	if v := tusReq(t, base, "", http.MethodOptions, tusPath, nil, nil).Header.Get("Tus-Extension"); !strings.Contains(v, "concatenation") {
+		t.Fatalf("Tus-Extension %q does not list concatenation", v)
+	}
+	data, _ := payloadBytes(31, 90_000)
+	a, b, d := data[:30_000], data[30_000:60_001], data[60_001:]
+	pa := tusPartial(t, base, c.token, "c1", a, false)
+	pb := tusPartial(t, base, c.token, "c1", b, false)
+	pd := tusPartial(t, base, c.token, "c1", d, false)
+
+	// A complete partial is not committed and shows as partial.
+	head := tusReq(t, base, c.token, http.MethodHead, pa, nil, nil)
+	wantStatus(t, "HEAD partial", head, http.StatusOK)
+	if head.Header.Get("Upload-Concat") != "partial" || tusOffset(t, head) != int64(len(a)) {
+		t.Fatalf("HEAD partial: Upload-Concat %q, offset %s", head.Header.Get("Upload-Concat"), head.Header.Get("Upload-Offset"))
+	}
+	if listing := expectStatus(t, c.do("GET", "/api/v1/files/c1/", nil, nil), http.StatusOK); bytes.Contains(listing, []byte(`"path"`)) {
+		t.Fatalf("a partial upload is listed: %s", listing)
+	}
+
+	refusals := []struct {
+		name   string
+		status int
+		says   string
+		resp   func() (*http.Response, string)
+	}{
+		{"unfinished part", http.StatusConflict, "not finished", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, pa, tusPartial(t, base, c.token, "c1", a, true))
+		}},
+		{"another user's part", http.StatusBadRequest, "does not exist for you", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, pa, tusPartial(t, base, bob, "c1", b, false))
+		}},
+		{"part of another cohort", http.StatusBadRequest, "another cohort", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, pa, tusPartial(t, base, c.token, "c2", b, false))
+		}},
+		{"not a partial", http.StatusBadRequest, "not a partial upload", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, pa, tusCreate(t, base, c.token, 10, "plain.bin"))
+		}},
+		{"a part named twice", http.StatusBadRequest, "named twice", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, pa, pa)
+		}},
+		{"a final with bytes", http.StatusForbidden, "takes no bytes", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", []byte("x"), pa)
+		}},
+		{"a URL of another route", http.StatusBadRequest, "not the URL of an upload", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, "/api/v1/files/c1/x")
+		}},
+		{"a partial over the size limit", http.StatusRequestEntityTooLarge, "limit", func() (*http.Response, string) {
+			return tusCall(t, base, c.token, http.MethodPost, tusPath, nil, map[string]string{
+				"Upload-Concat": "partial", "Upload-Length": "100001", "Upload-Metadata": tusMeta("cohort", "c1")})
+		}},
+		{"a partial without a cohort", http.StatusBadRequest, "metadataForPartialUploads", func() (*http.Response, string) {
+			return tusCall(t, base, c.token, http.MethodPost, tusPath, nil, map[string]string{"Upload-Concat": "partial", "Upload-Length": "1"})
+		}},
+		{"a final over the size limit", http.StatusRequestEntityTooLarge, "limit", func() (*http.Response, string) {
+			return tusFinal(t, base, c.token, "cat.bin", nil, pa, pb, pd, tusPartial(t, base, c.token, "c1", data[:20_000], false))
+		}},
+	}
+	for _, r := range refusals {
+		resp, body := r.resp()
+		if resp.StatusCode != r.status || !strings.Contains(body, r.says) {
+			t.Errorf("%s: %d %s, want %d saying %q", r.name, resp.StatusCode, body, r.status, r.says)
+		}
+	}
+	checkAbsent(t, c, "cat.bin")
+
+	// The final upload.
+	resp, body := tusFinal(t, base, c.token, "cat.bin", nil, "http://elsewhere.example"+pa, pb, pd)
+	wantStatus(t, "final creation "+body, resp, http.StatusCreated)
+	loc := resp.Header.Get("Location")
+	wantConcat := "final;" + strings.Join([]string{pa, pb, pd}, " ")
+	if v := resp.Header.Get("Upload-Concat"); v != wantConcat || tusOffset(t, resp) != int64(len(data)) {
+		t.Errorf("final creation: Upload-Concat %q (want %q), Upload-Offset %s", v, wantConcat, resp.Header.Get("Upload-Offset"))
+	}
+	checkOnDisk(t, c, "cat.bin", data)
+	recs := completedRecords(t, c, "c1/cat.bin")
+	if len(recs) != 1 || recs[0].UploadID != strings.TrimPrefix(loc, tusPath) || recs[0].StoredSize != int64(len(data)) ||
+		recs[0].SHA256 != sha(data) || len(strings.Fields(recs[0].Metadata["concat_parts"])) != 3 {
+		t.Fatalf("upload.completed records of c1/cat.bin: %+v, want one of the final upload naming 3 parts", recs)
+	}
+	head = tusReq(t, base, c.token, http.MethodHead, loc, nil, nil)
+	if head.StatusCode != http.StatusOK || head.Header.Get("Upload-Concat") != wantConcat || tusOffset(t, head) != int64(len(data)) {
+		t.Errorf("HEAD final: %d, Upload-Concat %q, Upload-Offset %s", head.StatusCode, head.Header.Get("Upload-Concat"), head.Header.Get("Upload-Offset"))
+	}
+	if resp, body := tusCall(t, base, c.token, http.MethodPatch, loc, []byte{}, map[string]string{"Upload-Offset": strconv.Itoa(len(data))}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("PATCH on the final upload: %d %s, want 403", resp.StatusCode, body)
+	}
+	for _, p := range []string{pa, pb, pd} {
+		if resp := tusReq(t, base, c.token, http.MethodHead, p, nil, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("HEAD of a concatenated partial: %d, want 404 (released)", resp.StatusCode)
+		}
+	}
+	// A second final from the same parts finds them gone.
+	if resp, body := tusFinal(t, base, c.token, "again.bin", nil, pa); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a final from released parts: %d %s, want 400", resp.StatusCode, body)
+	}
+	listing := expectStatus(t, c.do("GET", "/api/v1/files/c1/", nil, nil), http.StatusOK)
+	if n := bytes.Count(listing, []byte(`"path"`)); n != 1 {
+		t.Errorf("the listing has %d files, want 1 (cat.bin): %s", n, listing)
+	}
+}
