@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // tusPartial creates a partial upload (Upload-Concat: partial) of data for
@@ -175,5 +180,72 @@ func TestTusConcatenation(t *testing.T) {
 	listing := expectStatus(t, c.do("GET", "/api/v1/files/c1/", nil, nil), http.StatusOK)
 	if n := bytes.Count(listing, []byte(`"path"`)); n != 1 {
 		t.Errorf("the listing has %d files, want 1 (cat.bin): %s", n, listing)
+	}
+}
+
+// TestTusConcatLongCopyNotCut: a final upload whose server-side copy takes
+// longer than DEPOT_SERVICES_TIMEOUT (services is held in the middle of the
+// copy, at the concat-copying step, for 3 × the timeout) is not taken for a
+// hung services tier: services keeps the internal answer alive, and the
+// final upload succeeds once the copy goes on.
+func TestTusConcatLongCopyNotCut(t *testing.T) {
+	pauseDir := t.TempDir()
+	for _, name := range []string{"reached", "resume"} {
+		if err := syscall.Mkfifo(filepath.Join(pauseDir, name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const timeout = time.Second
+	c := newCluster(t, clusterOpts{
+		webEnv:      map[string]string{"DEPOT_SERVICES_TIMEOUT": timeout.String()},
+		servicesEnv: map[string]string{"DEPOTTEST_PAUSE_AT": "concat-copying", "DEPOTTEST_PAUSE_DIR": pauseDir},
+	})
+	data, _ := payloadBytes(32, 50_000)
+	pa := tusPartial(t, c.web.url(), c.token, "c1", data[:20_000], false)
+	pb := tusPartial(t, c.web.url(), c.token, "c1", data[20_000:], false)
+	type answer struct {
+		status int
+		body   string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, c.web.url()+tusPath, nil)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set("Upload-Concat", "final;"+pa+" "+pb)
+		req.Header.Set("Upload-Metadata", tusMeta("cohort", "c1", "filename", "slow.bin"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{0, err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- answer{resp.StatusCode, string(b)}
+	}()
+	f, err := os.Open(filepath.Join(pauseDir, "reached")) // blocks until services holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, f)
+	f.Close()
+	time.Sleep(3 * timeout) // longer than web waits for a silent services tier
+	select {
+	case a := <-done:
+		t.Fatalf("the final upload ended while services was still copying: %d %s", a.status, a.body)
+	default:
+	}
+	w, err := os.OpenFile(filepath.Join(pauseDir, "resume"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	a := <-done
+	if a.status != http.StatusCreated {
+		t.Fatalf("final upload: %d %s, want 201", a.status, a.body)
+	}
+	checkOnDisk(t, c, "slow.bin", data)
+	if n := len(completedRecords(t, c, "c1/slow.bin")); n != 1 {
+		t.Fatalf("%d upload.completed records, want 1", n)
 	}
 }

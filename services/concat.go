@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"depot"
+	"depot/internal/crashpoint"
 	"depot/internal/wire"
 	"depot/storage"
 )
@@ -101,7 +102,7 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 		return fail(err)
 	}
 	ev.UploadID = u.ID
-	for _, s := range sealed {
+	for i, s := range sealed {
 		next, err := c.cfg.Store.AppendObject(ctx, u.ID, u.Offset, s)
 		if err != nil {
 			_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
@@ -109,6 +110,9 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 			return fail(err)
 		}
 		u = next
+		if i == 0 {
+			crashpoint.Pause(crashpoint.ConcatCopying)
+		}
 	}
 	obj, err := c.complete(ctx, cl, u, storage.Want{Size: total})
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 
 // concatBeat is how often a concatenation that has not finished sends a
 // newline to web, so that a long copy is not taken for a hung services
-// tier (DEPOT_SERVICES_TIMEOUT is at least this long in any sane setup).
-const concatBeat = time.Second
+// tier (DEPOT_SERVICES_TIMEOUT is many times this long in any sane setup).
+const concatBeat = 200 * time.Millisecond
 
 // concatUploads is POST /internal/v1/concat (wire.ConcatUpload): the final
 // upload of the tus concatenation extension. A concatenation done within
@@ -39,7 +39,7 @@ func (s *Server) concatUploads(w http.ResponseWriter, r *http.Request) {
 	}()
 	t := time.NewTicker(concatBeat)
 	defer t.Stop()
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w) // the metrics recorder wraps w
 	started := false
 	for {
 		select {
@@ -66,12 +66,12 @@ func (s *Server) concatUploads(w http.ResponseWriter, r *http.Request) {
 				started = true
 			}
 			if _, err := w.Write([]byte("\n")); err != nil {
-				res := <-done // web went away: the concatenation still ends
-				_ = res
+				<-done // web went away: the concatenation ends with its context
 				return
 			}
-			if flusher != nil {
-				flusher.Flush()
+			if err := rc.Flush(); err != nil {
+				<-done
+				return
 			}
 		}
 	}

@@ -119,7 +119,7 @@ type ConcatUpload struct {
 // ConcatResult is the answer to POST /internal/v1/concat. The copy of the
 // parts may take longer than web waits for a silent services tier
 // (DEPOT_SERVICES_TIMEOUT), so services may answer 200 at once, send a
-// newline every second while it works, and end with this JSON: then a
+// newline every 200 ms while it works, and end with this JSON: then a
 // failure is Error, not the status.
 type ConcatResult struct {
 	Upload  depot.Upload  `json:"upload"`
