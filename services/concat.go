@@ -121,10 +121,11 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 		return depot.Upload{}, depot.Object{}, err
 	}
 	for _, p := range parts {
-		// The version is committed: a part that cannot be released now
-		// expires with the other idle sessions.
+		// The commit removed the parts' sessions: their sealed objects are
+		// referenced no more. One that cannot be removed now is removed by
+		// cleanup's sweep.
 		c.scanDrop(p.ID)
-		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), p.ID)
+		_ = c.cfg.Store.Delete(context.WithoutCancel(ctx), p.ID)
 	}
 	u.Completed = true
 	return u, obj, nil

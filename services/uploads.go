@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"depot"
@@ -350,6 +351,7 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 		commit := servicedb.Commit{
 			Version: v, UploadID: u.ID, IfMatch: u.Meta[metaIfMatch], IfNoneMatch: u.Meta[metaIfNoneMatch],
 			MayChangeClass: cl.principal.Can(cohortOf(u.Key), depot.PermManage),
+			Parts:          strings.Fields(u.Meta[metaConcatParts]),
 		}
 		return c.auditWith(ctx, ev, servicedb.CommitVersion(commit))
 	})
