@@ -86,7 +86,7 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 	sealed := make([]storage.Stored, len(parts))
 	for i, p := range parts {
 		if sealed[i], err = c.cfg.Store.Seal(ctx, p.ID); err != nil {
-			return fail(err)
+			return fail(partGone(p.ID, err))
 		}
 	}
 	meta := maps.Clone(req.Meta)
@@ -107,7 +107,7 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 		if err != nil {
 			_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
 			ev.BytesTransferred = u.Offset
-			return fail(err)
+			return fail(partGone(s.ID, err))
 		}
 		u = next
 		if i == 0 {
@@ -129,6 +129,16 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 	}
 	u.Completed = true
 	return u, obj, nil
+}
+
+// partGone names partial upload id in err when err is that it (or its
+// object) is missing: another final upload joined it meanwhile, or it
+// expired.
+func partGone(id string, err error) error {
+	if depot.ErrorCode(err) != depot.CodeNotFound {
+		return err
+	}
+	return depot.WrapError(depot.CodeConflict, "partial upload "+id+" was joined by another final upload, or expired", err)
 }
 
 // concatParts loads and checks the parts of req and returns them with
