@@ -95,8 +95,10 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 	}
 	meta[metaFileName], meta[metaRequestID] = req.FileName, cl.RequestID
 	meta[MetaConcat], meta[metaConcatParts] = ConcatFinal, strings.Join(req.Parts, " ")
+	// Nobody resumes a final session: one this call leaves (a crash) is
+	// removed as an abandoned plain session.
 	u, err := c.cfg.Store.CreateUpload(ctx, depot.Upload{
-		Key: req.Key, Owner: cl.principal.User, DeclaredSize: total, Class: class, Resumable: true, Meta: meta,
+		Key: req.Key, Owner: cl.principal.User, DeclaredSize: total, Class: class, Meta: meta,
 	})
 	if err != nil {
 		return fail(err)
