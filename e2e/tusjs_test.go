@@ -204,5 +204,8 @@ func TestTusJSParallelUploads(t *testing.T) {
 			t.Errorf("part %s: HEAD %d, want 404 (released)", id, resp.StatusCode)
 		}
 	}
+	if strings.Contains(c.web.logs(), "parallel.bin") {
+		t.Fatal("the web tier logged the file name")
+	}
 	t.Logf("%d cuts, %d retries, file byte-exact", proxy.cutsMade(), strings.Count(stdout.String(), "retry "))
 }
