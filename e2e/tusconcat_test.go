@@ -187,7 +187,9 @@ func TestTusConcatenation(t *testing.T) {
 // longer than DEPOT_SERVICES_TIMEOUT (services is held in the middle of the
 // copy, at the concat-copying step, for 3 × the timeout) is not taken for a
 // hung services tier: services keeps the internal answer alive, and the
-// final upload succeeds once the copy goes on.
+// final upload succeeds once the copy goes on. Partials count as open
+// sessions (DEPOT_MAX_OPEN_UPLOADS_PER_USER=2: a third is refused 429), and
+// a user at that cap can still join them.
 func TestTusConcatLongCopyNotCut(t *testing.T) {
 	pauseDir := t.TempDir()
 	for _, name := range []string{"reached", "resume"} {
@@ -198,11 +200,15 @@ func TestTusConcatLongCopyNotCut(t *testing.T) {
 	const timeout = time.Second
 	c := newCluster(t, clusterOpts{
 		webEnv:      map[string]string{"DEPOT_SERVICES_TIMEOUT": timeout.String()},
-		servicesEnv: map[string]string{"DEPOTTEST_PAUSE_AT": "concat-copying", "DEPOTTEST_PAUSE_DIR": pauseDir},
+		servicesEnv: map[string]string{"DEPOTTEST_PAUSE_AT": "concat-copying", "DEPOTTEST_PAUSE_DIR": pauseDir,
+			"DEPOT_MAX_OPEN_UPLOADS_PER_USER": "2"},
 	})
 	data, _ := payloadBytes(32, 50_000)
 	pa := tusPartial(t, c.web.url(), c.token, "c1", data[:20_000], false)
 	pb := tusPartial(t, c.web.url(), c.token, "c1", data[20_000:], false)
+	third := tusReq(t, c.web.url(), c.token, http.MethodPost, tusPath, nil, map[string]string{
+		"Upload-Concat": "partial", "Upload-Length": "5", "Upload-Metadata": tusMeta("cohort", "c1")})
+	wantStatus(t, "a partial past the open-sessions cap", third, http.StatusTooManyRequests)
 	type answer struct {
 		status int
 		body   string
