@@ -118,8 +118,14 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 	}
 	obj, err := c.complete(ctx, cl, u, storage.Want{Size: total})
 	if err != nil {
-		// complete recorded the failure; a final session is never resumed.
+		// A final session is never resumed.
 		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
+		if depot.ErrorCode(err) == depot.CodeConflict {
+			// The commit found a part gone (another final joined it):
+			// complete leaves that failure unrecorded.
+			ev.BytesTransferred = u.Offset
+			return fail(err)
+		}
 		return depot.Upload{}, depot.Object{}, err
 	}
 	for _, p := range parts {
