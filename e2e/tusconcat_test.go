@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"depot/internal/crashpoint"
 )
 
 // tusPartial creates a partial upload (Upload-Concat: partial) of data for
@@ -253,5 +255,44 @@ func TestTusConcatLongCopyNotCut(t *testing.T) {
 	checkOnDisk(t, c, "slow.bin", data)
 	if n := len(completedRecords(t, c, "c1/slow.bin")); n != 1 {
 		t.Fatalf("%d upload.completed records, want 1", n)
+	}
+}
+
+// TestTusConcatCrash kills services (at a crashpoint) in the commit of a
+// final upload. Before the commit's transaction: nothing is visible, the
+// partials are kept, and the client's retry of the final upload commits
+// the file. After it: the file is there, once, and the partials are gone
+// with it (removed in the same transaction), so a retry of the final
+// upload is refused instead of committing the file again.
+func TestTusConcatCrash(t *testing.T) {
+	c := newCluster(t, clusterOpts{webEnv: map[string]string{"DEPOT_CHUNK_RETRIES": "1"}})
+	data, _ := payloadBytes(33, 60_000)
+	for _, tc := range []struct {
+		point string
+		name  string
+	}{{crashpoint.BeforeCommit, "before.bin"}, {crashpoint.AfterCommit, "after.bin"}} {
+		pa := tusPartial(t, c.web.url(), c.token, "c1", data[:25_000], false)
+		pb := tusPartial(t, c.web.url(), c.token, "c1", data[25_000:], false)
+		c.restartServices(t, map[string]string{"DEPOTTEST_CRASH_AT": tc.point})
+		if resp, body := tusFinal(t, c.web.url(), c.token, tc.name, nil, pa, pb); resp.StatusCode < 500 {
+			t.Fatalf("%s: the final upload answered %d %s although services was killed", tc.point, resp.StatusCode, body)
+		}
+		c.services.waitExit(t)
+		c.restartServices(t, nil)
+		resp, body := tusFinal(t, c.web.url(), c.token, tc.name, nil, pa, pb)
+		if tc.point == crashpoint.BeforeCommit {
+			wantStatus(t, "the retried final upload "+body, resp, http.StatusCreated)
+		} else if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "does not exist") {
+			t.Fatalf("%s: the retried final upload: %d %s, want 400 (the partials went with the commit)", tc.point, resp.StatusCode, body)
+		}
+		checkOnDisk(t, c, tc.name, data)
+		if n := len(completedRecords(t, c, "c1/"+tc.name)); n != 1 {
+			t.Fatalf("%s: %d upload.completed records, want 1", tc.point, n)
+		}
+		for _, p := range []string{pa, pb} {
+			if resp := tusReq(t, c.web.url(), c.token, http.MethodHead, p, nil, nil); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("%s: HEAD of a joined partial: %d, want 404", tc.point, resp.StatusCode)
+			}
+		}
 	}
 }
