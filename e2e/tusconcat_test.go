@@ -201,7 +201,7 @@ func TestTusConcatLongCopyNotCut(t *testing.T) {
 	}
 	const timeout = time.Second
 	c := newCluster(t, clusterOpts{
-		webEnv:      map[string]string{"DEPOT_SERVICES_TIMEOUT": timeout.String()},
+		webEnv: map[string]string{"DEPOT_SERVICES_TIMEOUT": timeout.String()},
 		servicesEnv: map[string]string{"DEPOTTEST_PAUSE_AT": "concat-copying", "DEPOTTEST_PAUSE_DIR": pauseDir,
 			"DEPOT_MAX_OPEN_UPLOADS_PER_USER": "2"},
 	})
