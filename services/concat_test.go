@@ -2,6 +2,7 @@ package services
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"depot"
 	"depot/internal/wire"
+	"depot/metrics"
+	"depot/scan"
 	"depot/storage"
 )
 
@@ -106,12 +109,56 @@ func TestConcat(t *testing.T) {
 		if n := len(fx.records(t, depot.ActionUploadCompleted, "c/race.txt")); n != 1 {
 			t.Fatalf("%d upload.completed records of racing finals, want 1", n)
 		}
+		if n := len(fx.records(t, depot.ActionUploadFailed, "c/race.txt")); n != 1 {
+			t.Fatalf("%d upload.failed records of the losing final, want 1", n)
+		}
 		h, err := fx.core.History(ctx, fx.as("rd"), "c/race.txt")
 		if err != nil || len(h.Versions) != 1 {
 			t.Fatalf("History of racing finals = %+v, %v; want one version", h, err)
 		}
 		if !strings.Contains(depot.ErrorMessage(errs[0])+depot.ErrorMessage(errs[1]), "partial upload") {
 			t.Errorf("the losing final's error does not name the partial: %v %v", errs[0], errs[1])
+		}
+	})
+}
+
+// TestConcatFailureAtCommitRecorded: a final upload whose commit fails for
+// a reason a plain resumable upload would retry (here the malware scanner
+// is down, fail closed) has its session discarded, so it must be closed
+// by one upload.failed record; its partials are kept for a retry.
+func TestConcatFailureAtCommitRecorded(t *testing.T) {
+	eachEngine(t, func(t *testing.T, fx *fixture) {
+		ctx := t.Context()
+		data := bytes.Repeat([]byte("scanner down "), 1000)
+		p1 := fx.partial(t, "up", "c/part", data[:500])
+		p2 := fx.partial(t, "up", "c/part", data[500:])
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close() // nothing listens: the scanner is unavailable
+		client, err := scan.NewClient("tcp://"+addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		core := NewCore(Config{Store: fx.store, DB: fx.db, Metrics: metrics.New("services"), TempTTL: time.Hour,
+			Scan: scan.NewGate(client, scan.Policy{}, nil)})
+		_, _, err = core.Concat(ctx, fx.as("up"), ConcatRequest{Key: "c/whole.txt", FileName: "whole.txt", Parts: []string{p1, p2}})
+		if depot.ErrorCode(err) != depot.CodeUnavailable {
+			t.Fatalf("Concat with the scanner down: %v, want unavailable", err)
+		}
+		recs := fx.records(t, depot.ActionUploadFailed, "c/whole.txt")
+		if len(recs) != 1 || recs[0].UploadID == "" || recs[0].ErrorCode != string(depot.CodeUnavailable) {
+			t.Fatalf("upload.failed records of the final: %+v, want one with its upload ID", recs)
+		}
+		if _, err := fx.store.Upload(ctx, recs[0].UploadID); depot.ErrorCode(err) != depot.CodeNotFound {
+			t.Errorf("the failed final's session was kept: %v", err)
+		}
+		for _, p := range []string{p1, p2} {
+			if _, err := fx.store.Upload(ctx, p); err != nil {
+				t.Errorf("partial %s was not kept for a retry: %v", p, err)
+			}
 		}
 	})
 }

@@ -382,14 +382,19 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 // too long or short, a hash mismatch): no client can resume it, so its
 // session is discarded now and the failure recorded. A resumable upload,
 // and any upload after a transient failure, are left as they are.
+//
+// A final upload (concatenation) is never resumed: whatever its failure,
+// its session is discarded and the failure recorded (its partials stay).
 func (c *Core) endPlain(ctx context.Context, cl *call, u depot.Upload, err error) error {
-	if u.Resumable || errors.Is(err, storage.ErrDamaged) {
-		return err
-	}
-	switch depot.ErrorCode(err) {
-	case depot.CodeStorageFull, depot.CodeSizeMismatch, depot.CodeTooLarge, depot.CodeInvalid:
-	default:
-		return err
+	if u.Meta[MetaConcat] != ConcatFinal {
+		if u.Resumable || errors.Is(err, storage.ErrDamaged) {
+			return err
+		}
+		switch depot.ErrorCode(err) {
+		case depot.CodeStorageFull, depot.CodeSizeMismatch, depot.CodeTooLarge, depot.CodeInvalid:
+		default:
+			return err
+		}
 	}
 	_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
 	c.scanDrop(u.ID)
