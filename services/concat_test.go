@@ -2,6 +2,7 @@ package services
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -138,7 +139,7 @@ func TestConcatFailureAtCommitRecorded(t *testing.T) {
 		}
 		addr := l.Addr().String()
 		l.Close() // nothing listens: the scanner is unavailable
-		client, err := scan.NewClient("tcp://"+addr, time.Second)
+		client, err := scan.NewClient("tcp:"+addr, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,4 +162,47 @@ func TestConcatFailureAtCommitRecorded(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestConcatPartialsNotStreamedToScanner: a partial upload's bytes are
+// never scanned as a file (the final upload is scanned whole, from
+// storage), so its PATCHes open no clamd stream: parallel uploads would
+// otherwise hold the Gate's few streams and clamd connections for nothing
+// until they idle out.
+func TestConcatPartialsNotStreamedToScanner(t *testing.T) {
+	fx := newFixture(t, "sqlite://"+t.TempDir()+"/db.sqlite")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer l.Close()
+	wg.Add(1)
+	go func() { // a clamd that takes streams and says nothing
+		defer wg.Done()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				_, _ = io.Copy(io.Discard, conn)
+			}()
+		}
+	}()
+	client, err := scan.NewClient("tcp:"+l.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := scan.NewGate(client, scan.Policy{}, nil)
+	fx.core = NewCore(Config{Store: fx.store, DB: fx.db, Metrics: metrics.New("services"), TempTTL: time.Hour, Scan: gate})
+	p := fx.partial(t, "up", "c/part", []byte("a partial upload's bytes"))
+	if n := gate.Streams(); n != 0 {
+		gate.Drop(p)
+		t.Fatalf("%d scan streams open after a partial upload's PATCH, want 0", n)
+	}
 }

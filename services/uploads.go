@@ -267,7 +267,13 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 			return u, nil, err
 		}
 	}
-	chunk, fed := c.scanTee(ctx, id, req.Chunk)
+	chunk, fed := req.Chunk, func(error, int64) {}
+	if !isPartial(u) {
+		// A partial is never scanned by itself: its final upload is,
+		// whole, from storage. A stream would only hold one of the
+		// scanner's few until it idled out.
+		chunk, fed = c.scanTee(ctx, id, req.Chunk)
+	}
 	next, err := c.cfg.Store.Append(ctx, id, chunk)
 	fed(err, next.Offset)
 	if depot.ErrorCode(err) == depot.CodeNotFound {
