@@ -206,3 +206,42 @@ func TestConcatPartialsNotStreamedToScanner(t *testing.T) {
 		t.Fatalf("%d scan streams open after a partial upload's PATCH, want 0", n)
 	}
 }
+
+// TestAdminCannotWriteOthersUpload: an administrator may inspect and end
+// another user's upload session, but not append to or commit it (its
+// version would carry the owner's name and the administrator's bytes):
+// that is refused as if the upload did not exist, and audited.
+func TestAdminCannotWriteOthersUpload(t *testing.T) {
+	fx := newFixture(t, "sqlite://"+t.TempDir()+"/db.sqlite")
+	ctx := t.Context()
+	if err := fx.db.CreateUser(ctx, "adm", true); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if fx.tokens["adm"], _, err = fx.db.CreateToken(ctx, "adm", "test", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("the owner's bytes")
+	u, err := fx.core.CreateUpload(ctx, fx.as("up"), UploadRequest{Key: "c/owned.txt", Size: int64(len(data)), Resumable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.core.Append(ctx, fx.as("adm"), u.ID, AppendRequest{Chunk: chunkOf(0, data), Complete: true, Size: -1}); depot.ErrorCode(err) != depot.CodeNotFound {
+		t.Fatalf("an administrator's Append to another user's upload: %v, want not found", err)
+	}
+	if _, _, err := fx.core.Append(ctx, fx.as("up"), u.ID, AppendRequest{Chunk: chunkOf(0, data)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.core.Complete(ctx, fx.as("adm"), u.ID, storage.Want{Size: -1}); depot.ErrorCode(err) != depot.CodeNotFound {
+		t.Fatalf("an administrator's Complete of another user's upload: %v, want not found", err)
+	}
+	if n := len(fx.records(t, depot.ActionAccessDenied, "c/owned.txt")); n != 2 {
+		t.Errorf("%d access.denied records, want 2", n)
+	}
+	if _, err := fx.core.Upload(ctx, fx.as("adm"), u.ID, false); err != nil {
+		t.Errorf("an administrator inspecting another user's upload: %v", err)
+	}
+	if err := fx.core.Abort(ctx, fx.as("adm"), u.ID, ""); err != nil {
+		t.Errorf("an administrator ending another user's upload: %v", err)
+	}
+}

@@ -194,15 +194,33 @@ func (c *Core) ownedUpload(ctx context.Context, cl *call, id string) (depot.Uplo
 		return depot.Upload{}, err
 	}
 	if u.Owner != cl.principal.User && !cl.principal.Admin {
-		ev := cl.event(depot.ActionAccessDenied, u.Key)
-		ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
-		if err := c.audit(ctx, ev); err != nil {
-			return depot.Upload{}, err
-		}
-		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
+		return depot.Upload{}, c.notOwner(ctx, cl, u)
 	}
 	cl.fileName = u.Meta[metaFileName]
 	return u, nil
+}
+
+// writableUpload is ownUpload for appending to or committing upload id:
+// its owner only. An administrator may inspect or end another user's
+// upload, never write to it (the version would carry the owner's name and
+// another's bytes).
+func (c *Core) writableUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
+	u, err := c.ownUpload(ctx, cl, id)
+	if err == nil && u.Owner != cl.principal.User {
+		return depot.Upload{}, c.notOwner(ctx, cl, u)
+	}
+	return u, err
+}
+
+// notOwner audits cl's attempt on another user's upload u as
+// access.denied and answers that it does not exist.
+func (c *Core) notOwner(ctx context.Context, cl *call, u depot.Upload) error {
+	ev := cl.event(depot.ActionAccessDenied, u.Key)
+	ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
+	if err := c.audit(ctx, ev); err != nil {
+		return err
+	}
+	return depot.Errorf(depot.CodeNotFound, "no such upload")
 }
 
 // completedUpload describes the upload that became version id.
@@ -249,7 +267,7 @@ type AppendRequest struct {
 // discarded and upload.failed recorded with the code.
 func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req AppendRequest) (depot.Upload, *depot.Object, error) {
 	cl := c.begin(caller)
-	u, err := c.ownUpload(ctx, cl, id)
+	u, err := c.writableUpload(ctx, cl, id)
 	if err != nil {
 		return depot.Upload{}, nil, err
 	}
@@ -315,7 +333,7 @@ func (c *Core) appendAfterCommit(ctx context.Context, u depot.Upload, req Append
 // A retried completion of a committed upload returns its version.
 func (c *Core) Complete(ctx context.Context, caller depot.Caller, id string, want storage.Want) (depot.Object, error) {
 	cl := c.begin(caller)
-	u, err := c.ownUpload(ctx, cl, id)
+	u, err := c.writableUpload(ctx, cl, id)
 	if err != nil {
 		return depot.Object{}, err
 	}
