@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSFTPOpenSSH drives OpenSSH's sftp (batch mode) and scp against the
+// SFTP entrance: put, ls, get (whole and from an offset), mkdir, rm, the
+// operations depot refuses, and scp both ways; every uploaded file is read
+// back through the HTTP API with its SHA-256.
+func TestSFTPOpenSSH(t *testing.T) {
+	s := newSFTPCluster(t, nil)
+	local := t.TempDir()
+	small, smallSum := writePayload(t, local, "small.csv", 1, 1000)
+	big, bigSum := writePayload(t, local, "big.bin", 2, 40<<20+123) // several chunks, pipelined
+	empty, emptySum := writePayload(t, local, "empty.txt", 3, 0)
+
+	out := s.mustSFTP(t,
+		"put "+small+" /c1/small.csv",
+		"mkdir /c1/deep",
+		"put "+big+" /c1/deep/big.bin",
+		"put "+empty+" /c1/empty.txt",
+		"ls -l /",
+		"ls -l /c1",
+		"ls -l /c1/deep",
+	)
+	for _, want := range []string{"c1", "small.csv", "deep", "big.bin", "41943163", "empty.txt"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("listing lacks %q:\n%s", want, out)
+		}
+	}
+	for key, want := range map[string]string{"c1/small.csv": smallSum, "c1/deep/big.bin": bigSum, "c1/empty.txt": emptySum} {
+		if _, got := s.fileSHA(t, key); got != want {
+			t.Errorf("%s stored with SHA-256 %s, want %s", key, got, want)
+		}
+	}
+
+	// get, and reget from an offset (a resumed download): the local copy
+	// of a prefix is completed from where it stops.
+	back := filepath.Join(local, "back.bin")
+	s.mustSFTP(t, "get /c1/deep/big.bin "+back)
+	if _, got := hashFile(t, back); got != bigSum {
+		t.Fatalf("get: SHA-256 %s, want %s", got, bigSum)
+	}
+	if err := os.Truncate(back, 7<<20+5); err != nil {
+		t.Fatal(err)
+	}
+	s.mustSFTP(t, "reget /c1/deep/big.bin "+back)
+	if _, got := hashFile(t, back); got != bigSum {
+		t.Fatalf("reget: SHA-256 %s, want %s", got, bigSum)
+	}
+
+	// What depot does not do gets a clear status, never a hang.
+	for cmd, want := range map[string]string{
+		"rename /c1/small.csv /c1/other.csv": "unsupported",
+		"symlink /c1/small.csv /c1/link":     "unsupported",
+		"mkdir /newcohort":                   "Permission denied",
+		"get /c1/nothing-here " + local:      "not found",
+		"put " + small + " /c2/small.csv":    "denied",
+	} {
+		out, err := s.sftpBatch(t, "alice", s.key, cmd)
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("%s: err %v, output lacks %q:\n%s", cmd, err, want, out)
+		}
+	}
+
+	// rm (alice manages c1): the file is gone from the HTTP API too.
+	s.mustSFTP(t, "rm /c1/small.csv")
+	if n, _ := s.fileSHA(t, "c1/small.csv"); n != -1 {
+		t.Fatalf("c1/small.csv still served after rm")
+	}
+
+	// scp both ways (scp speaks SFTP since OpenSSH 9).
+	needSFTPClients(t, "scp")
+	scpArgs := func(args ...string) []string { return append(s.sshOpts(s.key), args...) }
+	remote := "alice@127.0.0.1:/c1/scp/copy.bin"
+	if out, err := exec.Command("scp", scpArgs(big, remote)...).CombinedOutput(); err != nil {
+		t.Fatalf("scp up: %v\n%s", err, out)
+	}
+	if _, got := s.fileSHA(t, "c1/scp/copy.bin"); got != bigSum {
+		t.Fatalf("scp up: SHA-256 %s, want %s", got, bigSum)
+	}
+	down := filepath.Join(local, "scp-down.bin")
+	if out, err := exec.Command("scp", scpArgs(remote, down)...).CombinedOutput(); err != nil {
+		t.Fatalf("scp down: %v\n%s", err, out)
+	}
+	if _, got := hashFile(t, down); got != bigSum {
+		t.Fatalf("scp down: SHA-256 %s, want %s", got, bigSum)
+	}
+}
