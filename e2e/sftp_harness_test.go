@@ -165,3 +165,15 @@ func writePayload(t *testing.T, dir, name string, seed uint64, n int64) (string,
 	}
 	return f, sum()
 }
+
+// waitFor polls cond every 50 ms until it holds, failing after within.
+func waitFor(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

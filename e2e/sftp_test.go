@@ -4,8 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSFTPOpenSSH drives OpenSSH's sftp (batch mode) and scp against the
@@ -91,4 +93,81 @@ func TestSFTPOpenSSH(t *testing.T) {
 	if _, got := hashFile(t, down); got != bigSum {
 		t.Fatalf("scp down: SHA-256 %s, want %s", got, bigSum)
 	}
+}
+
+// TestSFTPResumeAfterCut kills an OpenSSH sftp client in the middle of a
+// put: nothing becomes visible, stat reports the bytes the cut upload
+// holds, and reput continues the same upload session to a complete,
+// verified file.
+func TestSFTPResumeAfterCut(t *testing.T) {
+	s := newSFTPCluster(t, nil)
+	local := t.TempDir()
+	f, sum := writePayload(t, local, "cut.bin", 7, 96<<20+11)
+	args := append(s.sshOpts(s.key), "-l", "160000", "-b", "-", "alice@127.0.0.1") // ~20 MB/s: the put lasts seconds
+	cmd := exec.Command("sftp", args...)
+	cmd.Stdin = strings.NewReader("put " + f + " /c1/cut.bin\n")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until services holds part of the file (stat of a path with a
+	// cut or running upload reports its offset), then cut the client.
+	deadline := time.Now().Add(30 * time.Second)
+	var held int64
+	for held < 16<<20 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the upload did not progress:\n%s", s.web.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+		held = s.remoteSize(t, "/c1/cut.bin")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if n, _ := s.fileSHA(t, "c1/cut.bin"); n != -1 {
+		t.Fatalf("a cut upload is visible (%d bytes)", n)
+	}
+	// The cut lands in web a moment after the client dies: wait until the
+	// session is parked (no longer held by a handle), then resume.
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(s.web.logs(), "sftp upload cut; kept for reput") })
+	at := s.remoteSize(t, "/c1/cut.bin")
+	if at < held || at >= 96<<20+11 {
+		t.Fatalf("stat after the cut: %d bytes (saw %d before)", at, held)
+	}
+	out := s.mustSFTP(t, "reput "+f+" /c1/cut.bin")
+	if !strings.Contains(out, "Resuming upload") {
+		t.Logf("reput output: %s", out)
+	}
+	if _, got := s.fileSHA(t, "c1/cut.bin"); got != sum {
+		t.Fatalf("after reput: SHA-256 %s, want %s", got, sum)
+	}
+	if !strings.Contains(s.web.logs(), `"resumed":true`) {
+		t.Fatalf("reput did not continue the session:\n%s", s.web.logs())
+	}
+	// One upload session: one upload.started, one upload.completed.
+	audit := depotCLI(t, s.dbEnv(), "audit", "export")
+	if n := strings.Count(audit, `"upload.started"`); n != 1 {
+		t.Errorf("%d upload.started records, want 1", n)
+	}
+	if !strings.Contains(audit, `"upload.resumed"`) {
+		t.Errorf("no upload.resumed record")
+	}
+}
+
+// remoteSize is the size sftp's ls -l shows for path (-1: none).
+func (s *sftpCluster) remoteSize(t *testing.T, path string) int64 {
+	t.Helper()
+	out, err := s.sftpBatch(t, "alice", s.key, "ls -l "+path)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 9 && strings.HasPrefix(fields[0], "-") {
+			n, err := strconv.ParseInt(fields[4], 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
