@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,4 +172,59 @@ func (s *sftpCluster) remoteSize(t *testing.T, path string) int64 {
 		}
 	}
 	return -1
+}
+
+// TestSFTPParamiko runs e2e/testdata/sftp_paramiko.py (paramiko, as export
+// scripts use it) with a key and with a token as the password.
+func TestSFTPParamiko(t *testing.T) {
+	const python = "/usr/bin/python3" // the Debian interpreter python3-paramiko installs into
+	if exec.Command(python, "-c", "import paramiko").Run() != nil {
+		t.Skip("python3-paramiko not installed (scripts/install-sftp-clients.sh)")
+	}
+	s := newSFTPCluster(t, nil)
+	host, port, _ := net.SplitHostPort(s.addr)
+	cmd := exec.Command(python, "testdata/sftp_paramiko.py", host, port, "alice", s.key, s.token, s.knownHosts, "/c1/para/export.bin")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("paramiko: %v\n%s", err, out)
+	}
+	var r struct {
+		SHA256      string           `json:"sha256"`
+		StatMissing string           `json:"stat_missing"`
+		Rename      string           `json:"rename"`
+		Chmod       string           `json:"chmod"`
+		Readlink    string           `json:"readlink"`
+		AfterRemove string           `json:"after_remove"`
+		BadPassword string           `json:"bad_password"`
+		Size        int64            `json:"size"`
+		StatSize    int64            `json:"stat_size"`
+		Listing     map[string]int64 `json:"listing"`
+		AtOffsetOK  bool             `json:"at_offset_ok"`
+		TailOK      bool             `json:"tail_ok"`
+		TokenGetOK  bool             `json:"token_get_ok"`
+	}
+	r.StatSize = -2
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("paramiko: %s", out)
+	if r.Listing["export.bin"] != r.Size || r.StatSize != r.Size || !r.AtOffsetOK || !r.TailOK || !r.TokenGetOK {
+		t.Errorf("paramiko saw the wrong file: %s", out)
+	}
+	if !strings.HasPrefix(r.StatMissing, "FileNotFoundError") || !strings.HasPrefix(r.AfterRemove, "FileNotFoundError") {
+		t.Errorf("a missing file is not ENOENT: %s", out)
+	}
+	if r.Rename == "ok" || r.Readlink == "ok" || r.BadPassword != "refused" {
+		t.Errorf("refusals: %s", out)
+	}
+	if r.Chmod != "ok" {
+		t.Errorf("chmod (ignored: depot keeps no modes) failed: %s", r.Chmod)
+	}
+	audit := depotCLI(t, s.dbEnv(), "audit", "export")
+	for _, want := range []string{`"upload.completed"`, `"file.download"`, `"file.delete"`, `"auth.failed"`, `"ssh_key"`} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit trail lacks %s", want)
+		}
+	}
 }
