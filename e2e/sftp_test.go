@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -225,6 +226,56 @@ func TestSFTPParamiko(t *testing.T) {
 	for _, want := range []string{`"upload.completed"`, `"file.download"`, `"file.delete"`, `"auth.failed"`, `"ssh_key"`} {
 		if !strings.Contains(audit, want) {
 			t.Errorf("audit trail lacks %s", want)
+		}
+	}
+}
+
+// TestSFTPRclone copies a directory up and back with rclone's sftp backend.
+// depot keeps no modification times and runs no shell commands (rclone's
+// remote hashing), so rclone is told --size-only and shell_type none.
+func TestSFTPRclone(t *testing.T) {
+	needSFTPClients(t, "rclone")
+	s := newSFTPCluster(t, nil)
+	src, back := t.TempDir(), t.TempDir()
+	sums := map[string]string{}
+	for i, n := range []int64{0, 4096, 12<<20 + 3} {
+		name := fmt.Sprintf("f%d.dat", i)
+		_, sums[name] = writePayload(t, src, name, uint64(20+i), n)
+	}
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, sums["sub/nested.csv"] = writePayload(t, src, "sub/nested.csv", 30, 70000)
+	host, port, _ := net.SplitHostPort(s.addr)
+	remote := fmt.Sprintf(":sftp,host=%s,port=%s,user=alice,key_file=%s,known_hosts_file=%s,shell_type=none,disable_hashcheck=true:", host, port, s.key, s.knownHosts)
+	rclone := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("rclone", append([]string{"--config", "/dev/null", "--size-only", "--retries", "1", "--low-level-retries", "1"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("rclone %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	rclone("copy", src, remote+"/c1/rc")
+	for name, want := range sums {
+		if _, got := s.fileSHA(t, "c1/rc/"+name); got != want {
+			t.Errorf("%s stored with SHA-256 %s, want %s", name, got, want)
+		}
+	}
+	if out := rclone("lsl", remote+"/c1/rc"); !strings.Contains(out, "12582915") || !strings.Contains(out, "sub/nested.csv") {
+		t.Errorf("rclone lsl:\n%s", out)
+	}
+	// A second copy finds everything there (by size) and sends nothing.
+	before := strings.Count(s.web.logs(), "sftp upload opened")
+	rclone("copy", src, remote+"/c1/rc")
+	if after := strings.Count(s.web.logs(), "sftp upload opened"); after != before {
+		t.Errorf("a second rclone copy uploaded %d files again", after-before)
+	}
+	rclone("copy", remote+"/c1/rc", back)
+	for name, want := range sums {
+		if _, got := hashFile(t, filepath.Join(back, name)); got != want {
+			t.Errorf("%s read back with SHA-256 %s, want %s", name, got, want)
 		}
 	}
 }
