@@ -186,11 +186,12 @@ func (s *Server) serveSession(ctx context.Context, ch ssh.Channel, reqs <-chan *
 	defer ch.Close()
 	for req := range reqs {
 		ok := req.Type == "subsystem" && len(req.Payload) >= 4 && string(req.Payload[4:]) == "sftp"
+		command := req.Type == "exec" || req.Type == "shell"
 		if req.WantReply {
-			req.Reply(ok, nil)
+			req.Reply(ok || command, nil) // a command is told why it fails
 		}
 		if !ok {
-			if req.Type == "exec" || req.Type == "shell" {
+			if command {
 				fmt.Fprintln(ch.Stderr(), "depot: this server offers SFTP only")
 				ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
 				return
