@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // TestSFTPRolesAndNames: over SFTP each role may do what it may do over
@@ -115,4 +120,44 @@ func sshPortOpt(opts []string) []string {
 		}
 	}
 	return out
+}
+
+// TestSFTPSignInThrottled: failed SFTP sign-ins (an unregistered key, a
+// wrong token as password) count against the client's address in the
+// throttle every credential shares: once it blocks, even alice's
+// registered key is refused, and the block is audited.
+func TestSFTPSignInThrottled(t *testing.T) {
+	s := newSFTPCluster(t, nil)
+	_, stranger, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(auth ssh.AuthMethod) error {
+		conn, err := ssh.Dial("tcp", s.addr, &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{auth},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	for i := range 21 {
+		auth := ssh.PublicKeys(signer)
+		if i%2 == 1 {
+			auth = ssh.Password("dpt_" + strings.Repeat("b", 52))
+		}
+		if err := dial(auth); err == nil {
+			t.Fatalf("attempt %d with a wrong credential signed in", i)
+		}
+	}
+	if out, err := s.sftpBatch(t, "alice", s.key, "ls /"); err == nil {
+		t.Fatalf("a blocked address signed in with a good key:\n%s", out)
+	}
+	audit := depotCLI(t, s.dbEnv(), "audit", "export")
+	if !strings.Contains(audit, `"auth.throttled"`) || !strings.Contains(audit, ssh.FingerprintSHA256(signer.PublicKey())) {
+		t.Fatalf("the audit trail lacks the throttle or the stranger key's fingerprint")
+	}
 }
