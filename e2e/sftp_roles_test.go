@@ -43,6 +43,7 @@ func TestSFTPRolesAndNames(t *testing.T) {
 		{"bob", "ls -l /c1", true},
 		{"bob", "get /c1/by-alice.csv " + filepath.Join(local, "bob.csv"), false},
 		{"bob", "rm /c1/by-alice.csv", false},
+		{"bob", "rename /c1/by-alice.csv /c1/moved.csv", false},
 		{"carol", "put " + f + " /c1/by-carol.csv", false},
 		{"carol", "get /c1/by-alice.csv " + filepath.Join(local, "carol.csv"), true},
 		{"carol", "rm /c1/by-alice.csv", false},

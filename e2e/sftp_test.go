@@ -61,7 +61,6 @@ func TestSFTPOpenSSH(t *testing.T) {
 
 	// What depot does not do gets a clear status, never a hang.
 	for cmd, want := range map[string]string{
-		"rename /c1/small.csv /c1/other.csv": "unsupported",
 		"symlink /c1/small.csv /c1/link":     "unsupported",
 		"mkdir /newcohort":                   "Permission denied",
 		"get /c1/nothing-here " + local:      "not found",
@@ -72,6 +71,20 @@ func TestSFTPOpenSSH(t *testing.T) {
 			t.Errorf("%s: err %v, output lacks %q:\n%s", cmd, err, want, out)
 		}
 	}
+
+	// rename (posix-rename: OpenSSH's rename) within the cohort: a verified
+	// copy as a new version, then the source deleted.
+	s.mustSFTP(t, "rename /c1/small.csv /c1/renamed/small.csv")
+	if _, got := s.fileSHA(t, "c1/renamed/small.csv"); got != smallSum {
+		t.Fatalf("renamed file: SHA-256 %s, want %s", got, smallSum)
+	}
+	if n, _ := s.fileSHA(t, "c1/small.csv"); n != -1 {
+		t.Fatalf("the source of a rename is still served")
+	}
+	if out, err := s.sftpBatch(t, "alice", s.key, "rename /c1/deep /c1/deeper"); err == nil {
+		t.Fatalf("a directory was renamed:\n%s", out)
+	}
+	s.mustSFTP(t, "rename /c1/renamed/small.csv /c1/small.csv")
 
 	// rm (alice manages c1): the file is gone from the HTTP API too.
 	s.mustSFTP(t, "rm /c1/small.csv")
@@ -194,6 +207,8 @@ func TestSFTPParamiko(t *testing.T) {
 		SHA256      string           `json:"sha256"`
 		StatMissing string           `json:"stat_missing"`
 		Rename      string           `json:"rename"`
+		RenameBack  string           `json:"rename_back"`
+		RenameOnto  string           `json:"rename_onto_existing"`
 		Chmod       string           `json:"chmod"`
 		Readlink    string           `json:"readlink"`
 		AfterRemove string           `json:"after_remove"`
@@ -216,7 +231,7 @@ func TestSFTPParamiko(t *testing.T) {
 	if !strings.HasPrefix(r.StatMissing, "FileNotFoundError") || !strings.HasPrefix(r.AfterRemove, "FileNotFoundError") {
 		t.Errorf("a missing file is not ENOENT: %s", out)
 	}
-	if r.Rename == "ok" || r.Readlink == "ok" || r.BadPassword != "refused" {
+	if r.Rename != "ok" || r.RenameBack != "ok" || r.RenameOnto == "ok" || r.Readlink == "ok" || r.BadPassword != "refused" {
 		t.Errorf("refusals: %s", out)
 	}
 	if r.Chmod != "ok" {

@@ -337,8 +337,3 @@ func sftpError(err error) error {
 	return sftpStatus(sftp.ErrSSHFxFailure, msg)
 }
 
-// rename is not supported yet: versions are immutable and a rename would
-// need a services operation of its own.
-func (fs *sftpFS) rename(_ *sftp.Request, _ sftpPath) error {
-	return sftpStatus(sftp.ErrSSHFxOpUnsupported, "depot does not support rename over SFTP; upload under the new name and remove the old one")
-}

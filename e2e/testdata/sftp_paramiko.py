@@ -39,7 +39,10 @@ with sftp.open(path, "rb") as f:
     out["tail_ok"] = f.read(100) == data[-10:]
 out["stat_size"] = sftp.stat(path).st_size
 out["stat_missing"] = err_of(lambda: sftp.stat(path + ".missing"))
-out["rename"] = err_of(lambda: sftp.rename(path, path + ".renamed"))
+out["rename"] = err_of(lambda: sftp.rename(path, path + ".renamed"))  # SFTP v3 rename
+out["rename_back"] = err_of(lambda: sftp.rename(path + ".renamed", path))
+sftp.putfo(io.BytesIO(b"other"), path + ".other")
+out["rename_onto_existing"] = err_of(lambda: sftp.rename(path, path + ".other"))
 out["chmod"] = err_of(lambda: sftp.chmod(path, 0o600))
 out["readlink"] = err_of(lambda: sftp.readlink(path))
 sftp.close()
