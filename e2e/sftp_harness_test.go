@@ -41,15 +41,22 @@ func needSFTPClients(t *testing.T, tools ...string) {
 
 func newSFTPCluster(t *testing.T, webEnv map[string]string) *sftpCluster {
 	t.Helper()
+	return newSFTPClusterOpts(t, clusterOpts{webEnv: webEnv})
+}
+
+// newSFTPClusterOpts is newSFTPCluster with every cluster option.
+func newSFTPClusterOpts(t *testing.T, o clusterOpts) *sftpCluster {
+	t.Helper()
 	needSFTPClients(t, "sftp", "ssh-keygen")
 	dir := t.TempDir()
 	depotCLI(t, nil, "certs", "dev", "--out", dir)
 	hostKey := filepath.Join(dir, "sftp_host_ed25519_key")
 	env := map[string]string{"DEPOT_SFTP_ADDR": "127.0.0.1:0", "DEPOT_SFTP_HOST_KEY_FILE": hostKey}
-	for k, v := range webEnv {
+	for k, v := range o.webEnv {
 		env[k] = v
 	}
-	c := newCluster(t, clusterOpts{webEnv: env})
+	o.webEnv = env
+	c := newCluster(t, o)
 	s := &sftpCluster{cluster: c, dir: dir, addr: sftpAddr(t, c.web)}
 	s.key = s.newUserKey(t, "alice")
 	pem, err := os.ReadFile(hostKey)

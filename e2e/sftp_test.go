@@ -294,3 +294,23 @@ func TestSFTPRclone(t *testing.T) {
 		}
 	}
 }
+
+// TestSFTPServicesHopCut cuts the connection between web and services
+// twice while an sftp put streams: web sends the chunk again (as for every
+// entrance) and the client never notices; the file is whole.
+func TestSFTPServicesHopCut(t *testing.T) {
+	var proxy *faultProxy
+	s := newSFTPClusterOpts(t, clusterOpts{servicesURL: func(addr string) string {
+		proxy = newFaultProxy(t, addr, nil).withCuts([]int64{10 << 20, 27 << 20})
+		return proxy.url()
+	}})
+	local := t.TempDir()
+	f, sum := writePayload(t, local, "hop.bin", 11, 40<<20+5)
+	s.mustSFTP(t, "put "+f+" /c1/hop.bin")
+	if _, got := s.fileSHA(t, "c1/hop.bin"); got != sum {
+		t.Fatalf("stored with SHA-256 %s, want %s", got, sum)
+	}
+	if proxy.cutsMade() != 2 {
+		t.Fatalf("%d cuts made, want 2 (%s)", proxy.cutsMade(), proxy.stats())
+	}
+}

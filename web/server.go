@@ -63,6 +63,8 @@ type Server struct {
 	// sftpResumes remembers the open upload session of each user's SFTP
 	// transfer of a path, for reput (sftp_resume.go).
 	sftpResumes *resumeTable
+	// sftpBuffers is held by an SFTP writer taking its two chunk buffers.
+	sftpBuffers sync.Mutex
 }
 
 // New returns a Server.

@@ -188,6 +188,11 @@ func (fs *sftpFS) stat(p sftpPath) (os.FileInfo, error) {
 		fs.s.sftpResumes.forget(fs.user, p.key)
 	}
 	o, err := fs.s.cfg.Backend.Stat(fs.ctx, fs.caller(), p.key, "")
+	if depot.ErrorCode(err) == depot.CodeForbidden {
+		// An uploader may not read a file but may list its cohort: stat
+		// tells what the listing tells (clients stat before they write).
+		o, err = fs.statListed(p.key)
+	}
 	if err == nil {
 		return fileInfo{name: path.Base(p.key), size: o.Size, mtime: o.ModTime}, nil
 	}
@@ -205,6 +210,22 @@ func (fs *sftpFS) stat(p sftpPath) (os.FileInfo, error) {
 		return dirInfo(path.Base(p.key)), nil
 	}
 	return nil, err
+}
+
+// statListed finds key in the listing of its directory: the page of keys
+// just after one a little smaller than key.
+func (fs *sftpFS) statListed(key string) (depot.Object, error) {
+	dir := path.Dir(key) + "/"
+	page, err := fs.s.cfg.Backend.List(fs.ctx, fs.caller(), dir, key[:len(key)-1], 0)
+	if err != nil {
+		return depot.Object{}, err
+	}
+	for _, o := range page.Objects {
+		if o.Key == key {
+			return o, nil
+		}
+	}
+	return depot.Object{}, depot.Errorf(depot.CodeNotFound, "no such file")
 }
 
 // sftpMaxListPages bounds the pages one directory listing reads.
@@ -336,4 +357,3 @@ func sftpError(err error) error {
 	}
 	return sftpStatus(sftp.ErrSSHFxFailure, msg)
 }
-

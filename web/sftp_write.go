@@ -74,10 +74,6 @@ func (fs *sftpFS) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
 	return w, nil
 }
 
-// sftpBuffersMu makes a writer take its two buffers together, so that two
-// writers never each hold one and wait for a second.
-var sftpBuffersMu sync.Mutex
-
 // sftpWriter is one open SFTP write handle.
 type sftpWriter struct {
 	fs  *sftpFS
@@ -100,8 +96,10 @@ type sftpWriter struct {
 }
 
 func (w *sftpWriter) takeBuffers() error {
-	sftpBuffersMu.Lock()
-	defer sftpBuffersMu.Unlock()
+	// Two buffers are taken together, so that two writers never each hold
+	// one and wait for a second.
+	w.fs.s.sftpBuffers.Lock()
+	defer w.fs.s.sftpBuffers.Unlock()
 	for i := range w.bufs {
 		buf, release, err := w.fs.s.cfg.Backend.ChunkBuffer(w.fs.ctx)
 		if err != nil {
@@ -237,6 +235,11 @@ func (w *sftpWriter) Close() error {
 	ctx, resumes, user := context.WithoutCancel(w.fs.ctx), w.fs.s.sftpResumes, w.fs.user
 	log := w.fs.s.cfg.Log
 	switch {
+	case w.err != nil && w.errCode == depot.CodeUnavailable:
+		// services (or the hop) failed, not the client: the session keeps
+		// what it holds, for reput, like a cut.
+		log.Warn("sftp upload interrupted by services; kept for reput", "upload_id", w.id, "offset", w.base)
+		return w.err
 	case w.err != nil:
 		if err := w.fs.s.cfg.Backend.Abort(ctx, w.c, w.id, w.errCode); err != nil {
 			log.Warn("sftp upload not aborted", "upload_id", w.id, "err", err)
