@@ -12,6 +12,7 @@
 #   bench/sftp.sh                        # from the module root
 #   SIZE=$((2<<30)) N=3 bench/sftp.sh    # 2 GiB
 #   CIPHER=aes128-gcm@openssh.com bench/sftp.sh   # sftp -c (default: OpenSSH's choice, chacha20-poly1305)
+# While it runs, web's profiler answers on 127.0.0.1:7912 (/debug/pprof/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/depot-sftpbench-XXXXXX")
@@ -35,7 +36,7 @@ svc=$!
 sleep 1
 env -u DEPOT_DATABASE_URL DEPOT_ROLE=web DEPOT_ADDR=127.0.0.1:7902 DEPOT_SERVICES_URL=http://127.0.0.1:7901 \
 	DEPOT_INTERNAL_KEY=$key DEPOT_SFTP_ADDR=127.0.0.1:7903 DEPOT_SFTP_HOST_KEY_FILE="$dir/certs/sftp_host_ed25519_key" \
-	DEPOT_LOG_LEVEL=warn "$dir/depot" serve 2>"$dir/web.log" &
+	DEPOT_METRICS_ADDR=127.0.0.1:7912 DEPOT_PPROF=on DEPOT_LOG_LEVEL=warn "$dir/depot" serve 2>"$dir/web.log" &
 web=$!
 sleep 1
 echo "[127.0.0.1]:7903 $(ssh-keygen -y -f "$dir/certs/sftp_host_ed25519_key")" >"$dir/known_hosts"

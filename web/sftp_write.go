@@ -160,9 +160,7 @@ func (w *sftpWriter) WriteAt(p []byte, off int64) (int, error) {
 			}
 		}
 	}
-	for w.err == nil && !w.flushing && w.next >= w.base+w.chunk() {
-		w.flushFirst()
-	}
+	w.maybeFlush()
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -179,23 +177,34 @@ func (w *sftpWriter) copyIn(p []byte, off int64) {
 	copy(w.bufs[1][rel-w.chunk():], p)
 }
 
-// flushFirst appends bufs[0] (a whole chunk) without holding the lock, then
-// moves the window one chunk on. Called with w.mu held.
-func (w *sftpWriter) flushFirst() {
+// maybeFlush starts appending bufs[0] when it holds a whole chunk without
+// a gap and no append runs. The append runs on its own goroutine, so that
+// the write that completed the chunk is acknowledged at once: pkg/sftp
+// answers requests in order, and a write held for the append would hold
+// every later acknowledgement, stalling the client's pipeline. When it
+// ends the window moves one chunk on (and the next append starts if that
+// chunk is full too). Called with w.mu held.
+func (w *sftpWriter) maybeFlush() {
+	if w.err != nil || w.flushing || w.next < w.base+w.chunk() {
+		return
+	}
 	w.flushing = true
 	data, off := w.bufs[0], w.base
-	w.mu.Unlock()
-	_, _, err := w.fs.s.cfg.Backend.AppendChunk(context.WithoutCancel(w.fs.ctx), w.c, w.id, off, data, -1, false)
-	w.mu.Lock()
-	w.flushing = false
-	if err != nil {
-		w.fail(depot.ErrorCode(err), sftpError(err))
-	} else {
-		w.base += w.chunk()
-		w.bufs[0], w.bufs[1] = w.bufs[1], w.bufs[0]
-		w.release[0], w.release[1] = w.release[1], w.release[0]
-	}
-	w.cond.Broadcast()
+	go func() {
+		_, _, err := w.fs.s.cfg.Backend.AppendChunk(context.WithoutCancel(w.fs.ctx), w.c, w.id, off, data, -1, false)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.flushing = false
+		if err != nil {
+			w.fail(depot.ErrorCode(err), sftpError(err))
+		} else {
+			w.base += w.chunk()
+			w.bufs[0], w.bufs[1] = w.bufs[1], w.bufs[0]
+			w.release[0], w.release[1] = w.release[1], w.release[0]
+		}
+		w.cond.Broadcast()
+		w.maybeFlush()
+	}()
 }
 
 // fail records the first error of the handle and returns it.
