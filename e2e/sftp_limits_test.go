@@ -231,4 +231,3 @@ func (s *sftpCluster) uploadVia(t *testing.T, path string, data []byte, slow boo
 		return f.Close()
 	}
 }
-

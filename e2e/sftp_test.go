@@ -61,10 +61,10 @@ func TestSFTPOpenSSH(t *testing.T) {
 
 	// What depot does not do gets a clear status, never a hang.
 	for cmd, want := range map[string]string{
-		"symlink /c1/small.csv /c1/link":     "unsupported",
-		"mkdir /newcohort":                   "Permission denied",
-		"get /c1/nothing-here " + local:      "not found",
-		"put " + small + " /c2/small.csv":    "denied",
+		"symlink /c1/small.csv /c1/link":  "unsupported",
+		"mkdir /newcohort":                "Permission denied",
+		"get /c1/nothing-here " + local:   "not found",
+		"put " + small + " /c2/small.csv": "denied",
 	} {
 		out, err := s.sftpBatch(t, "alice", s.key, cmd)
 		if err == nil || !strings.Contains(out, want) {
