@@ -145,6 +145,14 @@ func TestSFTPLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// At most 4 SFTP sessions on one SSH connection.
+	for i := range 5 {
+		_, err := sftp.NewClient(c.conn)
+		if (err == nil) != (i < 3) { // c holds the first
+			t.Fatalf("session %d on one connection: %v", i+2, err)
+		}
+	}
 	c.Close()
 
 	// DEPOT_SFTP_MAX_CONNECTIONS: 12 held; the 13th is closed at once.

@@ -145,6 +145,13 @@ func TestSFTPSignInThrottled(t *testing.T) {
 		}
 		return err
 	}
+	// A token through keyboard-interactive (FileZilla, WinSCP) signs in.
+	tokenPrompt := ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
+		return []string{s.token}, nil
+	})
+	if err := dial(tokenPrompt); err != nil {
+		t.Fatalf("a token through keyboard-interactive: %v", err)
+	}
 	for i := range 21 {
 		auth := ssh.PublicKeys(signer)
 		if i%2 == 1 {

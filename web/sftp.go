@@ -41,6 +41,10 @@ type SFTPConfig struct {
 // sftpHandshakeTimeout bounds the SSH handshake, sign-in included.
 const sftpHandshakeTimeout = 30 * time.Second
 
+// sftpMaxSessionsPerConn bounds the session channels (each an SFTP server)
+// one SSH connection may hold open.
+const sftpMaxSessionsPerConn = 4
+
 // Extensions of ssh.Permissions that carry a connection's credential from
 // the authentication callbacks to the session.
 const (
@@ -119,6 +123,14 @@ func (s *Server) sshServerConfig() *ssh.ServerConfig {
 			tok := string(password)
 			return s.sshSignIn(meta, depot.Caller{Token: tok}, map[string]string{permToken: tok})
 		},
+		// Some clients (FileZilla, WinSCP) ask for a password this way.
+		KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			answers, err := ask("", "depot: sign in with a personal access token", []string{"Token: "}, []bool{false})
+			if err != nil || len(answers) != 1 {
+				return nil, errors.New("sign-in refused")
+			}
+			return s.sshSignIn(meta, depot.Caller{Token: answers[0]}, map[string]string{permToken: answers[0]})
+		},
 	}
 }
 
@@ -163,9 +175,16 @@ func (s *Server) serveSSH(ctx context.Context, nc net.Conn, conf *ssh.ServerConf
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	sessions := make(chan struct{}, sftpMaxSessionsPerConn)
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			nch.Reject(ssh.UnknownChannelType, "only session channels")
+			continue
+		}
+		select {
+		case sessions <- struct{}{}:
+		default:
+			nch.Reject(ssh.ResourceShortage, "too many sessions on one connection")
 			continue
 		}
 		ch, creqs, err := nch.Accept()
@@ -175,6 +194,7 @@ func (s *Server) serveSSH(ctx context.Context, nc net.Conn, conf *ssh.ServerConf
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-sessions }()
 			s.serveSession(ctx, ch, creqs, base, ext[permUser])
 		}()
 	}

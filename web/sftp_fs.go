@@ -96,8 +96,11 @@ func (fs *sftpFS) Filecmd(r *sftp.Request) error {
 			return sftpError(err)
 		}
 		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		if len(fs.dirs) >= sftpMaxVirtualDirs {
+			return sftpStatus(sftp.ErrSSHFxFailure, "too many empty directories in this session; put files in them first")
+		}
 		fs.dirs[p.key] = true
-		fs.mu.Unlock()
 		return nil
 	case "Rmdir":
 		if p.key == "" {
@@ -227,6 +230,9 @@ func (fs *sftpFS) statListed(key string) (depot.Object, error) {
 	}
 	return depot.Object{}, depot.Errorf(depot.CodeNotFound, "no such file")
 }
+
+// sftpMaxVirtualDirs bounds the directories mkdir remembers per session.
+const sftpMaxVirtualDirs = 10000
 
 // sftpMaxListPages bounds the pages one directory listing reads.
 const sftpMaxListPages = 100
