@@ -77,8 +77,12 @@ type Caller struct {
 	// TrustedUser is a user name vouched for by a trusted single-sign-on
 	// proxy in front of web; used only when Token is empty.
 	TrustedUser string
-	RequestID   string
-	WebNode     string
-	ClientIP    string
-	UserAgent   string
+	// SSHKey is an SSH public key in authorized_keys form that the user
+	// proved to hold in an SSH handshake with web (SFTP); used only when
+	// Token is empty. services looks it up among registered keys.
+	SSHKey    string
+	RequestID string
+	WebNode   string
+	ClientIP  string
+	UserAgent string
 }

@@ -58,6 +58,11 @@ const (
 	// backup into the live storage (depot restore --files-only), checked
 	// against the version's size and SHA-256; the database is not changed.
 	ActionRestoreFiles Action = "restore.files"
+	// ActionSSHKeyAdded and ActionSSHKeyRemoved: an SSH public key
+	// registered to, or revoked from, a user (depot users add-key,
+	// remove-key); Metadata names the user and the key's fingerprint.
+	ActionSSHKeyAdded   Action = "ssh_key.added"
+	ActionSSHKeyRemoved Action = "ssh_key.removed"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -74,6 +79,7 @@ var Actions = []Action{
 	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 	ActionFileScanned,
 	ActionRestoreFiles,
+	ActionSSHKeyAdded, ActionSSHKeyRemoved,
 }
 
 // Outcome of an audited operation.

@@ -130,6 +130,8 @@ func (c *Client) newRequest(ctx context.Context, cl depot.Caller, method, path s
 	h := req.Header
 	if cl.Token != "" {
 		h.Set(wire.HeaderUserToken, cl.Token)
+	} else if cl.SSHKey != "" {
+		h.Set(wire.HeaderSSHKey, cl.SSHKey)
 	} else if cl.TrustedUser != "" {
 		h.Set(wire.HeaderTrustedUser, cl.TrustedUser)
 	}

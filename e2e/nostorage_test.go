@@ -8,9 +8,12 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestWebStoresNothing proves invariant 1 on the real web process: while a
@@ -112,6 +115,81 @@ func splitNUL(b []byte) []string {
 			out = append(out, string(b[start:i]))
 			start = i + 1
 		}
+	}
+	return out
+}
+
+// TestSFTPStoresNothing extends TestWebStoresNothing to the SFTP entrance:
+// while a 256 MiB put, a put cut midway and its reput, and a get pass
+// through web, it writes no byte to storage, leaves TMPDIR empty, its
+// working directory unchanged, and holds no regular file open.
+func TestSFTPStoresNothing(t *testing.T) {
+	tmp, work := t.TempDir(), t.TempDir()
+	s := newSFTPCluster(t, map[string]string{"TMPDIR": tmp, "PWD": work})
+	pid := s.web.pid()
+	workBefore := treeSnapshot(t, work, nil)
+	before := procWriteBytes(t, pid)
+	servicesBefore := procWriteBytes(t, s.services.pid())
+
+	const n = 256 << 20
+	local := t.TempDir()
+	f, sum := writePayload(t, local, "big.bin", 9, n)
+	cut, cutSum := writePayload(t, local, "cut.bin", 10, 48<<20)
+	args := append(s.sshOpts(s.key), "-l", "160000", "-b", "-", "alice@127.0.0.1")
+	cmd := exec.Command("sftp", args...)
+	cmd.Stdin = strings.NewReader("put " + cut + " /c1/nostore/cut.bin\n")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, func() bool { return s.remoteSize(t, "/c1/nostore/cut.bin") >= 8<<20 })
+	openFiles := regularFilesOpen(t, pid) // mid-transfer
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(s.web.logs(), "sftp upload cut") })
+	s.mustSFTP(t, "put "+f+" /c1/nostore/big.bin", "reput "+cut+" /c1/nostore/cut.bin",
+		"get /c1/nostore/big.bin "+filepath.Join(local, "back.bin"))
+
+	if grew := procWriteBytes(t, s.services.pid()) - servicesBefore; grew < n {
+		t.Errorf("services write_bytes grew by only %d bytes; /proc/<pid>/io does not measure writes here", grew)
+	}
+	if after := procWriteBytes(t, pid); after != before {
+		t.Errorf("web process write_bytes grew by %d bytes during SFTP transfers", after-before)
+	}
+	if left := treeSnapshot(t, tmp, nil); len(left) != 1 {
+		t.Errorf("TMPDIR of the web process is not empty: %v", left)
+	}
+	if workAfter := treeSnapshot(t, work, nil); !slices.Equal(workAfter, workBefore) {
+		t.Errorf("working directory changed: before %v, after %v", workBefore, workAfter)
+	}
+	if len(openFiles) > 0 {
+		t.Errorf("web holds regular files open during an SFTP transfer: %v", openFiles)
+	}
+	for key, want := range map[string]string{"c1/nostore/big.bin": sum, "c1/nostore/cut.bin": cutSum} {
+		if _, got := hashFile(t, s.storedPath(key)); got != want {
+			t.Errorf("stored %s: sha %s, want %s", key, got, want)
+		}
+	}
+	if _, got := hashFile(t, filepath.Join(local, "back.bin")); got != sum {
+		t.Errorf("get: sha %s, want %s", got, sum)
+	}
+}
+
+// regularFilesOpen lists the regular files process pid has open.
+func regularFilesOpen(t *testing.T, pid int) []string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err != nil || !strings.HasPrefix(target, "/") || strings.HasPrefix(target, "/dev/") ||
+			strings.HasPrefix(target, "/sys/") || strings.HasPrefix(target, "/proc/") {
+			continue // sockets, pipes, anon inodes, /dev/null, the runtime's cgroup limits
+		}
+		out = append(out, target)
 	}
 	return out
 }

@@ -99,10 +99,14 @@ func (c *Core) reauthorize(ctx context.Context, cl *call, key string, perm depot
 }
 
 // principal resolves the credential of cl: its token (a personal access
-// token or an OpenID Connect ID token), or the user web vouches for when
-// services trusts web's users.
+// token or an OpenID Connect ID token), the SSH public key an SFTP client
+// proved to hold at web (looked up among registered keys: web cannot name
+// a user, only a key), or the user web vouches for when services trusts
+// web's users.
 func (c *Core) principal(ctx context.Context, cl *call) (depot.Principal, error) {
 	switch {
+	case cl.Token == "" && cl.SSHKey != "":
+		return c.cfg.DB.AuthenticateSSHKey(ctx, cl.SSHKey)
 	case cl.Token == "" && cl.TrustedUser != "" && c.cfg.TrustWebUsers:
 		return c.cfg.DB.PrincipalOf(ctx, cl.TrustedUser)
 	case c.cfg.OIDC != nil && LooksLikeIDToken(cl.Token):
@@ -139,7 +143,14 @@ func (c *Core) authenticate(ctx context.Context, cl *call) error {
 	c.throttle.failure(cl.ClientIP)
 	ev := cl.event(depot.ActionAuthFailed, "")
 	ev.Outcome, ev.ErrorCode = depot.OutcomeDenied, string(depot.CodeUnauthorized)
-	if cl.Token == "" {
+	switch {
+	case cl.Token == "" && cl.SSHKey != "":
+		ev.AuthMethod = servicedb.AuthMethodSSHKey
+		ev.Metadata = map[string]string{"reason": "unknown or revoked ssh key"}
+		if _, fp, _, perr := servicedb.ParseSSHKey(cl.SSHKey); perr == nil {
+			ev.Metadata["fingerprint"] = fp
+		}
+	case cl.Token == "":
 		ev.Metadata = map[string]string{"reason": "missing token"}
 	}
 	if m := c.oidcFailureMeta(cl.Token, err); m != nil {

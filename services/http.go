@@ -189,6 +189,7 @@ func callerOf(r *http.Request) depot.Caller {
 	c := depot.Caller{
 		Token:       r.Header.Get(wire.HeaderUserToken),
 		TrustedUser: r.Header.Get(wire.HeaderTrustedUser),
+		SSHKey:      r.Header.Get(wire.HeaderSSHKey),
 		RequestID:   r.Header.Get(wire.HeaderRequestID),
 		WebNode:     r.Header.Get(wire.HeaderWebNode),
 		ClientIP:    r.Header.Get(wire.HeaderClientIP),

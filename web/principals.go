@@ -78,6 +78,8 @@ func credentialKey(c depot.Caller, cohort string) (uploaderKey, bool) {
 	switch {
 	case c.Token != "":
 		return uploaderKey{credential: sha256.Sum256([]byte(c.Token)), cohort: cohort}, true
+	case c.SSHKey != "":
+		return uploaderKey{credential: sha256.Sum256([]byte("ssh\x00" + c.SSHKey)), cohort: cohort}, true
 	case c.TrustedUser != "":
 		return uploaderKey{credential: sha256.Sum256([]byte(c.TrustedUser)), trusted: true, cohort: cohort}, true
 	}

@@ -60,6 +60,11 @@ type Server struct {
 	bufs      sync.Pool
 	slots     userSlots
 	uploaders *uploaders
+	// sftpResumes remembers the open upload session of each user's SFTP
+	// transfer of a path, for reput (sftp_resume.go).
+	sftpResumes *resumeTable
+	// sftpBuffers is held by an SFTP writer taking its two chunk buffers.
+	sftpBuffers sync.Mutex
 }
 
 // New returns a Server.
@@ -73,7 +78,7 @@ func New(cfg Config) *Server {
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 8 << 20
 	}
-	s := &Server{cfg: cfg, slots: userSlots{max: cfg.MaxUploadsPerUser}, uploaders: newUploaders(time.Now)}
+	s := &Server{cfg: cfg, slots: userSlots{max: cfg.MaxUploadsPerUser}, uploaders: newUploaders(time.Now), sftpResumes: newResumeTable()}
 	s.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	return s
 }

@@ -92,6 +92,7 @@ func usersCmd(e *env) *cobra.Command {
 		})
 	}
 	cmd.AddCommand(add, list, disable)
+	cmd.AddCommand(sshKeyCmds(e)...) // add-key, remove-key, keys (accounts_sshkeys.go)
 	return cmd
 }
 

@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"depot/internal/tlsconf"
 )
@@ -27,6 +32,11 @@ func certsCmd(e *env) *cobra.Command {
 		for _, f := range tlsconf.DevFiles {
 			fmt.Fprintln(e.stdout, filepath.Join(*out, f))
 		}
+		hostKey, err := writeSFTPHostKey(*out)
+		if err != nil {
+			return fmt.Errorf("write the SFTP host key: %w", err)
+		}
+		fmt.Fprintln(e.stdout, hostKey)
 		until := time.Now().Add(time.Duration(*days)*24*time.Hour - time.Hour).UTC()
 		fmt.Fprintf(e.stderr, "these certificates expire in %d days, on %s: run depot certs dev again and restart both tiers before then "+
 			"(depot_certificate_expiry_seconds and the alert DepotCertificateExpiringSoon warn 14 days ahead)\n", *days, until.Format("2006-01-02 15:04 UTC"))
@@ -34,4 +44,27 @@ func certsCmd(e *env) *cobra.Command {
 	}
 	cmd.AddCommand(dev)
 	return cmd
+}
+
+// SFTPHostKeyFile is the SFTP host key depot certs dev writes in its
+// directory (DEPOT_SFTP_HOST_KEY_FILE).
+const SFTPHostKeyFile = "sftp_host_ed25519_key"
+
+// writeSFTPHostKey writes an Ed25519 SSH host key (OpenSSH format, mode
+// 0600) in dir, unless one is there: clients that trusted it keep trusting
+// it when the certificates are renewed.
+func writeSFTPHostKey(dir string) (string, error) {
+	name := filepath.Join(dir, SFTPHostKeyFile)
+	if _, err := os.Stat(name); err == nil {
+		return name, nil
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "depot sftp host key")
+	if err != nil {
+		return "", err
+	}
+	return name, os.WriteFile(name, pem.EncodeToMemory(block), 0o600)
 }

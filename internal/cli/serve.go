@@ -37,7 +37,7 @@ var serveVars = append([]config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
-	config.MaxOpenUploads, config.ServicesTimeout,
+	config.MaxOpenUploads, config.ServicesTimeout, config.SFTPAddr, config.SFTPHostKeyFile, config.SFTPMaxConns,
 	config.OIDCIssuer, config.OIDCClientID, config.OIDCClientSecret, config.OIDCClientSecFile, config.OIDCCLIClientID,
 	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
 	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
@@ -172,6 +172,11 @@ func runWeb(ctx context.Context, s settings) error {
 	// The "listening" line describes the public listener; this one the
 	// internal hop (web is the TLS client there).
 	log.Info("services hop", "url", servicesURL, "tls", clientTLS != nil, "client_certificate", clientTLS != nil && len(clientTLS.Certificates) > 0)
+	stopSFTP, err := startSFTP(ctx, s, srv, log) // sftp_wiring.go; a no-op when DEPOT_SFTP_ADDR is empty
+	if err != nil {
+		return err
+	}
+	defer stopSFTP()
 	return serveHTTP(ctx, s, log, s.get(config.Addr), handler, publicTLS)
 }
 

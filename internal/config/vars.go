@@ -66,6 +66,9 @@ var (
 	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured; with DEPOT_TRUSTED_USER_HEADER no prefix may be wider than /8 (IPv4) or /32 (IPv6)"}
 	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
 	MaxOpenUploads    = Var{"DEPOT_MAX_OPEN_UPLOADS_PER_USER", "100", "unfinished upload sessions one user may hold at once, counted by services over every web process (429 beyond it); 0 means no limit"}
+	SFTPAddr          = Var{"DEPOT_SFTP_ADDR", "", "web: listener of the SFTP entrance (e.g. :2022); off when empty (docs/sftp.md)"}
+	SFTPHostKeyFile   = Var{"DEPOT_SFTP_HOST_KEY_FILE", "", "web: comma-separated files of the SFTP server's private host keys (OpenSSH or PEM format); required with DEPOT_SFTP_ADDR"}
+	SFTPMaxConns      = Var{"DEPOT_SFTP_MAX_CONNECTIONS", "64", "web: SSH connections the SFTP entrance serves at once; one more is closed at once"}
 	ServicesTimeout   = Var{"DEPOT_SERVICES_TIMEOUT", "60s", "web: how long a request to services may wait with no byte moving either way before web answers 503 (a hung services tier); 0 disables"}
 )
 
@@ -125,7 +128,7 @@ var All = append([]Var{
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
-	MaxOpenUploads, ServicesTimeout,
+	MaxOpenUploads, ServicesTimeout, SFTPAddr, SFTPHostKeyFile, SFTPMaxConns,
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
 	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
 	OIDCGroupRoles, OIDCGroupRolesFile,

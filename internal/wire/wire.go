@@ -41,24 +41,27 @@ const PathAuthSession = "/internal/v1/auth/session"
 const (
 	HeaderUserToken   = "Depot-User-Token"   // the end user's bearer token, forwarded
 	HeaderTrustedUser = "Depot-Trusted-User" // a user vouched for by web's trusted SSO proxy
-	HeaderKey         = "Depot-Key"          // percent-encoded storage key
-	HeaderCohort      = "Depot-Cohort"       // percent-encoded cohort name
-	HeaderPermission  = "Depot-Permission"   // a permission the caller must hold in HeaderCohort (auth)
-	HeaderPrefix      = "Depot-Prefix"       // percent-encoded listing prefix
-	HeaderAfter       = "Depot-After"        // percent-encoded listing cursor
-	HeaderVersion     = "Depot-Version"      // a version ID
-	HeaderFileName    = "Depot-File-Name"    // percent-encoded original file name
-	HeaderSize        = "Depot-Size"         // declared size in bytes
-	HeaderSHA256      = "Depot-Sha256"       // lowercase hex SHA-256
-	HeaderClass       = "Depot-Class"        // permanent | temporary
-	HeaderOffset      = "Depot-Offset"       // append offset / current offset
-	HeaderModified    = "Depot-Modified"     // RFC 3339 modification time
-	HeaderUploadedBy  = "Depot-Uploaded-By"  // who uploaded a version
-	HeaderRequestID   = "Depot-Request-Id"   // correlation ID from web to services
-	HeaderWebNode     = "Depot-Web-Node"     // name of the web process
-	HeaderClientIP    = "Depot-Client-Ip"    // the end user's address as web saw it
-	HeaderUserAgent   = "Depot-User-Agent"   // the end user's User-Agent
-	HeaderResume      = "Depot-Resume"       // "1" on the first chunk of a resumed client request
+	// HeaderSSHKey carries an SSH public key (authorized_keys form) whose
+	// private key the SFTP client proved to hold in its handshake with web.
+	HeaderSSHKey     = "Depot-Ssh-Key"
+	HeaderKey        = "Depot-Key"         // percent-encoded storage key
+	HeaderCohort     = "Depot-Cohort"      // percent-encoded cohort name
+	HeaderPermission = "Depot-Permission"  // a permission the caller must hold in HeaderCohort (auth)
+	HeaderPrefix     = "Depot-Prefix"      // percent-encoded listing prefix
+	HeaderAfter      = "Depot-After"       // percent-encoded listing cursor
+	HeaderVersion    = "Depot-Version"     // a version ID
+	HeaderFileName   = "Depot-File-Name"   // percent-encoded original file name
+	HeaderSize       = "Depot-Size"        // declared size in bytes
+	HeaderSHA256     = "Depot-Sha256"      // lowercase hex SHA-256
+	HeaderClass      = "Depot-Class"       // permanent | temporary
+	HeaderOffset     = "Depot-Offset"      // append offset / current offset
+	HeaderModified   = "Depot-Modified"    // RFC 3339 modification time
+	HeaderUploadedBy = "Depot-Uploaded-By" // who uploaded a version
+	HeaderRequestID  = "Depot-Request-Id"  // correlation ID from web to services
+	HeaderWebNode    = "Depot-Web-Node"    // name of the web process
+	HeaderClientIP   = "Depot-Client-Ip"   // the end user's address as web saw it
+	HeaderUserAgent  = "Depot-User-Agent"  // the end user's User-Agent
+	HeaderResume     = "Depot-Resume"      // "1" on the first chunk of a resumed client request
 	// HeaderComplete "1" on an append commits the upload after the chunk,
 	// with HeaderSize (when set) the expected total size.
 	HeaderComplete = "Depot-Complete"
