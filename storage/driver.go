@@ -45,6 +45,22 @@ type ObjectInfo struct {
 type Staging struct {
 	ID    string // random ID, [0-9a-f]{32}: also the ID of the object it becomes
 	State []byte
+
+	// Verify, when set (Store.Append), reports whether every byte of the
+	// current WriteStaging's reader arrived intact (its length and
+	// CRC-32C); it is meaningful once the reader returned io.EOF. A driver
+	// that transforms bytes irreversibly (storage/sealed encrypts) calls
+	// it before it commits to them. Nil means nothing to check.
+	Verify func() error
+	// Checkpoint, when set (Store.Append, Store.Complete), persists state
+	// as the session's driver state now, in the middle of a call, with the
+	// session's offset unchanged: a driver records there what it must
+	// remember even if the call then fails or the process dies (sealed:
+	// the authentication tags of segments it is about to write, so that a
+	// retry never encrypts different bytes under the same nonce). Nil for
+	// staging areas that are never written again after a failure (Put,
+	// Restore).
+	Checkpoint func(ctx context.Context, state []byte) error
 }
 
 // Driver is implemented by each storage backend. The Store serialises calls
