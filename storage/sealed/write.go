@@ -144,10 +144,12 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 // reads plaintext from src in batches, and hands out the encryption of
 // every full segment that is not the last one, keeping the rest in buf.
 type encReader struct {
-	ctx        context.Context
-	st         *storage.Staging
-	s          *state
-	aead       interface{ Seal(dst, nonce, p, ad []byte) []byte }
+	ctx  context.Context
+	st   *storage.Staging
+	s    *state
+	aead interface {
+		Seal(dst, nonce, p, ad []byte) []byte
+	}
 	src        io.Reader
 	buf        []byte // plaintext not yet encrypted (starts with the kept tail)
 	out        []byte // ciphertext not yet handed out
