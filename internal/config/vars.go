@@ -66,6 +66,7 @@ var (
 	TrustedProxies    = Var{"DEPOT_TRUSTED_PROXIES", "", "comma-separated addresses or CIDRs of the reverse proxies in front of web: their X-Forwarded-For gives the client's address (audit, sign-in throttle) and their user header is honoured; with DEPOT_TRUSTED_USER_HEADER no prefix may be wider than /8 (IPv4) or /32 (IPv6)"}
 	TrustWebUsers     = Var{"DEPOT_TRUST_WEB_USERS", "off", "on: services accepts users vouched for by web's trusted header (signed requests only)"}
 	MaxOpenUploads    = Var{"DEPOT_MAX_OPEN_UPLOADS_PER_USER", "100", "unfinished upload sessions one user may hold at once, counted by services over every web process (429 beyond it); 0 means no limit"}
+	KEKFile           = Var{"DEPOT_KEK_FILE", "", "comma-separated age X25519 identity files (depot keys generate): key-encryption keys of encryption at rest (services and the commands that read storage); the first encrypts new objects, all decrypt; encryption is on whenever set"}
 	ServicesTimeout   = Var{"DEPOT_SERVICES_TIMEOUT", "60s", "web: how long a request to services may wait with no byte moving either way before web answers 503 (a hung services tier); 0 disables"}
 )
 
@@ -125,7 +126,7 @@ var All = append([]Var{
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
-	MaxOpenUploads, ServicesTimeout,
+	MaxOpenUploads, ServicesTimeout, KEKFile,
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
 	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
 	OIDCGroupRoles, OIDCGroupRolesFile,

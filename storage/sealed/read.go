@@ -41,7 +41,7 @@ func (d *Driver) head(ctx context.Context, id string) (*object, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")) {
+	if !bytes.HasPrefix(b, []byte(magic)) {
 		return nil, ErrNotSealed
 	}
 	hdr, err := age.ExtractHeader(bytes.NewReader(b))
