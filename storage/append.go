@@ -70,7 +70,7 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	if err := s.checkMax(cur + c.Length); err != nil {
 		return s.view(sess), err
 	}
-	h, err := sess.hasher()
+	h, err := s.hasher(sess)
 	if err != nil {
 		return s.view(sess), depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
@@ -82,7 +82,7 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	if err = body.verdict(n, err); err != nil {
 		return s.view(sess), err
 	}
-	state, err := marshalHash(h)
+	state, err := s.marshalHash(h)
 	if err != nil {
 		return s.view(sess), err
 	}

@@ -52,7 +52,7 @@ func (s *Store) Complete(ctx context.Context, id string, want Want, commit func(
 	if err != nil {
 		return Stored{}, err
 	}
-	h, err := sess.hasher()
+	h, err := s.hasher(sess)
 	if err != nil {
 		return Stored{}, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"filippo.io/age"
+
 	"depot/storage"
 )
 
@@ -69,3 +71,49 @@ func CheckPlain(ctx context.Context, d storage.Driver) error {
 }
 
 const magic = "age-encryption.org/v1\n"
+
+// OpenSealed reads object id as stored (an age file) and its size.
+func (d *Driver) OpenSealed(ctx context.Context, id string) (io.ReadCloser, int64, error) {
+	info, err := d.inner.Stat(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	rc, err := d.inner.Open(ctx, id, 0, -1)
+	return rc, info.Size, err
+}
+
+// Unseal decrypts an age file read from r with the KEKs.
+func (d *Driver) Unseal(r io.Reader) (io.Reader, error) {
+	pr, err := age.Decrypt(r, d.keys.all...)
+	var nm *age.NoIdentityMatchError
+	if errors.As(err, &nm) {
+		return nil, ErrNoKey
+	}
+	return pr, err
+}
+
+// PublishSealed stores r (an age file) as object id through the wrapped
+// driver, replacing an existing one only once r ended without error.
+func (d *Driver) PublishSealed(ctx context.Context, id string, r io.Reader) error {
+	st := &storage.Staging{ID: id}
+	if err := d.inner.CreateStaging(ctx, st); err != nil {
+		return err
+	}
+	n, err := d.inner.WriteStaging(ctx, st, 0, r)
+	if err == nil {
+		err = d.inner.Delete(ctx, id)
+	}
+	if err == nil {
+		err = d.inner.Publish(ctx, st, n)
+	}
+	if err != nil {
+		_ = d.inner.DiscardStaging(context.WithoutCancel(ctx), st)
+	}
+	return err
+}
+
+// SealState encrypts a session's hash state (storage.StateSealer).
+func (d *Driver) SealState(state []byte) ([]byte, error) { return d.keys.seal(state) }
+
+// OpenState decrypts what SealState returned.
+func (d *Driver) OpenState(sealed []byte) ([]byte, error) { return d.keys.open(sealed) }
