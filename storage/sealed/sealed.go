@@ -57,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -93,7 +94,11 @@ type Driver struct {
 	inner  storage.Driver
 	keys   *Keyring
 	hdrLen int64 // length of a one-recipient X25519 header
+	bufs   sync.Pool // *[]byte of cap bufSize, for plaintext and ciphertext batches
 }
+
+// bufSize holds a batch and one more segment, plaintext or encrypted.
+const bufSize = MaxBatch + 2*encSeg
 
 // New returns a driver that stores objects encrypted under keys in inner.
 // The result also implements storage.ObjectPutter and
@@ -104,6 +109,7 @@ func New(inner storage.Driver, keys *Keyring) (storage.Driver, error) {
 		return nil, err
 	}
 	d := &Driver{inner: inner, keys: keys, hdrLen: int64(len(hdr))}
+	d.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	_, put := inner.(storage.ObjectPutter)
 	_, space := inner.(storage.SpaceReporter)
 	switch {

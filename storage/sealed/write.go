@@ -114,7 +114,11 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	if err != nil {
 		return 0, wrap("staged tail", err)
 	}
-	er := &encReader{ctx: ctx, st: st, s: s, aead: aead, src: r, buf: append(make([]byte, 0, MaxBatch+segSize), tail[:offset-base]...), startInner: s.Inner}
+	plainBuf, encBuf := d.bufs.Get().(*[]byte), d.bufs.Get().(*[]byte)
+	defer d.bufs.Put(plainBuf)
+	defer d.bufs.Put(encBuf)
+	er := &encReader{ctx: ctx, st: st, s: s, aead: aead, src: r, buf: append((*plainBuf)[:0], tail[:offset-base]...),
+		outBuf: (*encBuf)[:0], startInner: s.Inner}
 	in := s.innerStaging(st.ID)
 	_, err = d.inner.WriteStaging(ctx, in, s.payloadAt(s.Segs), er)
 	if er.err != nil {
@@ -153,6 +157,7 @@ type encReader struct {
 	src        io.Reader
 	buf        []byte // plaintext not yet encrypted (starts with the kept tail)
 	out        []byte // ciphertext not yet handed out
+	outBuf     []byte // the buffer out is cut from
 	startInner []byte
 	taken      int64 // bytes read from src
 	emitted    int64 // segments encrypted
@@ -206,7 +211,7 @@ func (e *encReader) next() error {
 // seal encrypts the first segs segments of buf into out, checking and
 // recording their tags (see the package doc), and drops them from buf.
 func (e *encReader) seal(segs int) error {
-	out := make([]byte, 0, segs*encSeg)
+	out := e.outBuf[:0]
 	recorded := false
 	for i := range segs {
 		counter := e.s.Segs + e.emitted + int64(i)
