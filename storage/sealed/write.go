@@ -180,44 +180,50 @@ func (e *encReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next reads the next batch and encrypts what of it can be sealed.
+// next reads the next batch, encrypting (in memory) every segment that
+// has a byte after it as the bytes arrive, so that encryption overlaps
+// the network. Only once the batch is complete, and for the last batch
+// verified (Staging.Verify), are the tags checked and recorded and the
+// ciphertext handed out; a batch that fails is never written.
 func (e *encReader) next() error {
-	n, err := io.ReadFull(e.src, e.buf[len(e.buf):cap(e.buf)])
-	e.buf = e.buf[:len(e.buf)+n]
-	e.taken += int64(n)
-	var segs int
-	switch {
-	case err == nil: // a full batch; the segment after it is still unknown
-		segs = (len(e.buf) - segSize) / segSize
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		e.done = true
-		if e.st.Verify != nil {
-			if err := e.st.Verify(); err != nil {
-				return err
+	out := e.outBuf[:0]
+	segs := 0
+	for len(e.buf) < cap(e.buf) {
+		n, err := e.src.Read(e.buf[len(e.buf):cap(e.buf)])
+		e.buf = e.buf[:len(e.buf)+n]
+		e.taken += int64(n)
+		for (segs+1)*segSize < len(e.buf) {
+			counter := e.s.Segs + e.emitted + int64(segs)
+			out = e.aead.Seal(out, segNonce(counter, false), e.buf[segs*segSize:(segs+1)*segSize], nil)
+			segs++
+		}
+		if err == io.EOF {
+			e.done = true
+			if e.st.Verify != nil {
+				if err := e.st.Verify(); err != nil {
+					return err
+				}
 			}
+			break
 		}
-		if len(e.buf) > 0 {
-			segs = (len(e.buf) - 1) / segSize // keep 1 to 64 KiB as the tail
+		if err != nil {
+			return err
 		}
-	default:
-		return err
 	}
 	if segs == 0 {
 		return nil
 	}
-	return e.seal(segs)
+	return e.commit(out, segs)
 }
 
-// seal encrypts the first segs segments of buf into out, checking and
-// recording their tags (see the package doc), and drops them from buf.
-func (e *encReader) seal(segs int) error {
-	out := e.outBuf[:0]
+// commit checks and records the tags of the segs segments encrypted in
+// out (see the package doc), then hands out to the reader and drops the
+// segments' plaintext from buf.
+func (e *encReader) commit(out []byte, segs int) error {
 	recorded := false
 	for i := range segs {
-		counter := e.s.Segs + e.emitted + int64(i)
-		out = e.aead.Seal(out, segNonce(counter, false), e.buf[i*segSize:(i+1)*segSize], nil)
-		tag := out[len(out)-tagSize:]
-		idx := int(counter - e.s.Segs)
+		tag := out[(i+1)*encSeg-tagSize : (i+1)*encSeg]
+		idx := int(e.emitted) + i
 		switch {
 		case idx < len(e.s.Tags):
 			if !hmac.Equal(e.s.Tags[idx], tag) {
