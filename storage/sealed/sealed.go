@@ -93,7 +93,7 @@ var (
 type Driver struct {
 	inner  storage.Driver
 	keys   *Keyring
-	hdrLen int64 // length of a one-recipient X25519 header
+	hdrLen int64     // length of a one-recipient X25519 header
 	bufs   sync.Pool // *[]byte of cap bufSize, for plaintext and ciphertext batches
 }
 
