@@ -57,7 +57,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -73,7 +72,7 @@ const (
 	// MaxBatch is how many plaintext bytes a write holds in memory before
 	// encrypting: a chunk up to this size is verified (Staging.Verify)
 	// before any of it is encrypted.
-	MaxBatch = 16 << 20
+	MaxBatch = 8 << 20
 )
 
 var (
@@ -93,12 +92,30 @@ var (
 type Driver struct {
 	inner  storage.Driver
 	keys   *Keyring
-	hdrLen int64     // length of a one-recipient X25519 header
-	bufs   sync.Pool // *[]byte of cap bufSize, for plaintext and ciphertext batches
+	hdrLen int64       // length of a one-recipient X25519 header
+	bufs   chan []byte // free batch buffers of bufSize (not a sync.Pool: a GC would drop them)
 }
 
 // bufSize holds a batch and one more segment, plaintext or encrypted.
 const bufSize = MaxBatch + 2*encSeg
+
+// getBuf returns a free batch buffer or a new one.
+func (d *Driver) getBuf() []byte {
+	select {
+	case b := <-d.bufs:
+		return b
+	default:
+		return make([]byte, bufSize)
+	}
+}
+
+// putBuf keeps b for reuse, up to cap(d.bufs) buffers.
+func (d *Driver) putBuf(b []byte) {
+	select {
+	case d.bufs <- b[:cap(b)]:
+	default:
+	}
+}
 
 // New returns a driver that stores objects encrypted under keys in inner.
 // The result also implements storage.ObjectPutter and
@@ -109,7 +126,7 @@ func New(inner storage.Driver, keys *Keyring) (storage.Driver, error) {
 		return nil, err
 	}
 	d := &Driver{inner: inner, keys: keys, hdrLen: int64(len(hdr))}
-	d.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	d.bufs = make(chan []byte, 8)
 	_, put := inner.(storage.ObjectPutter)
 	_, space := inner.(storage.SpaceReporter)
 	switch {

@@ -114,11 +114,11 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	if err != nil {
 		return 0, wrap("staged tail", err)
 	}
-	plainBuf, encBuf := d.bufs.Get().(*[]byte), d.bufs.Get().(*[]byte)
-	defer d.bufs.Put(plainBuf)
-	defer d.bufs.Put(encBuf)
-	er := &encReader{ctx: ctx, st: st, s: s, aead: aead, src: r, buf: append((*plainBuf)[:0], tail[:offset-base]...),
-		outBuf: (*encBuf)[:0], startInner: s.Inner}
+	plainBuf, encBuf := d.getBuf(), d.getBuf()
+	defer d.putBuf(plainBuf)
+	defer d.putBuf(encBuf)
+	er := &encReader{ctx: ctx, st: st, s: s, aead: aead, src: r, buf: append(plainBuf[:0], tail[:offset-base]...),
+		outBuf: encBuf[:0], startInner: s.Inner}
 	in := s.innerStaging(st.ID)
 	_, err = d.inner.WriteStaging(ctx, in, s.payloadAt(s.Segs), er)
 	if er.err != nil {
