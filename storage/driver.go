@@ -26,6 +26,12 @@ import (
 // or staging area.
 var ErrNotExist = errors.New("storage: does not exist")
 
+// ErrRewrite is returned (wrapped) by a driver that refuses to store other
+// bytes at an offset where it stored bytes before (storage/sealed: that
+// would reuse a nonce). The Store answers CodeConflict: the client must
+// start a new upload.
+var ErrRewrite = errors.New("storage: the bytes differ from an earlier attempt at the same offset")
+
 // ErrNoSpace is returned (possibly wrapped) by drivers when the backend has
 // no room left for the bytes being written.
 var ErrNoSpace = errors.New("storage: no space left")

@@ -79,7 +79,7 @@ var (
 	// ErrChanged is returned when a write or publish would encrypt
 	// different plaintext under a segment nonce already used (a retry
 	// with other bytes at the same offset).
-	ErrChanged = errors.New("sealed: the bytes differ from an earlier attempt at the same offset; start a new upload")
+	ErrChanged = fmt.Errorf("sealed: %w; start a new upload", storage.ErrRewrite)
 	// ErrNoKey is returned when no configured KEK opens an object.
 	ErrNoKey = errors.New("sealed: no configured key-encryption key (DEPOT_KEK_FILE) opens this object")
 	// ErrNotSealed is returned when an object is not an age file.
