@@ -155,6 +155,12 @@ func testEncryptionAtRest(t *testing.T, o clusterOpts) {
 		t.Fatal("the restored file differs")
 	}
 
+	// keys status: every kept version under the one KEK.
+	status := depotCLI(t, c.servicesEnv(c.svcEnv), "keys", "status")
+	if want := fmt.Sprintf("\t%d\nother-key\t0\nnot-encrypted\t0\nmissing\t0\n", len(files)); !strings.HasPrefix(status, "age1") || !strings.HasSuffix(status, want) {
+		t.Errorf("keys status:\n%s\nwant %d versions under the KEK", status, len(files))
+	}
+
 	// The age command decrypts a stored object to its recorded SHA-256.
 	ageDecrypts(t, c, kek, "c1/enc/big.txt")
 	ageDecrypts(t, c, kek, "c1/enc/empty.txt")
