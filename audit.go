@@ -58,6 +58,9 @@ const (
 	// backup into the live storage (depot restore --files-only), checked
 	// against the version's size and SHA-256; the database is not changed.
 	ActionRestoreFiles Action = "restore.files"
+	// ActionKeysRotated: a run of depot keys rotate (encryption at rest):
+	// the data keys of the objects it re-wrapped under the current KEK.
+	ActionKeysRotated Action = "keys.rotated"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -74,6 +77,7 @@ var Actions = []Action{
 	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 	ActionFileScanned,
 	ActionRestoreFiles,
+	ActionKeysRotated,
 }
 
 // Outcome of an audited operation.

@@ -88,8 +88,10 @@ type Driver interface {
 	DiscardStaging(ctx context.Context, st *Staging) error
 	// Publish makes exactly the first size staged bytes durable as the
 	// immutable object st.ID and releases the staging area. When the
-	// object st.ID exists already (an earlier Publish that succeeded, then
-	// a crash), Publish returns nil and changes nothing. Without a staging
+	// object st.ID exists already and the staging area does not (an
+	// earlier Publish that succeeded, then a crash), Publish returns nil
+	// and changes nothing; when both exist (a staging area created anew
+	// for the ID: depot keys rotate), it replaces the object atomically. Without a staging
 	// area or object it returns ErrNotExist; a size larger than the staged
 	// bytes is an error.
 	Publish(ctx context.Context, st *Staging, size int64) error

@@ -251,11 +251,6 @@ func (e *encReader) commit(out []byte, segs int) error {
 // Publish seals the first size staged bytes: the tail becomes the final
 // segment, and the wrapped staging area is published.
 func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) error {
-	if _, err := d.inner.Stat(ctx, st.ID); err == nil {
-		return nil // published before a crash
-	} else if !errors.Is(err, storage.ErrNotExist) {
-		return err
-	}
 	s, err := decodeState(st)
 	if err != nil {
 		return err
@@ -295,6 +290,11 @@ func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) e
 	}
 	in := s.innerStaging(st.ID)
 	if _, err := d.inner.WriteStaging(ctx, in, s.payloadAt(s.Segs), bytes.NewReader(last)); err != nil {
+		if errors.Is(err, storage.ErrNotExist) {
+			if _, serr := d.inner.Stat(ctx, st.ID); serr == nil {
+				return nil // published before a crash
+			}
+		}
 		return err
 	}
 	return d.inner.Publish(ctx, in, s.payloadAt(s.Segs)+int64(len(last)))
