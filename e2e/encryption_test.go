@@ -311,3 +311,50 @@ func removeStored(t *testing.T, c *cluster, id string) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyRotation rotates the KEK of a cluster's stored versions with
+// depot keys rotate, killed (SIGKILL, from inside) after its first object
+// and run again: every version ends under the new KEK, the run is audited,
+// and services started with the new KEK alone reads every file back.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
+		oldKEK, newKEK := newKEK(t), newKEK(t)
+		c := newCluster(t, clusterOpts{dbURL: e.URL, servicesEnv: map[string]string{"DEPOT_KEK_FILE": oldKEK, "DEPOT_MAINTENANCE": "off"}})
+		files := map[string][]byte{"c1/rot/a.txt": markerData(10), "c1/rot/b.txt": markerData(200_000), "c1/rot/c.txt": nil}
+		for key, data := range files {
+			expectStatus(t, c.do("PUT", "/api/v1/files/"+key, bytes.NewReader(data), nil), http.StatusCreated)
+		}
+		c.web.stop()
+		c.services.stop()
+		both := c.servicesEnv(map[string]string{"DEPOT_KEK_FILE": newKEK + "," + oldKEK})
+		status := func() string { return depotCLI(t, both, "keys", "status") }
+		killed := c.servicesEnv(map[string]string{"DEPOT_KEK_FILE": newKEK + "," + oldKEK, "DEPOTTEST_CRASH_AT": crashpoint.Rewrapped})
+		if _, errOut, code := depotCLIResult(killed, "keys", "rotate"); code == 0 {
+			t.Fatalf("keys rotate was not killed: %s", errOut)
+		}
+		lines := strings.Split(status(), "\n")
+		if len(lines) < 2 || !strings.HasSuffix(lines[0], "\t1") || !strings.HasSuffix(lines[1], "\t2") {
+			t.Fatalf("status after the interrupted rotation:\n%s", strings.Join(lines, "\n"))
+		}
+		out := depotCLI(t, both, "keys", "rotate")
+		if !strings.Contains(out, "re-wrapped 2,") || !strings.Contains(out, " 1, missing 0") {
+			t.Fatalf("resumed rotation: %s", out)
+		}
+		lines = strings.Split(status(), "\n")
+		if !strings.HasSuffix(lines[0], "\t3") || !strings.HasSuffix(lines[1], "\t0") {
+			t.Fatalf("status after the rotation:\n%s", strings.Join(lines, "\n"))
+		}
+		if trail := depotCLI(t, c.dbEnv(), "audit", "export"); strings.Count(trail, "keys.rotated") != 1 {
+			t.Fatalf("%d keys.rotated records, want 1", strings.Count(trail, "keys.rotated"))
+		}
+		c.startServices(map[string]string{"DEPOT_KEK_FILE": newKEK, "DEPOT_MAINTENANCE": "off"})
+		c.startWeb(c.services.url(), nil)
+		for key, data := range files {
+			if got := expectStatus(t, c.do("GET", "/api/v1/files/"+key, nil, nil), http.StatusOK); !bytes.Equal(got, data) {
+				t.Fatalf("GET %s after the rotation: wrong bytes", key)
+			}
+		}
+		ageDecrypts(t, c, newKEK, "c1/rot/b.txt")
+	})
+}

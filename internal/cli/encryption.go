@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"depot"
 	"depot/internal/config"
+	"depot/internal/crashpoint"
 	"depot/servicedb"
 	"depot/storage"
 	"depot/storage/sealed"
@@ -122,6 +125,79 @@ func keysStatusCmd(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "other-key\t%d\nnot-encrypted\t%d\nmissing\t%d\n", unknown, plain, missing)
 			return nil
+		})
+	}
+	return cmd
+}
+
+func keysRotateCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "re-wrap the data key of every kept version under the first key-encryption key of DEPOT_KEK_FILE (the data is not re-encrypted); resumable, audited",
+		Long: "Give the new KEK first and the old ones after it (DEPOT_KEK_FILE=new.txt,old.txt), to this command and to services.\n" +
+			"Each object whose data key is wrapped for another KEK is written anew: a new header, then its ciphertext\n" +
+			"copied, published over the old object atomically. Interrupted, it is run again: objects already under\n" +
+			"the new KEK are skipped. Each run is audited (keys.rotated). Then depot keys status shows 0 versions\n" +
+			"under the old KEK, which can be dropped from DEPOT_KEK_FILE.",
+		Args: cobra.NoArgs,
+	}
+	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		s := settings{e: e, cmd: cmd}
+		files := sealed.SplitFiles(s.get(config.KEKFile))
+		if len(files) == 0 {
+			return usageErr("DEPOT_KEK_FILE is required (the new KEK first, then the old ones)")
+		}
+		k, err := sealed.LoadKeyring(files)
+		if err != nil {
+			return usageErr("DEPOT_KEK_FILE: %v", err)
+		}
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+			inner, err := openDriver(ctx, s.get(config.StorageURL))
+			if err != nil {
+				return err
+			}
+			defer inner.Close()
+			sd, err := sealed.New(inner, k)
+			if err != nil {
+				return err
+			}
+			var rotated, already, missing int
+			var runErr error
+		loop:
+			for after := ""; ; {
+				vs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 500})
+				if err != nil {
+					runErr = err
+					break
+				}
+				if len(vs) == 0 {
+					break
+				}
+				for _, v := range vs {
+					after = v.ID
+					changed, err := sealed.Of(sd).Rewrap(ctx, v.ID)
+					switch {
+					case errors.Is(err, storage.ErrNotExist):
+						missing++
+					case err != nil:
+						runErr = fmt.Errorf("version %s: %w", v.ID, err)
+						break loop
+					case changed:
+						rotated++
+						crashpoint.Reach(crashpoint.Rewrapped)
+					default:
+						already++
+					}
+				}
+			}
+			meta := map[string]string{"kek": k.Recipient(), "rotated": strconv.Itoa(rotated),
+				"already": strconv.Itoa(already), "missing": strconv.Itoa(missing), "complete": strconv.FormatBool(runErr == nil)}
+			if err := auditAdmin(ctx, db, depot.ActionKeysRotated, meta); err != nil {
+				return errors.Join(runErr, err)
+			}
+			fmt.Fprintf(e.stdout, "re-wrapped %d, already under %s %d, missing %d\n", rotated, k.Recipient(), already, missing)
+			return runErr
 		})
 	}
 	return cmd

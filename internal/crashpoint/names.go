@@ -14,6 +14,9 @@ const (
 	// AfterPurge: versions are marked purged with their audit record;
 	// their objects have not been deleted.
 	AfterPurge = "after-purge"
+	// Rewrapped: depot keys rotate re-wrapped one object's data key;
+	// others remain.
+	Rewrapped = "keys-rewrapped"
 )
 
 // The steps where a test can hold a process (Pause).
