@@ -61,6 +61,9 @@ const (
 	// ActionKeysRotated: a run of depot keys rotate (encryption at rest):
 	// the data keys of the objects it re-wrapped under the current KEK.
 	ActionKeysRotated Action = "keys.rotated"
+	// ActionStorageEncrypted: a run of depot keys encrypt-existing: the
+	// unencrypted objects it replaced by their encryption, in place.
+	ActionStorageEncrypted Action = "storage.encrypted"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -77,7 +80,7 @@ var Actions = []Action{
 	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 	ActionFileScanned,
 	ActionRestoreFiles,
-	ActionKeysRotated,
+	ActionKeysRotated, ActionStorageEncrypted,
 }
 
 // Outcome of an audited operation.

@@ -358,3 +358,55 @@ func TestKeyRotation(t *testing.T) {
 		ageDecrypts(t, c, newKEK, "c1/rot/b.txt")
 	})
 }
+
+// TestEncryptExisting turns encryption at rest on for a cluster that
+// stored files unencrypted: depot keys encrypt-existing, killed (SIGKILL,
+// from inside) after its first object and run again, leaves every kept
+// version encrypted (no plaintext left in the storage), audited; services
+// with the KEK then reads every file back.
+func TestEncryptExisting(t *testing.T) {
+	t.Parallel()
+	forEngine(t, func(t *testing.T, e servicedbtest.EngineURL) {
+		c := newCluster(t, clusterOpts{dbURL: e.URL, servicesEnv: map[string]string{"DEPOT_MAINTENANCE": "off"}})
+		files := map[string][]byte{"c1/old/a.txt": markerData(10), "c1/old/b.txt": markerData(200_000), "c1/old/c.txt": nil}
+		for key, data := range files {
+			expectStatus(t, c.do("PUT", "/api/v1/files/"+key, bytes.NewReader(data), nil), http.StatusCreated)
+		}
+		// A second version of b.txt: old versions are encrypted too.
+		expectStatus(t, c.do("PUT", "/api/v1/files/c1/old/b.txt", bytes.NewReader(files["c1/old/b.txt"]), nil), http.StatusCreated)
+		c.web.stop()
+		c.services.stop()
+		kek := newKEK(t)
+		env := c.servicesEnv(map[string]string{"DEPOT_KEK_FILE": kek})
+		if _, errOut, code := depotCLIResult(env, "serve"); code == 0 || !strings.Contains(errOut, "unencrypted objects") {
+			t.Fatalf("services with a KEK over unencrypted objects: exit %d: %s", code, errOut)
+		}
+		killed := c.servicesEnv(map[string]string{"DEPOT_KEK_FILE": kek, "DEPOTTEST_CRASH_AT": crashpoint.Encrypted})
+		if _, errOut, code := depotCLIResult(killed, "keys", "encrypt-existing"); code == 0 {
+			t.Fatalf("encrypt-existing was not killed: %s", errOut)
+		}
+		if out := depotCLI(t, env, "keys", "status"); !strings.Contains(out, "not-encrypted\t3\n") {
+			t.Fatalf("status after the interrupted run:\n%s", out)
+		}
+		if out := depotCLI(t, env, "keys", "encrypt-existing"); !strings.Contains(out, "encrypted 3, already encrypted 1,") {
+			t.Fatalf("resumed run: %s", out)
+		}
+		if out := depotCLI(t, env, "keys", "status"); !strings.Contains(out, "\t4\nother-key\t0\nnot-encrypted\t0\n") {
+			t.Fatalf("status after the migration:\n%s", out)
+		}
+		noPlaintext(t, c, c.storageDir())
+		if trail := depotCLI(t, c.dbEnv(), "audit", "export"); strings.Count(trail, "storage.encrypted") != 1 {
+			t.Fatalf("%d storage.encrypted records, want 1", strings.Count(trail, "storage.encrypted"))
+		}
+		c.startServices(map[string]string{"DEPOT_KEK_FILE": kek, "DEPOT_MAINTENANCE": "off"})
+		c.startWeb(c.services.url(), nil)
+		for key, data := range files {
+			if got := expectStatus(t, c.do("GET", "/api/v1/files/"+key, nil, nil), http.StatusOK); !bytes.Equal(got, data) {
+				t.Fatalf("GET %s after the migration: wrong bytes", key)
+			}
+		}
+		if _, errOut, code := depotCLIResult(c.servicesEnv(map[string]string{"DEPOT_KEK_FILE": kek}), "verify"); code != 0 {
+			t.Fatalf("verify after the migration: exit %d: %s", code, errOut)
+		}
+	})
+}

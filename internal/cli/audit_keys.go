@@ -12,7 +12,7 @@ import (
 // key-encryption keys of encryption at rest (encryption.go).
 func keysCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "generate and manage keys"}
-	cmd.AddCommand(keysGenerateSigningCmd(e), keysGenerateCmd(e), keysStatusCmd(e), keysRotateCmd(e))
+	cmd.AddCommand(keysGenerateSigningCmd(e), keysGenerateCmd(e), keysStatusCmd(e), keysRotateCmd(e), keysEncryptExistingCmd(e))
 	return cmd
 }
 

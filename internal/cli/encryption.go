@@ -202,3 +202,82 @@ func keysRotateCmd(e *env) *cobra.Command {
 	}
 	return cmd
 }
+
+func keysEncryptExistingCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "encrypt-existing",
+		Short: "encrypt, in place, every kept version stored unencrypted (turning encryption at rest on for an existing storage); resumable, audited",
+		Long: "Run with services stopped (services with DEPOT_KEK_FILE refuses unencrypted objects) and no upload in progress.\n" +
+			"Each kept version whose object is not encrypted is read, checked against its recorded size and SHA-256\n" +
+			"while it is encrypted into a staging area of the same ID, and published over the unencrypted object\n" +
+			"atomically. Interrupted, it is run again: encrypted objects are skipped. A damaged object is left as it\n" +
+			"is and reported (exit 6). Each run is audited (storage.encrypted).",
+		Args: cobra.NoArgs,
+	}
+	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		s := settings{e: e, cmd: cmd}
+		files := sealed.SplitFiles(s.get(config.KEKFile))
+		if len(files) == 0 {
+			return usageErr("DEPOT_KEK_FILE is required")
+		}
+		k, err := sealed.LoadKeyring(files)
+		if err != nil {
+			return usageErr("DEPOT_KEK_FILE: %v", err)
+		}
+		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+			inner, err := openDriver(ctx, s.get(config.StorageURL))
+			if err != nil {
+				return err
+			}
+			defer inner.Close()
+			sd, err := sealed.New(inner, k)
+			if err != nil {
+				return err
+			}
+			var encrypted, already, missing, damaged int
+			var runErr error
+		loop:
+			for after := ""; ; {
+				vs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 500})
+				if err != nil {
+					runErr = err
+					break
+				}
+				if len(vs) == 0 {
+					break
+				}
+				for _, v := range vs {
+					after = v.ID
+					changed, err := sealed.Of(sd).EncryptInPlace(ctx, v.ID, v.Size, v.SHA256)
+					switch {
+					case errors.Is(err, storage.ErrNotExist):
+						missing++
+					case errors.Is(err, sealed.ErrMismatch):
+						damaged++
+						fmt.Fprintf(e.stderr, "version %s: damaged (not encrypted; see depot verify, depot restore --files-only)\n", v.ID)
+					case err != nil:
+						runErr = fmt.Errorf("version %s: %w", v.ID, err)
+						break loop
+					case changed:
+						encrypted++
+						crashpoint.Reach(crashpoint.Encrypted)
+					default:
+						already++
+					}
+				}
+			}
+			meta := map[string]string{"kek": k.Recipient(), "encrypted": strconv.Itoa(encrypted), "already": strconv.Itoa(already),
+				"missing": strconv.Itoa(missing), "damaged": strconv.Itoa(damaged), "complete": strconv.FormatBool(runErr == nil)}
+			if err := auditAdmin(ctx, db, depot.ActionStorageEncrypted, meta); err != nil {
+				return errors.Join(runErr, err)
+			}
+			fmt.Fprintf(e.stdout, "encrypted %d, already encrypted %d, missing %d, damaged %d\n", encrypted, already, missing, damaged)
+			if runErr == nil && (damaged > 0 || missing > 0) {
+				return &exitError{code: ExitIntegrity, err: fmt.Errorf("%d damaged and %d missing objects were not encrypted", damaged, missing)}
+			}
+			return runErr
+		})
+	}
+	return cmd
+}

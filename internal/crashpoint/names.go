@@ -17,6 +17,9 @@ const (
 	// Rewrapped: depot keys rotate re-wrapped one object's data key;
 	// others remain.
 	Rewrapped = "keys-rewrapped"
+	// Encrypted: depot keys encrypt-existing replaced one unencrypted
+	// object by its encryption; others remain.
+	Encrypted = "keys-encrypted"
 )
 
 // The steps where a test can hold a process (Pause).

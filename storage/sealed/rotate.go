@@ -7,6 +7,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 
@@ -98,6 +100,50 @@ func (d *Driver) Rewrap(ctx context.Context, id string) (bool, error) {
 	}
 	if err != nil {
 		_ = d.inner.DiscardStaging(context.WithoutCancel(ctx), st)
+		return false, err
+	}
+	return true, nil
+}
+
+// ErrMismatch is returned by EncryptInPlace for an object whose bytes do
+// not match its version's size and SHA-256: it is left as it is.
+var ErrMismatch = errors.New("sealed: the stored bytes do not match the version's record")
+
+// EncryptInPlace replaces the unencrypted object id by its encryption
+// (depot keys encrypt-existing): its bytes are read, checked against size
+// and sha256Hex while they are encrypted into a staging area of the same
+// ID, whose Publish replaces the object atomically. A crash leaves the
+// unencrypted object and a leftover that cleanup removes. It reports false
+// for an object that is encrypted already (an age file that a KEK opens,
+// of the version's size); an age file that no KEK opens is a user's own
+// file, and is encrypted like any other.
+func (d *Driver) EncryptInPlace(ctx context.Context, id string, size int64, sha256Hex string) (bool, error) {
+	if o, err := d.head(ctx, id); err == nil && o.plain == size {
+		if _, err := d.keys.fileKey(o.hdr); err == nil {
+			return false, nil
+		}
+	} else if err != nil && !errors.Is(err, ErrNotSealed) && !errors.Is(err, ErrCorrupt) {
+		return false, err
+	}
+	rc, err := d.inner.Open(ctx, id, 0, -1)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	st := &storage.Staging{ID: id}
+	if err := d.CreateStaging(ctx, st); err != nil {
+		return false, err
+	}
+	h := sha256.New()
+	n, err := d.WriteStaging(ctx, st, 0, io.TeeReader(io.LimitReader(rc, size+1), h))
+	if err == nil && (n != size || hex.EncodeToString(h.Sum(nil)) != sha256Hex) {
+		err = ErrMismatch
+	}
+	if err == nil {
+		err = d.Publish(ctx, st, n)
+	}
+	if err != nil {
+		_ = d.DiscardStaging(context.WithoutCancel(ctx), st)
 		return false, err
 	}
 	return true, nil
