@@ -271,3 +271,23 @@ func TestRewrap(t *testing.T) {
 		t.Fatalf("age decrypts the re-wrapped object: %v", err)
 	}
 }
+
+// TestKeyringRefuses checks that KEK files others may read, missing ones
+// and ones without X25519 identities are refused.
+func TestKeyringRefuses(t *testing.T) {
+	_, name := testKeys(t)
+	if err := os.Chmod(name, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealed.LoadKeyring([]string{name}); err == nil {
+		t.Error("a KEK file readable by others was accepted")
+	}
+	if _, err := sealed.LoadKeyring([]string{name + ".missing"}); err == nil {
+		t.Error("a missing KEK file was accepted")
+	}
+	junk := filepath.Join(t.TempDir(), "junk")
+	os.WriteFile(junk, []byte("not a key\n"), 0o600)
+	if _, err := sealed.LoadKeyring([]string{junk}); err == nil {
+		t.Error("a KEK file without an identity was accepted")
+	}
+}

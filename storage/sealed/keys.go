@@ -32,15 +32,19 @@ func SplitFiles(v string) []string {
 	return out
 }
 
-// LoadKeyring reads the KEK files. A missing, unreadable or empty file, or
-// one holding anything but age X25519 identities, is an error: encryption
-// fails closed rather than fall back to storing plaintext.
+// LoadKeyring reads the KEK files. A missing or unreadable file, one that
+// group or others may read, or one holding anything but age X25519
+// identities, is an error: encryption fails closed rather than fall back
+// to storing plaintext.
 func LoadKeyring(files []string) (*Keyring, error) {
 	if len(files) == 0 {
 		return nil, errors.New("no key-encryption key file given")
 	}
 	k := &Keyring{}
 	for _, name := range files {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("key-encryption key file %s may be read by others (mode %v): chmod 600 it", name, fi.Mode().Perm())
+		}
 		b, err := os.ReadFile(name)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read key-encryption key file: %w", err)
