@@ -97,7 +97,7 @@ type Driver struct {
 }
 
 // bufSize holds a batch and one more segment, plaintext or encrypted.
-const bufSize = MaxBatch + 2*encSeg
+const bufSize = (MaxBatch/segSize + 2) * encSeg
 
 // getBuf returns a free batch buffer or a new one.
 func (d *Driver) getBuf() []byte {

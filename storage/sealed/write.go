@@ -3,6 +3,7 @@ package sealed
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/json"
@@ -148,12 +149,10 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 // reads plaintext from src in batches, and hands out the encryption of
 // every full segment that is not the last one, keeping the rest in buf.
 type encReader struct {
-	ctx  context.Context
-	st   *storage.Staging
-	s    *state
-	aead interface {
-		Seal(dst, nonce, p, ad []byte) []byte
-	}
+	ctx        context.Context
+	st         *storage.Staging
+	s          *state
+	aead       cipher.AEAD
 	src        io.Reader
 	buf        []byte // plaintext not yet encrypted (starts with the kept tail)
 	out        []byte // ciphertext not yet handed out
@@ -186,34 +185,54 @@ func (e *encReader) Read(p []byte) (int, error) {
 // verified (Staging.Verify), are the tags checked and recorded and the
 // ciphertext handed out; a batch that fails is never written.
 func (e *encReader) next() error {
-	out := e.outBuf[:0]
+	// A second goroutine encrypts each segment once a byte after it has
+	// arrived, while this one reads on: encryption overlaps the network.
+	// Segment i goes to out[i*encSeg:(i+1)*encSeg]; the reader only
+	// appends past the segments it has handed over.
+	work := make(chan int, cap(e.buf)/segSize+1)
+	sealed := make(chan struct{})
+	base := e.s.Segs + e.emitted
+	buf, out := e.buf[:cap(e.buf)], e.outBuf[:cap(e.outBuf)]
+	go func() {
+		defer close(sealed)
+		for i := range work {
+			dst := out[i*encSeg : i*encSeg : (i+1)*encSeg]
+			e.aead.Seal(dst, segNonce(base+int64(i), false), buf[i*segSize:(i+1)*segSize], nil)
+		}
+	}()
 	segs := 0
+	var rerr error
 	for len(e.buf) < cap(e.buf) {
 		n, err := e.src.Read(e.buf[len(e.buf):cap(e.buf)])
 		e.buf = e.buf[:len(e.buf)+n]
 		e.taken += int64(n)
 		for (segs+1)*segSize < len(e.buf) {
-			counter := e.s.Segs + e.emitted + int64(segs)
-			out = e.aead.Seal(out, segNonce(counter, false), e.buf[segs*segSize:(segs+1)*segSize], nil)
+			work <- segs
 			segs++
 		}
 		if err == io.EOF {
 			e.done = true
-			if e.st.Verify != nil {
-				if err := e.st.Verify(); err != nil {
-					return err
-				}
-			}
 			break
 		}
 		if err != nil {
+			rerr = err
+			break
+		}
+	}
+	close(work)
+	<-sealed
+	if rerr != nil {
+		return rerr
+	}
+	if e.done && e.st.Verify != nil {
+		if err := e.st.Verify(); err != nil {
 			return err
 		}
 	}
 	if segs == 0 {
 		return nil
 	}
-	return e.commit(out, segs)
+	return e.commit(out[:segs*encSeg], segs)
 }
 
 // commit checks and records the tags of the segs segments encrypted in
