@@ -11,6 +11,7 @@ targets=(
 	"./servicedb FuzzCanonical"
 	"./servicedb FuzzMetadataJSON"
 	"./web FuzzTusHeaders"
+	"./web FuzzUploadConcat"
 	"./internal/sessioncookie FuzzOpen"
 )
 for t in "${targets[@]}"; do

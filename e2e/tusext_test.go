@@ -8,8 +8,8 @@ import (
 )
 
 // TestTusUnsupportedExtensionsRefused: a tus request that uses an extension
-// depot does not implement (concatenation, checksum trailers, the IETF
-// draft's headers) is refused with 400 and a message naming the header,
+// depot does not implement (checksum trailers, the IETF draft's headers;
+// concatenation is implemented, see tusconcat_test.go) is refused with 400 and a message naming the header,
 // never ignored, and opens no session.
 func TestTusUnsupportedExtensionsRefused(t *testing.T) {
 	c := newCluster(t, clusterOpts{})
@@ -19,9 +19,8 @@ func TestTusUnsupportedExtensionsRefused(t *testing.T) {
 		hdr                map[string]string
 		names              string
 	}{
-		{"partial creation", "POST", tusPath, map[string]string{"Upload-Concat": "partial", "Upload-Length": "10"}, "Upload-Concat"},
-		{"final creation", "POST", tusPath, map[string]string{"Upload-Concat": "final;" + loc}, "Upload-Concat"},
-		{"PATCH with Upload-Concat", "PATCH", loc, map[string]string{"Upload-Concat": "partial", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}, "Upload-Concat"},
+		{"malformed Upload-Concat", "POST", tusPath, map[string]string{"Upload-Concat": "parallel", "Upload-Length": "10"}, "Upload-Concat"},
+		{"PATCH with the IETF draft's header", "PATCH", loc, map[string]string{"Upload-Complete": "?1", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}, "Upload-Complete"},
 		{"checksum trailer", "POST", tusPath, map[string]string{"Upload-Length": "10", "Content-Type": "application/offset+octet-stream"}, "Upload-Checksum"},
 		{"IETF draft", "POST", tusPath, map[string]string{"Upload-Complete": "?1", "Upload-Length": "10"}, "Upload-Complete"},
 	} {

@@ -26,6 +26,11 @@ type Commit struct {
 	// transaction; "" for a one-shot upload. If the session is gone (it
 	// expired meanwhile, and its bytes with it), nothing is committed.
 	UploadID string
+	// Parts are the sessions of the partial uploads (tus concatenation)
+	// whose bytes the version joins, removed in the same transaction; if
+	// one is gone (joined by another final upload, or expired), nothing is
+	// committed, so that partials make one version at most.
+	Parts []string
 	// IfMatch and IfNoneMatch are the upload's HTTP conditions (see
 	// depot.PutOptions), checked against the path's current version.
 	IfMatch, IfNoneMatch string
@@ -52,6 +57,15 @@ func CommitVersion(c Commit) Change {
 					return err
 				}
 				return depot.Errorf(depot.CodeNotFound, "the upload expired before it was committed")
+			}
+		}
+		for _, id := range c.Parts {
+			res, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE upload_id = $1`, id)
+			if n, _ := rowsAffected(res, err); err != nil || n != 1 {
+				if err != nil {
+					return err
+				}
+				return depot.Errorf(depot.CodeConflict, "partial upload %s was joined by another final upload, or expired", id)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO versions (version_id, storage_key, cohort, size, sha256, class,

@@ -114,6 +114,7 @@ func (s *Server) routes() []route {
 		{"PATCH " + wire.UploadPrefix + "{id}", s.appendUpload},
 		{"DELETE " + wire.UploadPrefix + "{id}", s.abortUpload},
 		{"POST " + wire.UploadPrefix + "{id}/complete", s.completeUpload},
+		{"POST " + wire.PathConcat, s.concatUploads}, // httpconcat.go
 		{"POST " + wire.PathAuth, s.authenticate},
 		{"POST " + wire.PathAuthSession, s.sessionEvent}, // single sign-on (httpsession.go)
 		{"GET " + wire.PathHolds, s.listHolds},

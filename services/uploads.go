@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"depot"
@@ -60,6 +61,10 @@ func (c *Core) CreateUpload(ctx context.Context, caller depot.Caller, req Upload
 		return depot.Upload{}, c.fail(ctx, cl, ev, err)
 	}
 	req.Class = class
+	if req.Meta[MetaConcat] == ConcatPartial && req.Size < 0 {
+		ev.Action = depot.ActionUploadFailed
+		return depot.Upload{}, c.fail(ctx, cl, ev, depot.Errorf(depot.CodeInvalid, "a partial upload needs its length (Upload-Length)"))
+	}
 	if max := c.cfg.MaxOpenUploadsPerUser; max > 0 {
 		n, err := c.cfg.DB.OpenUploads(ctx, cl.principal.User)
 		if err != nil {
@@ -209,10 +214,20 @@ func (c *Core) completedUpload(ctx context.Context, id string) (depot.Upload, er
 	if err != nil || v.Purged != nil {
 		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
-	return depot.Upload{
+	u := depot.Upload{
 		ID: v.ID, Key: v.Key, Owner: v.UploadedBy, Offset: v.Size, DeclaredSize: v.Size, SHA256: v.SHA256,
 		Class: v.Class, Created: v.Created, Updated: v.Created, Completed: true, Resumable: true,
-	}, nil
+	}
+	// A final upload of the concatenation extension is told by its
+	// record, which names its parts.
+	evs, err := c.cfg.DB.Events(ctx, servicedb.Filter{UploadID: id, Action: depot.ActionUploadCompleted, Limit: 1})
+	if err != nil {
+		return depot.Upload{}, err
+	}
+	if len(evs) == 1 && evs[0].Metadata[metaConcatParts] != "" {
+		u.Meta = map[string]string{MetaConcat: ConcatFinal, metaConcatParts: evs[0].Metadata[metaConcatParts]}
+	}
+	return u, nil
 }
 
 // AppendRequest is one chunk of an upload session.
@@ -241,6 +256,9 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 	if u.Completed {
 		return c.appendAfterCommit(ctx, u, req)
 	}
+	if isPartial(u) && req.Chunk.Length == 0 && u.Offset == u.DeclaredSize {
+		return u, nil, nil // a sealed partial's staging area may be gone
+	}
 	if req.Resume {
 		ev := cl.event(depot.ActionUploadResumed, u.Key)
 		ev.UploadID, ev.DeclaredSize = u.ID, u.DeclaredSize
@@ -266,8 +284,8 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 	if err != nil {
 		return u, nil, c.endPlain(ctx, cl, u, err)
 	}
-	if !req.Complete {
-		return u, nil, nil
+	if !req.Complete || isPartial(u) {
+		return u, nil, nil // a partial is never committed on its own
 	}
 	obj, err := c.complete(ctx, cl, u, storage.Want{Size: req.Size})
 	if err != nil {
@@ -302,6 +320,9 @@ func (c *Core) Complete(ctx context.Context, caller depot.Caller, id string, wan
 		}
 		return obj, err
 	}
+	if isPartial(u) {
+		return depot.Object{}, depot.Errorf(depot.CodeConflict, "a partial upload is never committed on its own: create the final upload (Upload-Concat: final;...)")
+	}
 	return c.complete(ctx, cl, u, want)
 }
 
@@ -311,6 +332,9 @@ func (c *Core) Complete(ctx context.Context, caller depot.Caller, id string, wan
 func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want storage.Want) (depot.Object, error) {
 	ev := cl.event(depot.ActionUploadCompleted, u.Key)
 	ev.UploadID, ev.DeclaredSize, ev.FileClass, ev.StreamStart, ev.BytesTransferred = u.ID, u.DeclaredSize, u.Class, &u.Created, u.Offset
+	if parts := u.Meta[metaConcatParts]; parts != "" {
+		ev.Metadata = map[string]string{metaConcatParts: parts}
+	}
 	var obj depot.Object
 	crashpoint.Reach(crashpoint.Staged)
 	_, err := c.cfg.Store.Complete(ctx, u.ID, want, func(ctx context.Context, s storage.Stored) error {
@@ -327,6 +351,7 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 		commit := servicedb.Commit{
 			Version: v, UploadID: u.ID, IfMatch: u.Meta[metaIfMatch], IfNoneMatch: u.Meta[metaIfNoneMatch],
 			MayChangeClass: cl.principal.Can(cohortOf(u.Key), depot.PermManage),
+			Parts:          strings.Fields(u.Meta[metaConcatParts]),
 		}
 		return c.auditWith(ctx, ev, servicedb.CommitVersion(commit))
 	})

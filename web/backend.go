@@ -60,6 +60,9 @@ type Uploads interface {
 	// waiting while all are in use; release gives it back.
 	ChunkBuffer(ctx context.Context) (buf []byte, release func(), err error)
 	Complete(ctx context.Context, c depot.Caller, id string, size int64, sha256 string) (depot.Object, error)
+	// Concat creates the final upload of the tus concatenation extension
+	// from complete partial uploads, and commits it as a new version.
+	Concat(ctx context.Context, c depot.Caller, req wire.ConcatUpload) (depot.Upload, depot.Object, error)
 	// Abort discards an upload; reason is why web gives up on it ("": its
 	// client ended it).
 	Abort(ctx context.Context, c depot.Caller, id string, reason depot.Code) error

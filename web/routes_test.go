@@ -65,6 +65,9 @@ func (deniedBackend) Complete(context.Context, depot.Caller, string, int64, stri
 	return depot.Object{}, errDenied
 }
 func (deniedBackend) Abort(context.Context, depot.Caller, string, depot.Code) error { return errDenied }
+func (deniedBackend) Concat(context.Context, depot.Caller, wire.ConcatUpload) (depot.Upload, depot.Object, error) {
+	return depot.Upload{}, depot.Object{}, errDenied
+}
 func (deniedBackend) Holds(context.Context, depot.Caller, string) ([]wire.Hold, error) {
 	return nil, errDenied
 }

@@ -25,7 +25,7 @@ import (
 const (
 	tusPrefix     = "/api/v1/uploads/"
 	tusVersion    = "1.0.0"
-	tusExtensions = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum"
+	tusExtensions = "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum,concatenation"
 	tusChecksums  = "sha1,sha256"
 	// tusMaxSize is the largest upload the web tier accepts without a
 	// configured DEPOT_MAX_UPLOAD_SIZE (1 TiB).
@@ -87,11 +87,11 @@ func (s *Server) tus(w http.ResponseWriter, r *http.Request, rest string) {
 
 // unsupportedTus refuses a request that uses a tus extension depot does
 // not implement, naming the header: ignoring it would do something else
-// than the client asked (with Upload-Concat: partial, each part was stored
-// as a whole file at the target path).
+// than the client asked (before depot implemented concatenation, each
+// part of an Upload-Concat: partial upload was stored as a whole file at
+// the target path).
 func unsupportedTus(r *http.Request) error {
 	for _, h := range []struct{ name, what string }{
-		{"Upload-Concat", "the tus concatenation extension"},
 		{"Upload-Complete", "the IETF resumable uploads draft"},
 		{"Upload-Incomplete", "the IETF resumable uploads draft"},
 		{"Upload-Draft-Interop-Version", "the IETF resumable uploads draft"},
@@ -141,6 +141,9 @@ func (s *Server) tusMaxSize() int64 {
 // setUploadHeaders sets the tus state headers of u.
 func setUploadHeaders(w http.ResponseWriter, u depot.Upload) {
 	h := w.Header()
+	if v := concatHeader(u); v != "" {
+		h.Set("Upload-Concat", v)
+	}
 	h.Set("Upload-Offset", strconv.FormatInt(u.Offset, 10))
 	if u.DeclaredSize >= 0 {
 		h.Set("Upload-Length", strconv.FormatInt(u.DeclaredSize, 10))

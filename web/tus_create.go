@@ -20,6 +20,10 @@ func (s *Server) tusCreate(ctx context.Context, c depot.Caller, w http.ResponseW
 		s.refuse(ctx, c, w, err)
 		return
 	}
+	if req.concat == wire.ConcatFinal {
+		s.tusConcat(ctx, c, w, r, req) // tus_concat.go
+		return
+	}
 	a, err := s.admit(ctx, c, req.cohort, 0, req.size)
 	if err != nil {
 		writeError(w, err)
@@ -42,9 +46,13 @@ func (s *Server) tusCreate(ctx context.Context, c depot.Caller, w http.ResponseW
 			return
 		}
 	}
+	meta := map[string]string{"protocol": "tus"}
+	if req.concat == wire.ConcatPartial {
+		meta[wire.MetaConcat] = wire.ConcatPartial
+		w.Header().Set("Upload-Concat", wire.ConcatPartial)
+	}
 	u, err := s.cfg.Backend.CreateUpload(ctx, c, wire.CreateUpload{
-		Key: req.key, Size: req.size, Class: req.class, FileName: req.name, Resumable: true,
-		Meta: map[string]string{"protocol": "tus"},
+		Key: req.key, Size: req.size, Class: req.class, FileName: req.name, Resumable: true, Meta: meta,
 	})
 	if err != nil {
 		writeError(w, err) // e.g. 429: too many open uploads (services)
@@ -69,23 +77,39 @@ type creation struct {
 	cohort, key, name string
 	class             depot.Class
 	size              int64 // -1: deferred
+	// concat is "", wire.ConcatPartial or wire.ConcatFinal (Upload-Concat),
+	// parts a final upload's partial upload IDs.
+	concat string
+	parts  []string
 }
 
 // parseCreation reads the target, file name, class and length of a
-// creation request; names follow the key policy (depot.CleanKey).
+// creation request; names follow the key policy (depot.CleanKey). A
+// partial upload (Upload-Concat: partial) needs only "cohort": its bytes
+// become no file by themselves, and a path, if given, only names it in
+// the audit trail.
 func parseCreation(r *http.Request) (creation, error) {
 	meta, err := parseTusMetadata(r.Header.Get("Upload-Metadata"))
 	if err != nil {
 		return creation{}, errorf(depot.CodeInvalid, "Upload-Metadata must be comma-separated key and base64 value pairs")
 	}
+	c := creation{size: -1} // class "": the class of the path's current version
+	if c.concat, c.parts, err = parseConcat(r.Header.Get("Upload-Concat"), r.Header.Values("Upload-Concat")); err != nil {
+		return creation{}, err
+	}
 	rel := meta["path"]
 	if rel == "" {
 		rel = meta["filename"]
 	}
-	if meta["cohort"] == "" || rel == "" {
+	if rel == "" && c.concat == wire.ConcatPartial && meta["cohort"] != "" {
+		rel = "partial"
+	}
+	switch {
+	case meta["cohort"] == "" && c.concat == wire.ConcatPartial:
+		return creation{}, errorf(depot.CodeInvalid, `a partial upload needs "cohort" in Upload-Metadata (tus-js-client: metadataForPartialUploads), the cohort of the final upload`)
+	case meta["cohort"] == "" || rel == "":
 		return creation{}, errorf(depot.CodeInvalid, `Upload-Metadata needs "cohort" and "filename" (or "path")`)
 	}
-	c := creation{size: -1} // class "": the class of the path's current version
 	if strings.Contains(meta["cohort"], "/") {
 		return creation{}, errorf(depot.CodeInvalidPath, "the cohort name may not contain a slash")
 	}
@@ -117,14 +141,17 @@ func parseCreation(r *http.Request) (creation, error) {
 		if c.size, ok = parseTusInt(v); !ok {
 			return creation{}, errorf(depot.CodeInvalid, "Upload-Length must be a non-negative integer")
 		}
-	} else if r.Header.Get("Upload-Defer-Length") != "1" {
+	} else if c.concat == wire.ConcatPartial {
+		return creation{}, errorf(depot.CodeInvalid, "a partial upload needs Upload-Length (its length cannot be deferred)")
+	} else if c.concat == "" && r.Header.Get("Upload-Defer-Length") != "1" {
 		return creation{}, errorf(depot.CodeInvalid, "Upload-Length or Upload-Defer-Length: 1 is required")
 	}
 	return c, nil
 }
 
 // tusHead is HEAD /api/v1/uploads/{id}. A client sends it to resume, so it
-// is audited as upload.resumed by services. A session whose bytes all
+// is audited as upload.resumed by services. A partial upload (concatenation)
+// is never completed by itself. A session whose bytes all
 // arrived but whose completion was lost (e.g. the web process died between
 // the last append and the commit) is completed here.
 func (s *Server) tusHead(ctx context.Context, c depot.Caller, w http.ResponseWriter, id string) {
@@ -133,7 +160,7 @@ func (s *Server) tusHead(ctx context.Context, c depot.Caller, w http.ResponseWri
 		writeError(w, err)
 		return
 	}
-	if !u.Completed && u.DeclaredSize >= 0 && u.Offset == u.DeclaredSize {
+	if !u.Completed && u.DeclaredSize >= 0 && u.Offset == u.DeclaredSize && u.Meta[wire.MetaConcat] != wire.ConcatPartial {
 		// Every byte arrived but the commit did not happen (or its answer
 		// was lost): commit now, and report the offset only if it worked,
 		// so that a client never counts an uncommitted upload as done.

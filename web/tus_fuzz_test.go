@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"depot"
+	"depot/internal/wire"
 )
 
 // FuzzTusHeaders feeds arbitrary Upload-Metadata, Upload-Checksum and
@@ -58,6 +61,49 @@ func FuzzTusHeaders(f *testing.F) {
 			if len(sum.want) != sum.h.Size() {
 				t.Fatalf("accepted a %d-byte digest for a %d-byte hash", len(sum.want), sum.h.Size())
 			}
+		}
+	})
+}
+
+// FuzzUploadConcat feeds arbitrary Upload-Concat values to its parsing: it
+// must never panic; a final upload is accepted only with 1 to 100 parts,
+// each a valid upload ID, and the header depot answers for it parses back
+// to the same parts.
+func FuzzUploadConcat(f *testing.F) {
+	id := strings.Repeat("ab", 16)
+	f.Add("partial")
+	f.Add("final;/api/v1/uploads/" + id + " http://h/api/v1/uploads/" + id)
+	f.Add("final;")
+	f.Add("final; /api/v1/uploads/../x")
+	f.Add("final;https://h:1/api/v1/uploads/" + id + "?q#f")
+	f.Add("final;%zz")
+	f.Fuzz(func(t *testing.T, v string) {
+		kind, parts, err := parseConcat(v, []string{v})
+		if err != nil {
+			return
+		}
+		switch kind {
+		case "", wire.ConcatPartial:
+			if len(parts) != 0 {
+				t.Fatalf("%q: %s with parts %v", v, kind, parts)
+			}
+		case wire.ConcatFinal:
+			if len(parts) == 0 || len(parts) > maxConcatParts {
+				t.Fatalf("%q: %d parts accepted", v, len(parts))
+			}
+			for _, p := range parts {
+				if !validUploadID(p) {
+					t.Fatalf("%q: part %q accepted", v, p)
+				}
+			}
+			u := depot.Upload{Meta: map[string]string{wire.MetaConcat: wire.ConcatFinal, wire.MetaConcatParts: strings.Join(parts, " ")}}
+			h := concatHeader(u)
+			_, back, err := parseConcat(h, []string{h})
+			if err != nil || strings.Join(back, " ") != strings.Join(parts, " ") {
+				t.Fatalf("%q: the answered %q parses to %v, %v", v, h, back, err)
+			}
+		default:
+			t.Fatalf("%q: kind %q", v, kind)
 		}
 	})
 }

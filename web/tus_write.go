@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"depot"
+	"depot/internal/wire"
 )
 
 // tusPatch is PATCH /api/v1/uploads/{id}. It is admitted like every upload
@@ -38,6 +39,10 @@ func (s *Server) tusPatch(ctx context.Context, c depot.Caller, w http.ResponseWr
 	u, err := s.cfg.Backend.Upload(ctx, c, id, false)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if u.Meta[wire.MetaConcat] == wire.ConcatFinal {
+		s.refuse(ctx, c, w, errModifyFinal)
 		return
 	}
 	if u.Completed && offset == u.Offset && r.ContentLength == 0 {
@@ -117,17 +122,19 @@ func (s *Server) tusWrite(ctx context.Context, c depot.Caller, w http.ResponseWr
 	// client ends it (BodyIdleTimeout).
 	// With a known length, the PATCH that reaches it commits the upload in
 	// its last chunk's request.
+	// A partial upload (concatenation) is never committed by itself.
+	commit := length >= 0 && u.Meta[wire.MetaConcat] != wire.ConcatPartial
 	var n int64
 	var obj *depot.Object
 	var err error
 	if sum != nil {
-		n, obj, err = s.appendVerified(ctx, c, u.ID, offset, length, body, sum)
+		n, obj, err = s.appendVerified(ctx, c, u.ID, offset, length, commit, body, sum)
 	} else {
 		var src io.Reader = body
 		if length >= 0 {
 			src = &capReader{r: body, left: length - offset}
 		}
-		n, obj, err = s.cfg.Backend.AppendStream(context.WithoutCancel(ctx), c, u.ID, offset, src, length, length >= 0)
+		n, obj, err = s.cfg.Backend.AppendStream(context.WithoutCancel(ctx), c, u.ID, offset, src, length, commit)
 	}
 	u.Offset = offset + n
 	if err != nil {
@@ -146,7 +153,7 @@ func (s *Server) tusWrite(ctx context.Context, c depot.Caller, w http.ResponseWr
 // buffer of the backend's bounded pool (DEPOT_MAX_BUFFERS ×
 // DEPOT_CHUNK_SIZE for all uploads together), taken before the first byte
 // is read, so that memory stays bounded whatever the headers say.
-func (s *Server) appendVerified(ctx context.Context, c depot.Caller, id string, offset, length int64, body io.Reader, sum *tusChecksum) (int64, *depot.Object, error) {
+func (s *Server) appendVerified(ctx context.Context, c depot.Caller, id string, offset, length int64, commit bool, body io.Reader, sum *tusChecksum) (int64, *depot.Object, error) {
 	buf, release, err := s.cfg.Backend.ChunkBuffer(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -172,7 +179,7 @@ func (s *Server) appendVerified(ctx context.Context, c depot.Caller, id string, 
 	if subtle.ConstantTimeCompare(sum.h.Sum(nil), sum.want) != 1 {
 		return 0, nil, errChecksumMismatch
 	}
-	return s.cfg.Backend.AppendChunk(context.WithoutCancel(ctx), c, id, offset, buf[:n], length, length >= 0)
+	return s.cfg.Backend.AppendChunk(context.WithoutCancel(ctx), c, id, offset, buf[:n], length, commit)
 }
 
 // capReader reads at most left bytes and fails if the body has more.

@@ -34,7 +34,8 @@ if (opt.path) metadata.path = opt.path
 if (opt.class) metadata.class = opt.class
 
 // --parallel N splits the upload into N partial uploads joined with the
-// concatenation extension (Upload-Concat), which depot refuses.
+// concatenation extension (Upload-Concat). Partial uploads carry the same
+// metadata: depot needs at least "cohort" on them.
 const parallel = Number(opt.parallel || 1)
 
 let retries = 0

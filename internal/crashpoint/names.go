@@ -27,4 +27,7 @@ const (
 	// BackupSnapshotTaken: a backup holds its lease and has taken its
 	// database snapshot and read its manifest; it has copied no object.
 	BackupSnapshotTaken = "backup-snapshot-taken"
+	// ConcatCopying: a final upload (tus concatenation) has copied its
+	// first part into its session; the rest is not copied yet.
+	ConcatCopying = "concat-copying"
 )

@@ -22,6 +22,7 @@ const (
 	PathVersions = "/internal/v1/versions"        // GET: a path's history
 	PathObjects  = "/internal/v1/objects"         // GET: list; prefix in HeaderPrefix
 	PathUploads  = "/internal/v1/uploads"         // POST: create session
+	PathConcat   = "/internal/v1/concat"          // POST: concatenate partial uploads into a new version
 	PathAuth     = "/internal/v1/auth"            // POST: authenticate a user token (cohort and permission in headers)
 	PathHolds    = "/internal/v1/holds"           // GET (cohort in HeaderCohort), POST
 	PathCleanup  = "/internal/v1/cleanup"         // POST: request a cleanup run
@@ -92,6 +93,44 @@ type CreateUpload struct {
 	Resumable   bool              `json:"resumable,omitempty"`
 	IfMatch     string            `json:"if_match,omitempty"`
 	IfNoneMatch string            `json:"if_none_match,omitempty"`
+}
+
+// Session metadata of the tus concatenation extension: MetaConcat is
+// ConcatPartial on a partial upload (never committed on its own) and
+// ConcatFinal on the final upload built from partials.
+const (
+	MetaConcat    = "concat"
+	ConcatPartial = "partial"
+	ConcatFinal   = "final"
+	// MetaConcatParts is a final upload's partial IDs, space-separated.
+	MetaConcatParts = "concat_parts"
+)
+
+// ConcatUpload is the body of POST /internal/v1/concat: the final upload
+// of the tus concatenation extension.
+type ConcatUpload struct {
+	Key      string            `json:"key"`
+	Class    depot.Class       `json:"class,omitempty"`
+	FileName string            `json:"file_name,omitempty"`
+	Parts    []string          `json:"parts"` // partial upload IDs, in order
+	Meta     map[string]string `json:"metadata,omitempty"`
+}
+
+// ConcatResult is the answer to POST /internal/v1/concat. The copy of the
+// parts may take longer than web waits for a silent services tier
+// (DEPOT_SERVICES_TIMEOUT), so services may answer 200 at once, send a
+// newline every 200 ms while it works, and end with this JSON: then a
+// failure is Error, not the status.
+type ConcatResult struct {
+	Upload  depot.Upload  `json:"upload"`
+	Version *depot.Object `json:"version,omitempty"`
+	Error   *ConcatError  `json:"error,omitempty"`
+}
+
+// ConcatError is a failure reported in a ConcatResult.
+type ConcatError struct {
+	Code    depot.Code `json:"code"`
+	Message string     `json:"message"`
 }
 
 // CompleteUpload is the body of POST /internal/v1/uploads/{id}/complete.

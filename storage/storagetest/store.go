@@ -27,6 +27,7 @@ func (s *suite) storeTests() []test {
 		{"Expire", s.testExpire},
 		{"Put", s.testPut},
 		{"ConcurrentAppends", s.testConcurrentAppends},
+		{"Concat", s.testConcat},
 	}
 }
 
