@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 
+	"depot/internal/crashpoint"
 	"depot/storage"
 )
 
@@ -127,6 +128,9 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	}
 	if err != nil {
 		return er.taken, err
+	}
+	if er.emitted > 0 {
+		crashpoint.Reach(crashpoint.SealedWritten)
 	}
 	s.Segs += er.emitted
 	s.Inner = in.State
