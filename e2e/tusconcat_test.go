@@ -127,6 +127,22 @@ func TestTusConcatenation(t *testing.T) {
 		{"a final with bytes", http.StatusForbidden, "takes no bytes", func() (*http.Response, string) {
 			return tusFinal(t, base, c.token, "cat.bin", []byte("x"), pa)
 		}},
+		{"a final with a chunked body", http.StatusForbidden, "takes no bytes", func() (*http.Response, string) {
+			req, err := http.NewRequest(http.MethodPost, base+tusPath, io.MultiReader(strings.NewReader("x")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = -1 // sent chunked, with no Content-Type
+			req.Header.Set("Tus-Resumable", "1.0.0")
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			req.Header.Set("Upload-Concat", "final;"+pa)
+			req.Header.Set("Upload-Metadata", tusMeta("cohort", "c1", "filename", "cat.bin"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp, string(readAll(t, resp))
+		}},
 		{"a URL of another route", http.StatusBadRequest, "not the URL of an upload", func() (*http.Response, string) {
 			return tusFinal(t, base, c.token, "cat.bin", nil, "/api/v1/files/c1/x")
 		}},

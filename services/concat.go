@@ -118,14 +118,10 @@ func (c *Core) Concat(ctx context.Context, caller depot.Caller, req ConcatReques
 	}
 	obj, err := c.complete(ctx, cl, u, storage.Want{Size: total})
 	if err != nil {
-		// A final session is never resumed.
-		_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
-		if depot.ErrorCode(err) == depot.CodeConflict {
-			// The commit found a part gone (another final joined it):
-			// complete leaves that failure unrecorded.
-			ev.BytesTransferred = u.Offset
-			return fail(err)
-		}
+		// complete discarded the final session and recorded the failure
+		// (endPlain: a final session is never resumed), whatever it was:
+		// the commit finding a part gone (another final joined it), the
+		// scanner or the database unavailable.
 		return depot.Upload{}, depot.Object{}, err
 	}
 	for _, p := range parts {

@@ -194,15 +194,33 @@ func (c *Core) ownedUpload(ctx context.Context, cl *call, id string) (depot.Uplo
 		return depot.Upload{}, err
 	}
 	if u.Owner != cl.principal.User && !cl.principal.Admin {
-		ev := cl.event(depot.ActionAccessDenied, u.Key)
-		ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
-		if err := c.audit(ctx, ev); err != nil {
-			return depot.Upload{}, err
-		}
-		return depot.Upload{}, depot.Errorf(depot.CodeNotFound, "no such upload")
+		return depot.Upload{}, c.notOwner(ctx, cl, u)
 	}
 	cl.fileName = u.Meta[metaFileName]
 	return u, nil
+}
+
+// writableUpload is ownUpload for appending to or committing upload id:
+// its owner only. An administrator may inspect or end another user's
+// upload, never write to it (the version would carry the owner's name and
+// another's bytes).
+func (c *Core) writableUpload(ctx context.Context, cl *call, id string) (depot.Upload, error) {
+	u, err := c.ownUpload(ctx, cl, id)
+	if err == nil && u.Owner != cl.principal.User {
+		return depot.Upload{}, c.notOwner(ctx, cl, u)
+	}
+	return u, err
+}
+
+// notOwner audits cl's attempt on another user's upload u as
+// access.denied and answers that it does not exist.
+func (c *Core) notOwner(ctx context.Context, cl *call, u depot.Upload) error {
+	ev := cl.event(depot.ActionAccessDenied, u.Key)
+	ev.Outcome, ev.ErrorCode, ev.UploadID = depot.OutcomeDenied, string(depot.CodeForbidden), u.ID
+	if err := c.audit(ctx, ev); err != nil {
+		return err
+	}
+	return depot.Errorf(depot.CodeNotFound, "no such upload")
 }
 
 // completedUpload describes the upload that became version id.
@@ -249,7 +267,7 @@ type AppendRequest struct {
 // discarded and upload.failed recorded with the code.
 func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req AppendRequest) (depot.Upload, *depot.Object, error) {
 	cl := c.begin(caller)
-	u, err := c.ownUpload(ctx, cl, id)
+	u, err := c.writableUpload(ctx, cl, id)
 	if err != nil {
 		return depot.Upload{}, nil, err
 	}
@@ -267,7 +285,13 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 			return u, nil, err
 		}
 	}
-	chunk, fed := c.scanTee(ctx, id, req.Chunk)
+	chunk, fed := req.Chunk, func(error, int64) {}
+	if !isPartial(u) {
+		// A partial is never scanned by itself: its final upload is,
+		// whole, from storage. A stream would only hold one of the
+		// scanner's few until it idled out.
+		chunk, fed = c.scanTee(ctx, id, req.Chunk)
+	}
 	next, err := c.cfg.Store.Append(ctx, id, chunk)
 	fed(err, next.Offset)
 	if depot.ErrorCode(err) == depot.CodeNotFound {
@@ -309,7 +333,7 @@ func (c *Core) appendAfterCommit(ctx context.Context, u depot.Upload, req Append
 // A retried completion of a committed upload returns its version.
 func (c *Core) Complete(ctx context.Context, caller depot.Caller, id string, want storage.Want) (depot.Object, error) {
 	cl := c.begin(caller)
-	u, err := c.ownUpload(ctx, cl, id)
+	u, err := c.writableUpload(ctx, cl, id)
 	if err != nil {
 		return depot.Object{}, err
 	}
@@ -382,14 +406,19 @@ func (c *Core) complete(ctx context.Context, cl *call, u depot.Upload, want stor
 // too long or short, a hash mismatch): no client can resume it, so its
 // session is discarded now and the failure recorded. A resumable upload,
 // and any upload after a transient failure, are left as they are.
+//
+// A final upload (concatenation) is never resumed: whatever its failure,
+// its session is discarded and the failure recorded (its partials stay).
 func (c *Core) endPlain(ctx context.Context, cl *call, u depot.Upload, err error) error {
-	if u.Resumable || errors.Is(err, storage.ErrDamaged) {
-		return err
-	}
-	switch depot.ErrorCode(err) {
-	case depot.CodeStorageFull, depot.CodeSizeMismatch, depot.CodeTooLarge, depot.CodeInvalid:
-	default:
-		return err
+	if u.Meta[MetaConcat] != ConcatFinal {
+		if u.Resumable || errors.Is(err, storage.ErrDamaged) {
+			return err
+		}
+		switch depot.ErrorCode(err) {
+		case depot.CodeStorageFull, depot.CodeSizeMismatch, depot.CodeTooLarge, depot.CodeInvalid:
+		default:
+			return err
+		}
 	}
 	_ = c.cfg.Store.Abort(context.WithoutCancel(ctx), u.ID)
 	c.scanDrop(u.ID)

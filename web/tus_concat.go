@@ -101,7 +101,10 @@ func concatHeader(u depot.Upload) string {
 // while services concatenates and commits. The answer comes after the
 // commit.
 func (s *Server) tusConcat(ctx context.Context, c depot.Caller, w http.ResponseWriter, r *http.Request, req creation) {
-	if r.ContentLength > 0 || r.Header.Get("Content-Type") == "application/offset+octet-stream" {
+	// A body of any kind: one sent chunked (no Content-Length) is refused
+	// too, never silently dropped.
+	withBody := r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+	if withBody || r.Header.Get("Content-Type") == "application/offset+octet-stream" {
 		s.refuse(ctx, c, w, errModifyFinal)
 		return
 	}
