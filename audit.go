@@ -63,6 +63,12 @@ const (
 	// remove-key); Metadata names the user and the key's fingerprint.
 	ActionSSHKeyAdded   Action = "ssh_key.added"
 	ActionSSHKeyRemoved Action = "ssh_key.removed"
+	// ActionKeysRotated: a run of depot keys rotate (encryption at rest):
+	// the data keys of the objects it re-wrapped under the current KEK.
+	ActionKeysRotated Action = "keys.rotated"
+	// ActionStorageEncrypted: a run of depot keys encrypt-existing: the
+	// unencrypted objects it replaced by their encryption, in place.
+	ActionStorageEncrypted Action = "storage.encrypted"
 )
 
 // Actions lists every valid Action, in a stable order.
@@ -80,6 +86,7 @@ var Actions = []Action{
 	ActionFileScanned,
 	ActionRestoreFiles,
 	ActionSSHKeyAdded, ActionSSHKeyRemoved,
+	ActionKeysRotated, ActionStorageEncrypted,
 }
 
 // Outcome of an audited operation.

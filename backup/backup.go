@@ -65,6 +65,10 @@ type Entry struct {
 	// ("size_mismatch", "hash_mismatch") when it was read: what
 	// depot verify reports too.
 	Damaged string `json:"damaged,omitempty"`
+	// Sealed is set when the backup's copy is the stored, encrypted form
+	// of the object (an age file; encryption at rest): the backup then
+	// carries ciphertext and wrapped data keys only.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // ManifestName is the manifest's name inside a backup.
@@ -122,6 +126,7 @@ func Create(ctx context.Context, o Options) (Manifest, error) {
 	if o.WithFiles {
 		for i := range m.Files {
 			e := &m.Files[i]
+			e.Sealed = o.Store.Sealed()
 			if e.Damaged, err = copyOut(ctx, o.Store, *e, o.Target); err != nil {
 				return m, causeOf(ctx, err)
 			}
@@ -170,6 +175,9 @@ func causeOf(ctx context.Context, err error) error {
 // intact ("missing", "size_mismatch", "hash_mismatch"; nothing is stored
 // then), or an error that must stop the backup.
 func copyOut(ctx context.Context, store *storage.Store, e Entry, t Target) (string, error) {
+	if e.Sealed {
+		return copyOutSealed(ctx, store, e, t)
+	}
 	rc, err := store.Open(ctx, e.Version, 0, -1)
 	if depot.ErrorCode(err) == depot.CodeNotFound {
 		return "missing", nil
@@ -179,6 +187,38 @@ func copyOut(ctx context.Context, store *storage.Store, e Entry, t Target) (stri
 	}
 	defer rc.Close()
 	err = t.Put(ctx, objectName(e.Version), newVerifier(rc, e.Size, e.SHA256), e.Size)
+	var mm *mismatch
+	if errors.As(err, &mm) {
+		return mm.code, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("copy a stored object: %w", err)
+	}
+	return "", nil
+}
+
+// copyOutSealed copies the stored (encrypted) form of version e into t,
+// verifying while copying that it decrypts to the version's size and
+// SHA-256; as copyOut otherwise.
+func copyOutSealed(ctx context.Context, store *storage.Store, e Entry, t Target) (string, error) {
+	raw, size, err := store.OpenSealed(ctx, e.Version)
+	if depot.ErrorCode(err) == depot.CodeNotFound {
+		return "missing", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("open a stored object: %w", err)
+	}
+	defer raw.Close()
+	checked := store.CheckSealed(raw, func(plain io.Reader) error {
+		_, err := io.Copy(io.Discard, newVerifier(plain, e.Size, e.SHA256))
+		var mm *mismatch
+		if err != nil && !errors.As(err, &mm) {
+			return &mismatch{code: "hash_mismatch"} // fails authentication: damaged
+		}
+		return err
+	})
+	defer checked.Close()
+	err = t.Put(ctx, objectName(e.Version), checked, size)
 	var mm *mismatch
 	if errors.As(err, &mm) {
 		return mm.code, nil

@@ -182,6 +182,9 @@ func restoreObject(ctx context.Context, t Target, e Entry, store *storage.Store)
 		return fmt.Errorf("an object of the manifest is missing from the backup: %w", err)
 	}
 	defer f.Close()
+	if e.Sealed {
+		return store.RestoreSealed(ctx, e.Version, f, e.Size, e.SHA256)
+	}
 	return store.Restore(ctx, e.Version, f, e.Size, e.SHA256)
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +56,13 @@ func killMidUpload(t *testing.T, c *cluster, cl *tusClient, proxy *faultProxy, n
 		t.Errorf("after the kill the client resumed at %v, want a durable offset > 0", after)
 	}
 	got, n, err := fileSHA(c.storedPath("c1/" + name))
+	if kek := c.svcEnv["DEPOT_KEK_FILE"]; kek != "" && err == nil { // encryption at rest
+		var b []byte
+		if b, err = os.ReadFile(c.storedPath("c1/" + name)); err == nil {
+			b, err = ageDecrypt(kek, b)
+		}
+		got, n = sha(b), int64(len(b))
+	}
 	if err != nil || n != size || got != wantSHA {
 		t.Fatalf("stored c1/%s: err %v, %d bytes, sha %s, want %d bytes sha %s", name, err, n, got, size, wantSHA)
 	}

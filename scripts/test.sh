@@ -9,7 +9,7 @@ echo "== environment"
 go version
 scripts/ensure-postgres.sh
 # Each installer does nothing when its tool is already there.
-for script in install-tus-js-client.sh install-chromium.sh install-ops-tools.sh install-clamav.sh install-sftp-clients.sh; do
+for script in install-tus-js-client.sh install-chromium.sh install-ops-tools.sh install-clamav.sh install-sftp-clients.sh install-age.sh; do
 	if [ -x "scripts/$script" ]; then "scripts/$script"; fi
 done
 scripts/s3-server.sh install

@@ -70,17 +70,19 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	if err := s.checkMax(cur + c.Length); err != nil {
 		return s.view(sess), err
 	}
-	h, err := sess.hasher()
+	h, err := s.hasher(sess)
 	if err != nil {
 		return s.view(sess), depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
 	st := sess.staging()
 	body := newCheckedReader(c, h)
+	st.Verify = func() error { return body.verdict(body.n, nil) }
+	st.Checkpoint = s.checkpoint(sess)
 	n, err := s.d.WriteStaging(ctx, st, cur, body)
 	if err = body.verdict(n, err); err != nil {
 		return s.view(sess), err
 	}
-	state, err := marshalHash(h)
+	state, err := s.marshalHash(h)
 	if err != nil {
 		return s.view(sess), err
 	}
@@ -147,3 +149,13 @@ func offsetMismatch(cur int64) error {
 
 // CRC32C returns the CRC-32C (Castagnoli) of b, as Chunk.CRC32C expects.
 func CRC32C(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// checkpoint returns the Staging.Checkpoint of session sess: it saves a
+// driver state with the session's offset, hash and last chunk unchanged.
+func (s *Store) checkpoint(sess Session) func(context.Context, []byte) error {
+	return func(ctx context.Context, state []byte) error {
+		return s.sessions.SaveProgress(ctx, sess.ID, Progress{
+			Offset: sess.Offset, HashState: sess.HashState, DriverState: state, Last: sess.Last, Updated: s.now(),
+		})
+	}
+}

@@ -52,7 +52,7 @@ func (s *Store) Complete(ctx context.Context, id string, want Want, commit func(
 	if err != nil {
 		return Stored{}, err
 	}
-	h, err := sess.hasher()
+	h, err := s.hasher(sess)
 	if err != nil {
 		return Stored{}, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
@@ -65,7 +65,9 @@ func (s *Store) Complete(ctx context.Context, id string, want Want, commit func(
 			return Stored{}, depot.Errorf(depot.CodeHashMismatch, "SHA-256 of the received bytes does not match the declared one")
 		}
 	}
-	if err := s.d.Publish(ctx, sess.staging(), obj.Size); err != nil {
+	st := sess.staging()
+	st.Checkpoint = s.checkpoint(sess)
+	if err := s.d.Publish(ctx, st, obj.Size); err != nil {
 		return Stored{}, storageErr("publish", err)
 	}
 	if err := commit(ctx, obj); err != nil {

@@ -37,7 +37,7 @@ func (s *Store) Seal(ctx context.Context, id string) (Stored, error) {
 	if sess.DeclaredSize < 0 || sess.Offset != sess.DeclaredSize {
 		return Stored{}, depot.Errorf(depot.CodeConflict, "upload %s is not complete: %d bytes received of %d", id, sess.Offset, sess.DeclaredSize)
 	}
-	h, err := sess.hasher()
+	h, err := s.hasher(sess)
 	if err != nil {
 		return Stored{}, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
@@ -74,7 +74,7 @@ func (s *Store) AppendObject(ctx context.Context, id string, at int64, src Store
 	if err := s.checkMax(cur + src.Size); err != nil {
 		return s.view(sess), err
 	}
-	h, err := sess.hasher()
+	h, err := s.hasher(sess)
 	if err != nil {
 		return s.view(sess), depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
 	}
@@ -85,6 +85,7 @@ func (s *Store) AppendObject(ctx context.Context, id string, at int64, src Store
 	defer rc.Close()
 	part := sha256.New()
 	st := sess.staging()
+	st.Checkpoint = s.checkpoint(sess) // an encrypting driver records its segment tags (storage/sealed)
 	n, err := s.d.WriteStaging(ctx, st, cur, io.TeeReader(io.LimitReader(rc, src.Size), io.MultiWriter(h, part)))
 	if err != nil {
 		return s.view(sess), storageErr("write staging", err)
@@ -93,7 +94,7 @@ func (s *Store) AppendObject(ctx context.Context, id string, at int64, src Store
 		return s.view(sess), depot.WrapError(depot.CodeInternal, "a stored partial upload differs from the bytes received",
 			fmt.Errorf("%w: object %s: %d bytes, SHA-256 %s; want %d bytes, %s", ErrDamaged, src.ID, n, got, src.Size, src.SHA256))
 	}
-	state, err := marshalHash(h)
+	state, err := s.marshalHash(h)
 	if err != nil {
 		return s.view(sess), err
 	}

@@ -26,6 +26,12 @@ import (
 // or staging area.
 var ErrNotExist = errors.New("storage: does not exist")
 
+// ErrRewrite is returned (wrapped) by a driver that refuses to store other
+// bytes at an offset where it stored bytes before (storage/sealed: that
+// would reuse a nonce). The Store answers CodeConflict: the client must
+// start a new upload.
+var ErrRewrite = errors.New("storage: the bytes differ from an earlier attempt at the same offset")
+
 // ErrNoSpace is returned (possibly wrapped) by drivers when the backend has
 // no room left for the bytes being written.
 var ErrNoSpace = errors.New("storage: no space left")
@@ -45,6 +51,22 @@ type ObjectInfo struct {
 type Staging struct {
 	ID    string // random ID, [0-9a-f]{32}: also the ID of the object it becomes
 	State []byte
+
+	// Verify, when set (Store.Append), reports whether every byte of the
+	// current WriteStaging's reader arrived intact (its length and
+	// CRC-32C); it is meaningful once the reader returned io.EOF. A driver
+	// that transforms bytes irreversibly (storage/sealed encrypts) calls
+	// it before it commits to them. Nil means nothing to check.
+	Verify func() error
+	// Checkpoint, when set (Store.Append, Store.Complete), persists state
+	// as the session's driver state now, in the middle of a call, with the
+	// session's offset unchanged: a driver records there what it must
+	// remember even if the call then fails or the process dies (sealed:
+	// the authentication tags of segments it is about to write, so that a
+	// retry never encrypts different bytes under the same nonce). Nil for
+	// staging areas that are never written again after a failure (Put,
+	// Restore).
+	Checkpoint func(ctx context.Context, state []byte) error
 }
 
 // Driver is implemented by each storage backend. The Store serialises calls
@@ -66,8 +88,10 @@ type Driver interface {
 	DiscardStaging(ctx context.Context, st *Staging) error
 	// Publish makes exactly the first size staged bytes durable as the
 	// immutable object st.ID and releases the staging area. When the
-	// object st.ID exists already (an earlier Publish that succeeded, then
-	// a crash), Publish returns nil and changes nothing. Without a staging
+	// object st.ID exists already and the staging area does not (an
+	// earlier Publish that succeeded, then a crash), Publish returns nil
+	// and changes nothing; when both exist (a staging area created anew
+	// for the ID: depot keys rotate), it replaces the object atomically. Without a staging
 	// area or object it returns ErrNotExist; a size larger than the staged
 	// bytes is an error.
 	Publish(ctx context.Context, st *Staging, size int64) error

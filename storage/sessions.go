@@ -60,21 +60,44 @@ type Progress struct {
 
 func (s *Session) staging() *Staging { return &Staging{ID: s.ID, State: s.DriverState} }
 
-// hasher returns the session's running SHA-256, restored at its offset.
-func (s *Session) hasher() (hash.Hash, error) {
+// StateSealer is an optional driver capability (storage/sealed): a
+// session's marshalled SHA-256 state holds the last 0 to 63 bytes of the
+// upload in plaintext (the hash's pending block), so a driver that
+// encrypts what it stores seals that state too before the Store persists
+// it in the database, and opens it when the Store reads it back.
+type StateSealer interface {
+	SealState(state []byte) ([]byte, error)
+	OpenState(sealed []byte) ([]byte, error)
+}
+
+// hasher returns session sess's running SHA-256, restored at its offset.
+func (s *Store) hasher(sess Session) (hash.Hash, error) {
 	h := sha256.New()
-	if len(s.HashState) > 0 {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.HashState); err != nil {
-			return nil, fmt.Errorf("restore hash state of session %s: %w", s.ID, err)
+	state := sess.HashState
+	if ss, ok := s.d.(StateSealer); ok && len(state) > 0 {
+		var err error
+		if state, err = ss.OpenState(state); err != nil {
+			return nil, fmt.Errorf("open hash state of session %s: %w", sess.ID, err)
+		}
+	}
+	if len(state) > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+			return nil, fmt.Errorf("restore hash state of session %s: %w", sess.ID, err)
 		}
 	}
 	return h, nil
 }
 
-func marshalHash(h hash.Hash) ([]byte, error) {
+// marshalHash returns the state of h to persist (sealed, see StateSealer).
+func (s *Store) marshalHash(h hash.Hash) ([]byte, error) {
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("save hash state: %w", err)
+	}
+	if ss, ok := s.d.(StateSealer); ok {
+		if state, err = ss.SealState(state); err != nil {
+			return nil, fmt.Errorf("seal hash state: %w", err)
+		}
 	}
 	return state, nil
 }

@@ -75,6 +75,7 @@ var allSystems = []struct {
 	{"depot-tus", system{[]string{"depot tus (POST+PATCH) via web"}, depotTusWeb}},
 	{"depot-services", system{[]string{"depot PUT straight to services"}, depotPutServices}},
 	{"depot-web-scan", system{[]string{"depot PUT web → services → disk, scanned by clamd"}, depotPutWebScan}},
+	{"depot-web-enc", system{[]string{"depot PUT web → services → disk, encrypted at rest (DEPOT_KEK_FILE)"}, depotPutWebEnc}},
 }
 
 const nginxRow = "nginx → Go sink → disk + fsync"
@@ -90,7 +91,7 @@ func run() error {
 	flag.IntVar(&o.workers, "clients", 64, "concurrent clients of the small-file measurement")
 	fileSize := flag.String("file-size", "4KiB", "size of a small file")
 	flag.DurationVar(&o.limit, "files-limit", 20*time.Second, "time bound of a small-file measurement")
-	only := flag.String("systems", "", "comma-separated subset of: tcp,disk,nginx,nginx-sha256,tusd,depot-web,depot-tus,depot-services,depot-web-scan (default all)")
+	only := flag.String("systems", "", "comma-separated subset of: tcp,disk,nginx,nginx-sha256,tusd,depot-web,depot-tus,depot-services,depot-web-scan,depot-web-enc (default all)")
 	flag.BoolVar(&o.write, "write", true, "write the results into -docs and -chart")
 	flag.StringVar(&o.docs, "docs", "docs/performance.md", "markdown file that gets the results section")
 	flag.StringVar(&o.chart, "chart", "docs/performance-chart.png", "bar chart PNG")

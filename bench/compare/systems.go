@@ -18,6 +18,7 @@ import (
 	"depot/bench/internal/benchkit"
 	"depot/internal/httpauth"
 	"depot/scan/clamdtest"
+	"depot/storage/sealed"
 )
 
 // scenario is one payload: streams concurrent uploads of size bytes, or
@@ -556,6 +557,34 @@ func depotPutWebScan(b *bench, sc scenario, run int) ([]sample, error) {
 	s, err := measureHTTP(sc, []group{single("web", web), single("services", svc), single("clamd", d.Cmd())},
 		httpWork(sc, webAddr, func(c *conn, i int, size int64) error {
 			_, err := c.call("PUT", fmt.Sprintf("/api/v1/files/b/r%d/scan-%d.bin", run, i), h, size, 201)
+			return err
+		}))
+	return []sample{s}, err
+}
+
+// depotPutWebEnc is depotPutWeb with encryption at rest on: services gets
+// a fresh key-encryption key (storage/sealed).
+func depotPutWebEnc(b *bench, sc scenario, run int) ([]sample, error) {
+	dir, err := scratch(b, "kek")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	kek := filepath.Join(dir, "kek.txt")
+	if _, err := sealed.Generate(kek); err != nil {
+		return nil, err
+	}
+	svc, web, _, webAddr, cleanup, err := b.startDepot(sc, false, "DEPOT_KEK_FILE="+kek)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{"Authorization": {"Bearer " + b.token}}
+	s, err := measureHTTP(sc, []group{single("web", web), single("services", svc)},
+		httpWork(sc, webAddr, func(c *conn, i int, size int64) error {
+			_, err := c.call("PUT", fmt.Sprintf("/api/v1/files/b/r%d/enc-%d.bin", run, i), h, size, 201)
 			return err
 		}))
 	return []sample{s}, err

@@ -8,11 +8,11 @@ import (
 	"depot/checkpoint"
 )
 
-// keysCmd groups the key commands. Only the audit signing key lives here
-// so far; the key-encryption keys of encryption at rest join it.
+// keysCmd groups the key commands: the audit signing key, and the
+// key-encryption keys of encryption at rest (encryption.go).
 func keysCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "generate keys"}
-	cmd.AddCommand(keysGenerateSigningCmd(e))
+	cmd := &cobra.Command{Use: "keys", Short: "generate and manage keys"}
+	cmd.AddCommand(keysGenerateSigningCmd(e), keysGenerateCmd(e), keysStatusCmd(e), keysRotateCmd(e), keysEncryptExistingCmd(e))
 	return cmd
 }
 

@@ -30,7 +30,7 @@ func backupCmd(e *env) *cobra.Command {
 			"or profile=NAME of the AWS shared credentials file). Exits 6 when a stored object was missing or damaged.",
 		Args: cobra.ExactArgs(1),
 	}
-	bind(cmd, config.DatabaseURL, config.StorageURL)
+	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
 	files := cmd.Flags().Bool("files", false, "copy every kept version's object into the backup too (verified while copying)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		s := settings{e: e, cmd: cmd}
@@ -43,7 +43,7 @@ func backupCmd(e *env) *cobra.Command {
 			return err
 		}
 		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-			store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+			store, err := openStore(ctx, s, db, storage.Options{})
 			if err != nil {
 				return err
 			}
@@ -89,7 +89,7 @@ func restoreCmd(e *env) *cobra.Command {
 			"directory's owner). Exits 6 when a damaged file could not be repaired.",
 		Args: cobra.MinimumNArgs(1),
 	}
-	bind(cmd, config.DatabaseURL, config.StorageURL)
+	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
 	force := cmd.Flags().Bool("force", false, "overwrite an existing SQLite database file")
 	filesOnly := cmd.Flags().Bool("files-only", false, "repair missing or damaged files of the live system; leave the database alone")
 	discard := cmd.Flags().Bool("discard-newer-audit", false, "replace a database whose audit trail is longer than the backup's (its newer records are lost)")
@@ -182,7 +182,7 @@ func restoreFilesOnly(e *env, cmd *cobra.Command, s settings, t backup.Target, m
 	}
 	var res backup.RepairResult
 	err = withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-		store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+		store, err := openStore(ctx, s, db, storage.Options{})
 		if err != nil {
 			return err
 		}
@@ -255,7 +255,7 @@ func restoreAll(e *env, cmd *cobra.Command, s settings, t backup.Target, m backu
 		}
 		var res backup.FilesResult
 		if m.WithFiles {
-			store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{})
+			store, err := openStore(ctx, s, db, storage.Options{})
 			if err != nil {
 				return err
 			}

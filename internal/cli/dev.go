@@ -25,7 +25,7 @@ func devCmd(e *env) *cobra.Command {
 		Short: "run the whole system on this machine: services and web as two processes, SQLite, local storage",
 		Args:  cobra.NoArgs,
 	}
-	bind(cmd, config.Addr, config.InternalAddr, config.DataDir, config.LogLevel)
+	bind(cmd, config.Addr, config.InternalAddr, config.DataDir, config.LogLevel, config.KEKFile)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runDev(cmd.Context(), settings{e: e, cmd: cmd})
 	}
@@ -53,9 +53,13 @@ func runDev(ctx context.Context, s settings) error {
 	key := httpauth.NewKey() // 32 random bytes: depot refuses weaker keys
 	addr, internalAddr := s.get(config.Addr), s.get(config.InternalAddr)
 	common := []string{"DEPOT_LOG_LEVEL=" + s.get(config.LogLevel)}
-	svc, err := startChild(ctx, s, self, append(common,
+	svcEnv := append(common,
 		"DEPOT_ROLE=services", "DEPOT_INTERNAL_ADDR="+internalAddr, "DEPOT_INTERNAL_KEYS="+key,
-		"DEPOT_STORAGE_URL=file://"+filesDir, "DEPOT_DATABASE_URL="+dbURL))
+		"DEPOT_STORAGE_URL=file://"+filesDir, "DEPOT_DATABASE_URL="+dbURL)
+	if kek := s.get(config.KEKFile); kek != "" { // encryption at rest: off in dev unless a KEK is given
+		svcEnv = append(svcEnv, "DEPOT_KEK_FILE="+kek)
+	}
+	svc, err := startChild(ctx, s, self, svcEnv)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ import (
 
 // maintenanceVars are bound by the maintenance commands and by serve.
 var maintenanceVars = slices.Concat([]config.Var{
-	config.StorageURL, config.DatabaseURL, config.UploadExpiry, config.BodyIdle, config.NodeName, config.LogLevel,
+	config.StorageURL, config.KEKFile, config.DatabaseURL, config.UploadExpiry, config.BodyIdle, config.NodeName, config.LogLevel,
 }, config.MaintenanceVars, config.ScanVars)
 
 // maintenanceConfig builds the maintenance configuration from s.
@@ -96,7 +96,7 @@ func openMaintainer(ctx context.Context, s settings) (*maintenance.Maintainer, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{UploadExpiry: expiry, PlainExpiry: plainExpiry(idle)})
+	store, err := openStore(ctx, s, db, storage.Options{UploadExpiry: expiry, PlainExpiry: plainExpiry(idle)})
 	if err != nil {
 		db.Close()
 		return nil, nil, nil, err

@@ -37,7 +37,7 @@ var serveVars = append([]config.Var{
 	config.ServicesCA, config.ServicesClientCrt, config.ServicesClientKey, config.ClockSkew,
 	config.MaxUploadSize, config.MaxUploadsPerUser, config.MaxBuffers, config.ReadHeaderTimeout,
 	config.MaxHeaderBytes, config.MetricsAddr, config.Pprof, config.TrustedUserHeader, config.TrustedProxies, config.TrustWebUsers,
-	config.MaxOpenUploads, config.ServicesTimeout, config.SFTPAddr, config.SFTPHostKeyFile, config.SFTPMaxConns,
+	config.MaxOpenUploads, config.ServicesTimeout, config.SFTPAddr, config.SFTPHostKeyFile, config.SFTPMaxConns, config.KEKFile,
 	config.OIDCIssuer, config.OIDCClientID, config.OIDCClientSecret, config.OIDCClientSecFile, config.OIDCCLIClientID,
 	config.OIDCProviderName, config.OIDCScopes, config.PublicURL, config.SessionKeys, config.SessionKeysFile, config.SessionTTL,
 	config.SessionMaxAge, config.OIDCCreateUsers, config.OIDCLinkUsers, config.OIDCUserClaim, config.OIDCGroupsClaim,
@@ -70,7 +70,7 @@ func serveCmd(e *env) *cobra.Command {
 // runWeb runs the public tier. It fails closed when given any storage or
 // database setting: the web tier must have nowhere to store data.
 func runWeb(ctx context.Context, s settings) error {
-	for _, v := range []config.Var{config.StorageURL, config.DatabaseURL} {
+	for _, v := range []config.Var{config.StorageURL, config.DatabaseURL, config.KEKFile} {
 		if s.isSet(v) {
 			return usageErr("refusing to start: the web role must not be given %s; it stores nothing", v.Env)
 		}
@@ -226,12 +226,15 @@ func runServices(ctx context.Context, s settings) error {
 	// A plain PUT's session waits for its web process only briefly: no
 	// one else can continue it.
 	plain := plainExpiry(idle)
-	store, err := openStore(ctx, s.get(config.StorageURL), db, storage.Options{
+	store, err := openStore(ctx, s, db, storage.Options{
 		UploadExpiry: expiry, PlainExpiry: plain, MaxObjectSize: int64(maxSize)})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if !s.isSet(config.KEKFile) {
+		log.Warn("encryption at rest is off: stored files are in the clear on disk, in the bucket and in backups; set DEPOT_KEK_FILE (docs/security.md)")
+	}
 	// Signed audit checkpoints (when configured); stopped after the
 	// maintenance jobs, with a last checkpoint.
 	audit, stopCheckpoints, err := startCheckpoints(ctx, s, db, log)

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 
+	"depot/internal/config"
 	"depot/servicedb"
 	"depot/storage"
 	"depot/storage/localstore"
@@ -55,9 +56,12 @@ func openDriver(ctx context.Context, raw string) (storage.Driver, error) {
 // openStore opens the storage named by raw, with its upload sessions kept
 // in db. Its deletes of objects wait while a backup lease is in force
 // (servicedb.DB.BackupRunning; see backup/).
-func openStore(ctx context.Context, raw string, db *servicedb.DB, opts storage.Options) (*storage.Store, error) {
-	d, err := openDriver(ctx, raw)
+func openStore(ctx context.Context, s settings, db *servicedb.DB, opts storage.Options) (*storage.Store, error) {
+	d, err := openDriver(ctx, s.get(config.StorageURL))
 	if err != nil {
+		return nil, err
+	}
+	if d, err = sealDriver(ctx, s, d); err != nil {
 		return nil, err
 	}
 	if opts.DeferDelete == nil {

@@ -69,6 +69,7 @@ var (
 	SFTPAddr          = Var{"DEPOT_SFTP_ADDR", "", "web: listener of the SFTP entrance (e.g. :2022); off when empty (docs/sftp.md)"}
 	SFTPHostKeyFile   = Var{"DEPOT_SFTP_HOST_KEY_FILE", "", "web: comma-separated files of the SFTP server's private host keys (OpenSSH or PEM format); required with DEPOT_SFTP_ADDR"}
 	SFTPMaxConns      = Var{"DEPOT_SFTP_MAX_CONNECTIONS", "64", "web: SSH connections the SFTP entrance serves at once; one more is closed at once"}
+	KEKFile           = Var{"DEPOT_KEK_FILE", "", "comma-separated age X25519 identity files (depot keys generate): key-encryption keys of encryption at rest (services and the commands that read storage); the first encrypts new objects, all decrypt; encryption is on whenever set"}
 	ServicesTimeout   = Var{"DEPOT_SERVICES_TIMEOUT", "60s", "web: how long a request to services may wait with no byte moving either way before web answers 503 (a hung services tier); 0 disables"}
 )
 
@@ -128,7 +129,7 @@ var All = append([]Var{
 	ShutdownGrace, NodeName, LogLevel, DataDir, TLSCert, TLSKey, InternalTLSCert, InternalTLSKey,
 	InternalClientCA, ServicesCA, ServicesClientCrt, ServicesClientKey, ClockSkew, MaxUploadSize,
 	MaxUploadsPerUser, MaxBuffers, ReadHeaderTimeout, MaxHeaderBytes, MetricsAddr, Pprof, URL, Token, TrustedUserHeader, TrustedProxies, TrustWebUsers,
-	MaxOpenUploads, ServicesTimeout, SFTPAddr, SFTPHostKeyFile, SFTPMaxConns,
+	MaxOpenUploads, ServicesTimeout, SFTPAddr, SFTPHostKeyFile, SFTPMaxConns, KEKFile,
 	OIDCIssuer, OIDCClientID, OIDCClientSecret, OIDCClientSecFile, OIDCCLIClientID, OIDCProviderName, OIDCScopes, PublicURL,
 	SessionKeys, SessionKeysFile, SessionTTL, SessionMaxAge, OIDCCreateUsers, OIDCLinkUsers, OIDCUserClaim, OIDCGroupsClaim,
 	OIDCGroupRoles, OIDCGroupRolesFile,

@@ -14,6 +14,16 @@ const (
 	// AfterPurge: versions are marked purged with their audit record;
 	// their objects have not been deleted.
 	AfterPurge = "after-purge"
+	// Rewrapped: depot keys rotate re-wrapped one object's data key;
+	// others remain.
+	Rewrapped = "keys-rewrapped"
+	// Encrypted: depot keys encrypt-existing replaced one unencrypted
+	// object by its encryption; others remain.
+	Encrypted = "keys-encrypted"
+	// SealedWritten: an encrypting driver (storage/sealed) wrote a
+	// chunk's segments, their tags recorded; the session's offset is not
+	// saved yet, so a resume writes those segments again.
+	SealedWritten = "sealed-written"
 )
 
 // The steps where a test can hold a process (Pause).

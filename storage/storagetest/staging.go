@@ -19,6 +19,7 @@ func (s *suite) stagingTests() []test {
 		{"PublishTruncates", s.testPublishTruncates},
 		{"PublishTooLarge", s.testPublishTooLarge},
 		{"PublishTwice", s.testPublishTwice},
+		{"PublishReplaces", s.testPublishReplaces},
 		{"InvisibleBeforePublish", s.testInvisibleBeforePublish},
 		{"Discard", s.testDiscard},
 	}
@@ -232,4 +233,20 @@ func (s *suite) testDiscard(t *testing.T) {
 	if strays, err := d.Strays(t.Context()); err != nil || len(strays) != 0 {
 		t.Errorf("Strays after discard = %+v, %v; want none", strays, err)
 	}
+}
+
+// testPublishReplaces checks that publishing a staging area created anew
+// for the ID of an existing object replaces that object.
+func (s *suite) testPublishReplaces(t *testing.T) {
+	d := s.driver(t)
+	id := publish(t, d, []byte("old bytes"))
+	st := &storage.Staging{ID: id}
+	if err := d.CreateStaging(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	write(t, d, st, 0, []byte("new bytes!"))
+	if err := d.Publish(t.Context(), st, 10); err != nil {
+		t.Fatal(err)
+	}
+	equalBytes(t, "object", object(t, d, id, 0, -1), []byte("new bytes!"))
 }
