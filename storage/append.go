@@ -64,15 +64,9 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	default:
 		return s.view(sess), offsetMismatch(cur)
 	}
-	if sess.DeclaredSize >= 0 && cur+c.Length > sess.DeclaredSize {
-		return s.view(sess), depot.Errorf(depot.CodeSizeMismatch, "the upload goes past its declared size of %d bytes", sess.DeclaredSize)
-	}
-	if err := s.checkMax(cur + c.Length); err != nil {
-		return s.view(sess), err
-	}
-	h, err := s.hasher(sess)
+	h, err := s.appendable(sess, c.Length)
 	if err != nil {
-		return s.view(sess), depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+		return s.view(sess), err
 	}
 	st := sess.staging()
 	body := newCheckedReader(c, h)
@@ -145,6 +139,22 @@ func (cr *checkedReader) verdict(n int64, err error) error {
 
 func offsetMismatch(cur int64) error {
 	return &depot.Error{Code: depot.CodeOffsetMismatch, Message: fmt.Sprintf("expected offset %d", cur), Err: depot.OffsetError{Current: cur}}
+}
+
+// appendable checks that length more bytes fit session sess (its declared
+// size and the Store's maximum) and returns its running SHA-256.
+func (s *Store) appendable(sess Session, length int64) (hash.Hash, error) {
+	if sess.DeclaredSize >= 0 && sess.Offset+length > sess.DeclaredSize {
+		return nil, depot.Errorf(depot.CodeSizeMismatch, "the upload goes past its declared size of %d bytes", sess.DeclaredSize)
+	}
+	if err := s.checkMax(sess.Offset + length); err != nil {
+		return nil, err
+	}
+	h, err := s.hasher(sess)
+	if err != nil {
+		return nil, depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+	}
+	return h, nil
 }
 
 // CRC32C returns the CRC-32C (Castagnoli) of b, as Chunk.CRC32C expects.

@@ -68,15 +68,9 @@ func (s *Store) AppendObject(ctx context.Context, id string, at int64, src Store
 	if at != cur {
 		return s.view(sess), offsetMismatch(cur)
 	}
-	if sess.DeclaredSize >= 0 && cur+src.Size > sess.DeclaredSize {
-		return s.view(sess), depot.Errorf(depot.CodeSizeMismatch, "the upload goes past its declared size of %d bytes", sess.DeclaredSize)
-	}
-	if err := s.checkMax(cur + src.Size); err != nil {
-		return s.view(sess), err
-	}
-	h, err := s.hasher(sess)
+	h, err := s.appendable(sess, src.Size)
 	if err != nil {
-		return s.view(sess), depot.WrapError(depot.CodeInternal, "corrupt upload session", err)
+		return s.view(sess), err
 	}
 	rc, err := s.d.Open(ctx, src.ID, 0, src.Size)
 	if err != nil {
