@@ -142,7 +142,7 @@ func TestRefusalsDoNotWaitForTheBody(t *testing.T) {
 		{"too large", "PUT /api/v1/files/c1/c.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + c.token + "\r\nContent-Length: 1099511627776\r\n", []int{413}},
 		{"over the slot limit", "PUT /api/v1/files/c1/d.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + c.token + "\r\n" + body, []int{429}},
 		{"tus PATCH of an unknown upload", "PATCH /api/v1/uploads/0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nAuthorization: Bearer " + c.token + "\r\n" + body, []int{404}},
-		{"tus concatenation", "POST /api/v1/uploads/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Concat: partial\r\nUpload-Length: 1000\r\nUpload-Metadata: cohort YzE=,filename YS5iaW4=\r\nContent-Type: application/offset+octet-stream\r\nAuthorization: Bearer " + c.token + "\r\n" + body, []int{400}},
+		{"tus malformed concatenation", "POST /api/v1/uploads/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Concat: parallel\r\nUpload-Length: 1000\r\nUpload-Metadata: cohort YzE=,filename YS5iaW4=\r\nContent-Type: application/offset+octet-stream\r\nAuthorization: Bearer " + c.token + "\r\n" + body, []int{400}},
 	}
 
 	rssBefore := procStatusKiB(t, c.web.pid(), "VmRSS")
