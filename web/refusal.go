@@ -10,10 +10,19 @@ import (
 	"depot"
 )
 
+// refusalDrain bounds how long net/http may read the rest of a refused
+// body after the answer went out. Not zero: a client still sending a
+// chunked body whose read failed at once had its connection closed with
+// unread bytes, and the RST that sends could destroy the answer before the
+// client read it (a 413 to a streamed body seen as "connection reset").
+// With time to read, net/http half-closes and lingers instead.
+const refusalDrain = 500 * time.Millisecond
+
 // closeOnRefusal makes every refusal of a request with a body final and
 // immediate. An error answer (4xx or 5xx) to a request whose body was not
 // read to its end carries Connection: close, and once the handler returns
-// the connection's read deadline is set in the past. Without that, net/http
+// the connection's read deadline is set refusalDrain ahead, after which
+// the connection is closed. Without that, net/http
 // reads up to 256 KiB of the unread body before it answers (or, with
 // Expect: 100-continue, asks for the body with 100 Continue first), and
 // again when it closes the body: a client that sends headers and no body
@@ -36,9 +45,10 @@ func closeOnRefusal(next http.Handler) http.Handler {
 		rw := &refusalWriter{ResponseWriter: w, body: body}
 		next.ServeHTTP(rw, &inner)
 		if rw.refused {
-			// net/http closes the body after the handler and reads what is
-			// left of it (up to 256 KiB) first: it must fail at once.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+			// The answer is written to the connection before net/http
+			// closes the body, which reads what is left of it (up to 256
+			// KiB) first: that read may take refusalDrain at the most.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusalDrain))
 		}
 	})
 }
