@@ -85,8 +85,8 @@ var Actions = []Action{
 	ActionSignIn, ActionSignOut, ActionSignInRefused, ActionIdentityLinked,
 	ActionFileScanned,
 	ActionRestoreFiles,
-	ActionSSHKeyAdded, ActionSSHKeyRemoved,
 	ActionKeysRotated, ActionStorageEncrypted,
+	ActionSSHKeyAdded, ActionSSHKeyRemoved,
 }
 
 // Outcome of an audited operation.
