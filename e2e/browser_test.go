@@ -539,9 +539,20 @@ func TestBrowserUploadResumes(t *testing.T) {
 	}
 	run("refresh the list", chromedp.Click(chromedp.CSS("#refresh")),
 		poll(`!!document.querySelector('#files-body tr button[aria-label="Versions of 2026/scans/followup.bin"]')`))
-	run("open the versions", chromedp.Click(chromedp.CSS(`button[aria-label="Versions of 2026/scans/followup.bin"]`)),
-		poll(`document.querySelectorAll('.versions .version').length === 2`))
-	run("make the first version current", chromedp.Click(chromedp.CSS(`.versions .version button[aria-label^="Make version"]`)),
+	// The list may render again between finding a button and clicking it
+	// (a node chromedp found is then gone): each click is looked up and
+	// made in one script, and repeated while its effect has not shown.
+	run("open the versions", poll(`(() => {
+		if (document.querySelectorAll('.versions .version').length === 2) return true;
+		const b = document.querySelector('button[aria-label="Versions of 2026/scans/followup.bin"]');
+		if (b && !document.querySelector('.versions-row')) b.click();
+		return false;
+	})()`))
+	run("make the first version current", poll(`(() => {
+		const b = document.querySelector('.versions .version button[aria-label^="Make version"]');
+		if (b) b.click();
+		return !!b;
+	})()`),
 		poll(`!document.querySelector('.versions-row')`))
 	if got := expectStatus(t, c.do("GET", "/api/v1/files/c1/2026/scans/followup.bin", nil, nil), http.StatusOK); sha(got) != want2 {
 		t.Fatalf("after Make current the file reads %d bytes, want the first version", len(got))
