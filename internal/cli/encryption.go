@@ -46,6 +46,51 @@ func sealDriver(ctx context.Context, s settings, d storage.Driver) (storage.Driv
 	return sd, nil
 }
 
+// withKeyring runs fn with the KEKs of DEPOT_KEK_FILE (need says what the
+// command needs them for when the variable is empty), the services database
+// and the storage opened through them (storage/sealed): the frame of the
+// keys commands that read or rewrite stored objects.
+func withKeyring(e *env, cmd *cobra.Command, need string, fn func(ctx context.Context, db *servicedb.DB, sd *sealed.Driver, k *sealed.Keyring) error) error {
+	s := settings{e: e, cmd: cmd}
+	files := sealed.SplitFiles(s.get(config.KEKFile))
+	if len(files) == 0 {
+		return usageErr("DEPOT_KEK_FILE is required%s", need)
+	}
+	k, err := sealed.LoadKeyring(files)
+	if err != nil {
+		return usageErr("DEPOT_KEK_FILE: %v", err)
+	}
+	return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
+		inner, err := openDriver(ctx, s.get(config.StorageURL))
+		if err != nil {
+			return err
+		}
+		defer inner.Close()
+		sd, err := sealed.New(inner, k)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, db, sealed.Of(sd), k)
+	})
+}
+
+// eachVersion calls fn for every kept version, in ID order, 500 at a time;
+// it stops at the first error of fn or of the database.
+func eachVersion(ctx context.Context, db *servicedb.DB, fn func(servicedb.Version) error) error {
+	for after := ""; ; {
+		vs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 500})
+		if err != nil || len(vs) == 0 {
+			return err
+		}
+		for _, v := range vs {
+			after = v.ID
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 func keysGenerateCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "generate FILE",
@@ -71,54 +116,30 @@ func keysStatusCmd(e *env) *cobra.Command {
 	}
 	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		s := settings{e: e, cmd: cmd}
-		files := sealed.SplitFiles(s.get(config.KEKFile))
-		if len(files) == 0 {
-			return usageErr("DEPOT_KEK_FILE is required")
-		}
-		k, err := sealed.LoadKeyring(files)
-		if err != nil {
-			return usageErr("DEPOT_KEK_FILE: %v", err)
-		}
-		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-			inner, err := openDriver(ctx, s.get(config.StorageURL))
-			if err != nil {
-				return err
-			}
-			defer inner.Close()
-			sd, err := sealed.New(inner, k)
-			if err != nil {
-				return err
-			}
+		return withKeyring(e, cmd, "", func(ctx context.Context, db *servicedb.DB, sd *sealed.Driver, k *sealed.Keyring) error {
 			recips := k.Recipients()
 			counts := make([]int, len(recips))
 			var plain, unknown, missing int
-			for after := ""; ; {
-				vs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 500})
-				if err != nil {
+			err := eachVersion(ctx, db, func(v servicedb.Version) error {
+				hdr, err := sd.Header(ctx, v.ID)
+				switch {
+				case errors.Is(err, sealed.ErrNotSealed):
+					plain++
+				case errors.Is(err, storage.ErrNotExist):
+					missing++
+				case err != nil:
 					return err
-				}
-				if len(vs) == 0 {
-					break
-				}
-				for _, v := range vs {
-					after = v.ID
-					hdr, err := sealed.Of(sd).Header(ctx, v.ID)
-					switch {
-					case errors.Is(err, sealed.ErrNotSealed):
-						plain++
-					case errors.Is(err, storage.ErrNotExist):
-						missing++
-					case err != nil:
-						return err
-					default:
-						if i := k.Which(hdr); i >= 0 {
-							counts[i]++
-						} else {
-							unknown++
-						}
+				default:
+					if i := k.Which(hdr); i >= 0 {
+						counts[i]++
+					} else {
+						unknown++
 					}
 				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			for i, r := range recips {
 				fmt.Fprintf(e.stdout, "%s\t%d\n", r, counts[i])
@@ -143,54 +164,23 @@ func keysRotateCmd(e *env) *cobra.Command {
 	}
 	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		s := settings{e: e, cmd: cmd}
-		files := sealed.SplitFiles(s.get(config.KEKFile))
-		if len(files) == 0 {
-			return usageErr("DEPOT_KEK_FILE is required (the new KEK first, then the old ones)")
-		}
-		k, err := sealed.LoadKeyring(files)
-		if err != nil {
-			return usageErr("DEPOT_KEK_FILE: %v", err)
-		}
-		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-			inner, err := openDriver(ctx, s.get(config.StorageURL))
-			if err != nil {
-				return err
-			}
-			defer inner.Close()
-			sd, err := sealed.New(inner, k)
-			if err != nil {
-				return err
-			}
+		return withKeyring(e, cmd, " (the new KEK first, then the old ones)", func(ctx context.Context, db *servicedb.DB, sd *sealed.Driver, k *sealed.Keyring) error {
 			var rotated, already, missing int
-			var runErr error
-		loop:
-			for after := ""; ; {
-				vs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 500})
-				if err != nil {
-					runErr = err
-					break
+			runErr := eachVersion(ctx, db, func(v servicedb.Version) error {
+				changed, err := sd.Rewrap(ctx, v.ID)
+				switch {
+				case errors.Is(err, storage.ErrNotExist):
+					missing++
+				case err != nil:
+					return fmt.Errorf("version %s: %w", v.ID, err)
+				case changed:
+					rotated++
+					crashpoint.Reach(crashpoint.Rewrapped)
+				default:
+					already++
 				}
-				if len(vs) == 0 {
-					break
-				}
-				for _, v := range vs {
-					after = v.ID
-					changed, err := sealed.Of(sd).Rewrap(ctx, v.ID)
-					switch {
-					case errors.Is(err, storage.ErrNotExist):
-						missing++
-					case err != nil:
-						runErr = fmt.Errorf("version %s: %w", v.ID, err)
-						break loop
-					case changed:
-						rotated++
-						crashpoint.Reach(crashpoint.Rewrapped)
-					default:
-						already++
-					}
-				}
-			}
+				return nil
+			})
 			meta := map[string]string{"kek": k.Recipient(), "rotated": strconv.Itoa(rotated),
 				"already": strconv.Itoa(already), "missing": strconv.Itoa(missing), "complete": strconv.FormatBool(runErr == nil)}
 			if err := auditAdmin(ctx, db, depot.ActionKeysRotated, meta); err != nil {
@@ -216,57 +206,26 @@ func keysEncryptExistingCmd(e *env) *cobra.Command {
 	}
 	bind(cmd, config.DatabaseURL, config.StorageURL, config.KEKFile)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		s := settings{e: e, cmd: cmd}
-		files := sealed.SplitFiles(s.get(config.KEKFile))
-		if len(files) == 0 {
-			return usageErr("DEPOT_KEK_FILE is required")
-		}
-		k, err := sealed.LoadKeyring(files)
-		if err != nil {
-			return usageErr("DEPOT_KEK_FILE: %v", err)
-		}
-		return withDB(e, cmd, func(ctx context.Context, db *servicedb.DB) error {
-			inner, err := openDriver(ctx, s.get(config.StorageURL))
-			if err != nil {
-				return err
-			}
-			defer inner.Close()
-			sd, err := sealed.New(inner, k)
-			if err != nil {
-				return err
-			}
+		return withKeyring(e, cmd, "", func(ctx context.Context, db *servicedb.DB, sd *sealed.Driver, k *sealed.Keyring) error {
 			var encrypted, already, missing, damaged int
-			var runErr error
-		loop:
-			for after := ""; ; {
-				vs, err := db.ListVersions(ctx, servicedb.VersionFilter{After: after, Limit: 500})
-				if err != nil {
-					runErr = err
-					break
+			runErr := eachVersion(ctx, db, func(v servicedb.Version) error {
+				changed, err := sd.EncryptInPlace(ctx, v.ID, v.Size, v.SHA256)
+				switch {
+				case errors.Is(err, storage.ErrNotExist):
+					missing++
+				case errors.Is(err, sealed.ErrMismatch):
+					damaged++
+					fmt.Fprintf(e.stderr, "version %s: damaged (not encrypted; see depot verify, depot restore --files-only)\n", v.ID)
+				case err != nil:
+					return fmt.Errorf("version %s: %w", v.ID, err)
+				case changed:
+					encrypted++
+					crashpoint.Reach(crashpoint.Encrypted)
+				default:
+					already++
 				}
-				if len(vs) == 0 {
-					break
-				}
-				for _, v := range vs {
-					after = v.ID
-					changed, err := sealed.Of(sd).EncryptInPlace(ctx, v.ID, v.Size, v.SHA256)
-					switch {
-					case errors.Is(err, storage.ErrNotExist):
-						missing++
-					case errors.Is(err, sealed.ErrMismatch):
-						damaged++
-						fmt.Fprintf(e.stderr, "version %s: damaged (not encrypted; see depot verify, depot restore --files-only)\n", v.ID)
-					case err != nil:
-						runErr = fmt.Errorf("version %s: %w", v.ID, err)
-						break loop
-					case changed:
-						encrypted++
-						crashpoint.Reach(crashpoint.Encrypted)
-					default:
-						already++
-					}
-				}
-			}
+				return nil
+			})
 			meta := map[string]string{"kek": k.Recipient(), "encrypted": strconv.Itoa(encrypted), "already": strconv.Itoa(already),
 				"missing": strconv.Itoa(missing), "damaged": strconv.Itoa(damaged), "complete": strconv.FormatBool(runErr == nil)}
 			if err := auditAdmin(ctx, db, depot.ActionStorageEncrypted, meta); err != nil {
