@@ -328,7 +328,7 @@
   // ---------- cohort ----------
 
   function cohortInfo() {
-    return (state.me.cohorts || []).find((c) => c.name === state.cohort) || {};
+    return ((state.me && state.me.cohorts) || []).find((c) => c.name === state.cohort) || {};
   }
 
   function selectCohort(name) {
