@@ -42,6 +42,13 @@ type fakeServices struct {
 	completes atomic.Int64 // completions by a request of their own
 	// hold, when set, is called inside each append before it is answered.
 	hold func(offset int64)
+	// arrived, when set, is called as each append request arrives.
+	arrived func(offset int64)
+	// noTurn answers a chunk ahead of its session with an offset mismatch
+	// at once, as a services process that cannot see the chunk before it
+	// does after a while, instead of letting it wait for its turn.
+	noTurn bool
+	resent atomic.Int64 // chunks answered with a mismatch ahead of the session
 }
 
 func newFakeServices() *fakeServices {
@@ -67,6 +74,9 @@ func (f *fakeServices) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	defer func() { f.mu.Lock(); f.inFlight[id]--; f.mu.Unlock() }()
 	off, _ := strconv.ParseInt(r.Header.Get(wire.HeaderOffset), 10, 64)
+	if f.arrived != nil {
+		f.arrived(off)
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		httpx.WriteError(w, depot.Errorf(depot.CodeInvalid, "body: %v", err))
@@ -82,7 +92,17 @@ func (f *fakeServices) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// A chunk ahead of the session waits for the one before it
+	// (storage.Store.AwaitOffset), up to a second.
+	for deadline := time.Now().Add(time.Second); !f.noTurn && off > int64(len(f.data[id])) && time.Now().Before(deadline); {
+		f.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		f.mu.Lock()
+	}
 	cur := int64(len(f.data[id]))
+	if off > cur {
+		f.resent.Add(1)
+	}
 	mark := strconv.FormatInt(off, 10) + "/" + strconv.Itoa(len(body)) + "/" + crc
 	switch {
 	case off == cur:
@@ -150,22 +170,29 @@ func TestStreamResendsDamagedChunks(t *testing.T) {
 	}
 }
 
-// TestStreamOneRequestAndOneReadAhead: chunks of one upload are sent one at
-// a time, in order, and the next chunk is read while the current one is
-// being sent (the one overlap of the upload path): services holds the
-// first chunk's answer until the client's body is read past it.
-func TestStreamOneRequestAndOneReadAhead(t *testing.T) {
+// TestStreamTwoOnTheWire: a chunk is sent while the answer to the one
+// before it is still awaited (services holds the first answer until the
+// second request has arrived, which was read from the client meanwhile),
+// never more than two at once; the bytes land in order.
+func TestStreamTwoOnTheWire(t *testing.T) {
 	f := newFakeServices()
+	second := make(chan struct{})
+	var once sync.Once
+	f.arrived = func(off int64) {
+		if off == 1000 {
+			once.Do(func() { close(second) })
+		}
+	}
 	data := testData(5 * 1000)
-	src := &signalReader{r: iotest.HalfReader(bytes.NewReader(data)), at: 1000, reached: make(chan struct{})}
+	src := iotest.HalfReader(bytes.NewReader(data))
 	f.hold = func(off int64) {
 		if off != 0 {
 			return
 		}
 		select {
-		case <-src.reached:
+		case <-second:
 		case <-time.After(10 * time.Second):
-			t.Error("the next chunk was not read while the first was being sent")
+			t.Error("the second chunk was not read and sent while the first awaited its answer")
 		}
 	}
 	c := newTestClient(t, f, 1000, 16)
@@ -176,26 +203,37 @@ func TestStreamOneRequestAndOneReadAhead(t *testing.T) {
 	if !bytes.Equal(f.bytes("u"), data) {
 		t.Fatal("bytes differ")
 	}
-	if m := f.maxSeen.Load(); m != 1 {
-		t.Fatalf("%d requests of one upload at once, want 1", m)
+	if m := f.maxSeen.Load(); m != 2 {
+		t.Fatalf("%d requests of one upload at once, want 2", m)
+	}
+	if r := f.resent.Load(); r != 0 {
+		t.Fatalf("%d chunks found the session behind them, want 0 (they wait for their turn)", r)
 	}
 }
 
-// signalReader closes reached when it is read past at bytes.
-type signalReader struct {
-	r       io.Reader
-	n, at   int
-	reached chan struct{}
-	once    sync.Once
-}
-
-func (s *signalReader) Read(p []byte) (int, error) {
-	if s.n >= s.at {
-		s.once.Do(func() { close(s.reached) })
+// TestStreamResendsChunkAheadOfSession: a chunk answered with an offset
+// mismatch because the one before it had not landed yet (a services
+// process that could not wait for it) is sent again once it has.
+func TestStreamResendsChunkAheadOfSession(t *testing.T) {
+	f := newFakeServices()
+	f.noTurn = true
+	f.hold = func(off int64) {
+		if off == 0 {
+			time.Sleep(50 * time.Millisecond) // the second chunk overtakes the first
+		}
 	}
-	k, err := s.r.Read(p)
-	s.n += k
-	return k, err
+	c := newTestClient(t, f, 1000, 16)
+	data := testData(4_321)
+	n, obj, err := c.AppendStream(t.Context(), depot.Caller{}, "u", 0, bytes.NewReader(data), int64(len(data)), true)
+	if err != nil || n != int64(len(data)) || obj == nil {
+		t.Fatalf("AppendStream = %d, %v, %v", n, obj, err)
+	}
+	if !bytes.Equal(f.bytes("u"), data) {
+		t.Fatal("bytes differ")
+	}
+	if f.resent.Load() == 0 {
+		t.Fatal("no chunk overtook the one before it: the test did not test the resend")
+	}
 }
 
 // TestStreamCommitsWithLastChunk: with the size known, the last chunk

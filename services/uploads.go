@@ -285,6 +285,11 @@ func (c *Core) Append(ctx context.Context, caller depot.Caller, id string, req A
 			return u, nil, err
 		}
 	}
+	if req.Chunk.Offset > u.Offset {
+		// Sent while the chunk before it was still on its way: wait for
+		// that one (before the scan's tee, which follows the session's order).
+		c.cfg.Store.AwaitOffset(ctx, id, req.Chunk.Offset)
+	}
 	chunk, fed := req.Chunk, func(error, int64) {}
 	if !isPartial(u) {
 		// A partial is never scanned by itself: its final upload is,

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"time"
 
 	"depot"
 )
@@ -85,7 +86,47 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 		return s.view(sess), err
 	}
 	sess.Offset, sess.HashState, sess.DriverState, sess.Last, sess.Updated = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated
+	s.locks.advance(id)
 	return s.view(sess), nil
+}
+
+// aheadWait bounds how long AwaitOffset waits, and aheadPoll is how often
+// it reads the session again when no append of this process wakes it (the
+// chunk before may be appended by another services process).
+const (
+	aheadWait = time.Second
+	aheadPoll = 20 * time.Millisecond
+)
+
+// AwaitOffset waits until session id has reached offset, for at most
+// aheadWait, and reports whether it has. A sender keeps two chunks on the
+// wire (apiclient), so the second may arrive while the first is still
+// being appended; waiting for it here, without holding the session, lets
+// the second follow the first at once instead of failing with an offset
+// mismatch and being sent again. It changes nothing: the Append that
+// follows decides.
+func (s *Store) AwaitOffset(ctx context.Context, id string, offset int64) bool {
+	deadline := time.Now().Add(aheadWait)
+	poll := time.NewTimer(aheadPoll)
+	defer poll.Stop()
+	for {
+		advanced, stop := s.locks.watch(id) // before the read, so that no advance is missed
+		sess, err := s.load(ctx, id)
+		if err != nil || sess.Offset >= offset || !time.Now().Before(deadline) {
+			stop()
+			return err == nil && sess.Offset >= offset
+		}
+		poll.Reset(min(aheadPoll, time.Until(deadline)))
+		select {
+		case <-advanced:
+		case <-poll.C:
+		case <-ctx.Done():
+		}
+		stop()
+		if ctx.Err() != nil {
+			return false
+		}
+	}
 }
 
 // checkedReader passes Length bytes of a chunk's body to a driver, feeding

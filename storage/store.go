@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -225,69 +224,6 @@ func (s *Store) lock(ctx context.Context, id string) (func(), error) {
 		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", err)
 	}
 	return func() { unlockShared(); release() }, nil
-}
-
-// sessionLocks are the in-process locks of sessions: a one-slot channel per
-// session in use, dropped when nobody holds or waits for it.
-type sessionLocks struct {
-	mu    sync.Mutex
-	locks map[string]*sessionLock
-}
-
-type sessionLock struct {
-	slot chan struct{}
-	refs int
-}
-
-func (l *sessionLocks) lock(ctx context.Context, id string) (func(), error) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = make(map[string]*sessionLock)
-	}
-	sl := l.locks[id]
-	if sl == nil {
-		sl = &sessionLock{slot: make(chan struct{}, 1)}
-		l.locks[id] = sl
-	}
-	sl.refs++
-	l.mu.Unlock()
-	select {
-	case sl.slot <- struct{}{}:
-		return func() { <-sl.slot; l.release(id, sl) }, nil
-	case <-ctx.Done():
-		l.release(id, sl)
-		return nil, depot.WrapError(depot.CodeUnavailable, "upload is busy", context.Cause(ctx))
-	}
-}
-
-// tryLock takes the lock of session id if it is free at once.
-func (l *sessionLocks) tryLock(id string) (func(), bool) {
-	l.mu.Lock()
-	if l.locks == nil {
-		l.locks = make(map[string]*sessionLock)
-	}
-	sl := l.locks[id]
-	if sl == nil {
-		sl = &sessionLock{slot: make(chan struct{}, 1)}
-		l.locks[id] = sl
-	}
-	sl.refs++
-	l.mu.Unlock()
-	select {
-	case sl.slot <- struct{}{}:
-		return func() { <-sl.slot; l.release(id, sl) }, true
-	default:
-		l.release(id, sl)
-		return nil, false
-	}
-}
-
-func (l *sessionLocks) release(id string, sl *sessionLock) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if sl.refs--; sl.refs == 0 {
-		delete(l.locks, id)
-	}
 }
 
 // storageErr maps a driver error to a client-safe *depot.Error.

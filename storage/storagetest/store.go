@@ -27,6 +27,7 @@ func (s *suite) storeTests() []test {
 		{"Expire", s.testExpire},
 		{"Put", s.testPut},
 		{"ConcurrentAppends", s.testConcurrentAppends},
+		{"ChunkAheadAwaitsItsTurn", s.testAwaitOffset},
 		{"Concat", s.testConcat},
 	}
 }
@@ -347,5 +348,37 @@ func (s *suite) testConcurrentAppends(t *testing.T) {
 	}
 	if cur, err := st.Upload(t.Context(), u.ID); err != nil || cur.Offset != int64(len(data)) {
 		t.Errorf("offset = %d, %v", cur.Offset, err)
+	}
+}
+
+// testAwaitOffset: AwaitOffset for the offset a chunk ahead of the session
+// starts at waits until the chunk before it has landed, then reports true;
+// a cancelled wait reports false at once.
+func (s *suite) testAwaitOffset(t *testing.T) {
+	st, _ := s.store(t, storage.Options{})
+	data := RandData(64<<10, 4)
+	u := newUpload(t, st, -1)
+	half := int64(len(data) / 2)
+	reached := make(chan bool, 1)
+	go func() { reached <- st.AwaitOffset(t.Context(), u.ID, half) }()
+	select {
+	case ok := <-reached:
+		t.Fatalf("AwaitOffset returned %v before the session reached the offset", ok)
+	case <-time.After(50 * time.Millisecond):
+	}
+	appendOK(t, st, u.ID, 0, data[:half])
+	select {
+	case ok := <-reached:
+		if !ok {
+			t.Fatal("AwaitOffset = false after the session reached the offset")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AwaitOffset still waits after the session reached the offset")
+	}
+	appendOK(t, st, u.ID, half, data[half:])
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if st.AwaitOffset(ctx, u.ID, 2*int64(len(data))) {
+		t.Fatal("a cancelled AwaitOffset for an offset never reached = true")
 	}
 }
