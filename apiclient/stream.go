@@ -38,7 +38,11 @@ type sending struct {
 // follows at once, without the round trip of a new request; the rare one
 // that still finds the session behind it (an offset mismatch below its
 // offset) is sent again once the one before it has landed. Answers are taken
-// in order. end is the upload's total size when known (-1 unknown). With
+// in order. Every chunk but the last of r goes lazy (wire.HeaderLazy):
+// services may answer it before it is durable; the last one, or an empty
+// one after it when r ends at a chunk boundary, makes all of them durable
+// before AppendStream returns. end is the upload's total size when known
+// (-1 unknown). With
 // complete, the chunk that ends the upload (at end, or the last of r when
 // end is unknown) commits it in the same request; an explicit completion
 // follows only when a stream of unknown size ends exactly at a chunk
@@ -54,6 +58,7 @@ func (c *Client) AppendStream(ctx context.Context, cl depot.Caller, id string, o
 	go c.readChunks(ctx, r, chunks, slots)
 
 	pos, landed := offset, offset // the end of the chunks sent, and of those that landed
+	lazy := false                 // the last chunk that landed was lazy
 	var obj *depot.Object
 	var err, readErr error
 	var queue []*sending // on the wire, oldest first
@@ -66,7 +71,7 @@ func (c *Client) AppendStream(ctx context.Context, cl depot.Caller, id string, o
 		}
 		if err == nil {
 			if err = s.err; err == nil {
-				landed, obj = s.req.offset+int64(len(s.req.data)), s.obj
+				landed, obj, lazy = s.req.offset+int64(len(s.req.data)), s.obj, s.req.lazy
 			} else {
 				cancel() // stop the reader; drain what it already read
 			}
@@ -101,7 +106,7 @@ func (c *Client) AppendStream(ctx context.Context, cl depot.Caller, id string, o
 			} else {
 				next := pos + int64(ch.n)
 				final := complete && ((end >= 0 && next == end) || (end < 0 && ch.err == io.EOF))
-				s := &sending{ch: ch, req: appendChunk{offset: pos, data: (*ch.buf)[:ch.n], final: final, total: end},
+				s := &sending{ch: ch, req: appendChunk{offset: pos, data: (*ch.buf)[:ch.n], final: final, total: end, lazy: ch.err == nil && !final},
 					done: make(chan struct{}), first: pos == offset}
 				go func() {
 					defer close(s.done)
@@ -123,6 +128,11 @@ func (c *Client) AppendStream(ctx context.Context, cl depot.Caller, id string, o
 	}
 	if err == nil && ctx.Err() != nil { // the caller gave up while the reader waited
 		err = depot.WrapError(depot.CodeUnavailable, "upload cancelled", context.Cause(ctx))
+	}
+	if err == nil && lazy && !(complete && (end < 0 || landed == end)) {
+		// The stream ended at a chunk boundary after a lazy chunk: an
+		// empty chunk makes what this request appended durable.
+		_, _, err = c.append(ctx, cl, id, appendChunk{offset: landed})
 	}
 	if err == nil && complete && obj == nil && (end < 0 || landed == end) {
 		var o depot.Object

@@ -49,6 +49,7 @@ type fakeServices struct {
 	// does after a while, instead of letting it wait for its turn.
 	noTurn bool
 	resent atomic.Int64 // chunks answered with a mismatch ahead of the session
+	sent   []string     // "offset/length[/lazy]" of every append that landed, in order
 }
 
 func newFakeServices() *fakeServices {
@@ -120,6 +121,11 @@ func (f *fakeServices) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.data[id] = append(f.data[id], body...)
 	f.last[id] = mark
+	rec := strconv.FormatInt(off, 10) + "/" + strconv.Itoa(len(body))
+	if r.Header.Get(wire.HeaderLazy) == "1" {
+		rec += "/lazy"
+	}
+	f.sent = append(f.sent, rec)
 	res := wire.AppendResult{Upload: depot.Upload{ID: id, Offset: int64(len(f.data[id]))}}
 	if r.Header.Get(wire.HeaderComplete) == "1" {
 		f.done[id] = true
@@ -299,5 +305,38 @@ func TestStreamReadErrorKeepsBytes(t *testing.T) {
 	}
 	if f.done["u"] {
 		t.Fatal("an interrupted stream was committed")
+	}
+}
+
+// TestStreamLazyUntilItsLastChunk: every chunk of a stream but its last
+// goes lazy (services may answer before it is durable); a stream that ends
+// at a chunk boundary without a commit ends with an empty durable chunk.
+func TestStreamLazyUntilItsLastChunk(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		size     int
+		end      int64
+		complete bool
+		want     string
+	}{
+		{"partial last chunk", 3500, -1, false, "0/1000/lazy 1000/1000/lazy 2000/1000/lazy 3000/500"},
+		{"at a chunk boundary", 3000, -1, false, "0/1000/lazy 1000/1000/lazy 2000/1000/lazy 3000/0"},
+		{"committed with its last chunk", 3000, 3000, true, "0/1000/lazy 1000/1000/lazy 2000/1000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeServices()
+			c := newTestClient(t, f, 1000, 4)
+			data := testData(tc.size)
+			n, _, err := c.AppendStream(t.Context(), depot.Caller{}, "u", 0, bytes.NewReader(data), tc.end, tc.complete)
+			if err != nil || n != int64(len(data)) {
+				t.Fatalf("AppendStream = %d, %v", n, err)
+			}
+			f.mu.Lock()
+			got := strings.Join(f.sent, " ")
+			f.mu.Unlock()
+			if got != tc.want {
+				t.Fatalf("appends %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -63,6 +63,7 @@ type appendChunk struct {
 	data   []byte
 	final  bool  // commit the upload after it
 	total  int64 // with final: the upload's expected size, -1 unknown
+	lazy   bool  // more chunks of the same request follow (wire.HeaderLazy)
 }
 
 // append sends a chunk with its CRC-32C, retrying network failures (and
@@ -82,6 +83,9 @@ func (c *Client) append(ctx context.Context, cl depot.Caller, id string, ch appe
 		r.Header.Set("Content-Type", "application/offset+octet-stream")
 		r.Header.Set(wire.HeaderOffset, strconv.FormatInt(ch.offset, 10))
 		r.Header.Set(wire.HeaderCRC32C, sum)
+		if ch.lazy {
+			r.Header.Set(wire.HeaderLazy, "1")
+		}
 		if ch.final {
 			r.Header.Set(wire.HeaderComplete, "1")
 			if ch.total >= 0 {

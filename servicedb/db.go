@@ -72,7 +72,8 @@ type DB struct {
 	d      *dialect
 	closed atomic.Bool
 	dsn    string
-	locks  sessionLockPool // see sessionlock.go
+	locks  sessionLockPool // see locks.go
+	lazy   lazyPool        // see lazy.go
 	stmts  statements      // see statements.go
 	batch  batcher
 	tree   treeCache                   // see audit_tree.go
@@ -179,6 +180,7 @@ func (db *DB) Close() error {
 	db.closed.Store(true)
 	db.stopBatcher()
 	db.locks.close()
+	db.lazy.close()
 	db.stmts.close()
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("servicedb: close: %w", err)

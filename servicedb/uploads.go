@@ -43,10 +43,16 @@ func (db *DB) Session(ctx context.Context, id string) (storage.Session, error) {
 	return s, db.wrap(err, "read upload session")
 }
 
-// SaveProgress records a chunk appended to session id.
+// SaveProgress records a chunk appended to session id; a lazy one (p.Lazy)
+// without waiting for the disk (lazy.go).
 func (db *DB) SaveProgress(ctx context.Context, id string, p storage.Progress) error {
-	res, err := db.stmts.exec(ctx, `UPDATE uploads SET offset_bytes = $1, hash_state = $2, driver_state = $3,
-		last_offset = $4, last_length = $5, last_crc32c = $6, updated_ms = $7 WHERE upload_id = $8`,
+	const update = `UPDATE uploads SET offset_bytes = $1, hash_state = $2, driver_state = $3,
+		last_offset = $4, last_length = $5, last_crc32c = $6, updated_ms = $7 WHERE upload_id = $8`
+	exec := db.stmts.exec
+	if p.Lazy {
+		exec = db.execLazy
+	}
+	res, err := exec(ctx, update,
 		p.Offset, p.HashState, p.DriverState, p.Last.Offset, p.Last.Length, int64(p.Last.CRC32C), toMS(p.Updated), id)
 	if n, err := rowsAffected(res, err); err != nil || n != 1 {
 		if err != nil {

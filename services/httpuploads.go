@@ -58,6 +58,7 @@ func (s *Server) appendUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	req.Chunk.Lazy = r.Header.Get(wire.HeaderLazy) == "1" && !req.Complete
 	u, obj, err := s.core.Append(r.Context(), callerOf(r), r.PathValue("id"), req)
 	body.Done()
 	if u.ID != "" {

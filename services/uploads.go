@@ -155,6 +155,14 @@ func (c *Core) Upload(ctx context.Context, caller depot.Caller, id string, resum
 	if err != nil {
 		return depot.Upload{}, err
 	}
+	if resume && !u.Completed && !(isPartial(u) && u.Offset == u.DeclaredSize) {
+		// The request that appended its last chunks may have ended
+		// before one that made them durable (web stopped): the offset
+		// told to a client that resumes must be on disk.
+		if u, err = c.cfg.Store.Sync(ctx, id); err != nil {
+			return depot.Upload{}, err
+		}
+	}
 	if resume {
 		ev := cl.event(depot.ActionUploadResumed, u.Key)
 		ev.UploadID, ev.DeclaredSize = u.ID, u.DeclaredSize

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"strings"
 	"time"
 
 	"depot"
@@ -20,6 +21,10 @@ type Chunk struct {
 	Length int64
 	CRC32C uint32
 	Body   io.Reader
+	// Lazy says that more chunks of the same request follow: the chunk
+	// need not be durable when Append returns (Staging.Lazy). The last
+	// chunk of a request, a commit and Sync make the session durable.
+	Lazy bool
 }
 
 // Mark returns the chunk's place and checksum.
@@ -70,10 +75,15 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 		return s.view(sess), err
 	}
 	st := sess.staging()
+	st.Lazy = c.Lazy
 	body := newCheckedReader(c, h)
 	st.Verify = func() error { return body.verdict(body.n, nil) }
 	st.Checkpoint = s.checkpoint(sess)
 	n, err := s.d.WriteStaging(ctx, st, cur, body)
+	if errors.Is(err, ErrStagingLost) {
+		_ = s.discard(ctx, sess) // nothing can continue it; CodeNotFound from now on
+		return depot.Upload{}, storageErr("write staging", err)
+	}
 	if err = body.verdict(n, err); err != nil {
 		return s.view(sess), err
 	}
@@ -81,13 +91,28 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	if err != nil {
 		return s.view(sess), err
 	}
-	p := Progress{Offset: cur + n, HashState: state, DriverState: st.State, Last: c.Mark(), Updated: s.now()}
+	p := Progress{Offset: cur + n, HashState: state, DriverState: st.State, Last: c.Mark(), Updated: s.now(), Lazy: c.Lazy}
+	if c.Length == 0 {
+		p.Last = sess.Last // an empty chunk (Sync) leaves the last chunk's retry recognisable
+	}
 	if err := s.sessions.SaveProgress(ctx, id, p); err != nil {
 		return s.view(sess), err
 	}
 	sess.Offset, sess.HashState, sess.DriverState, sess.Last, sess.Updated = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated
 	s.locks.advance(id)
 	return s.view(sess), nil
+}
+
+// Sync makes every byte that Append accepted for session id durable, as
+// the last chunk of a request does (an empty chunk without Lazy). Callers
+// sync before they report a session's offset to a client that resumes it,
+// in case the request that appended its last chunks ended without.
+func (s *Store) Sync(ctx context.Context, id string) (depot.Upload, error) {
+	u, err := s.Upload(ctx, id)
+	if err != nil {
+		return u, err
+	}
+	return s.Append(ctx, id, Chunk{Offset: u.Offset, Body: strings.NewReader("")})
 }
 
 // aheadWait bounds how long AwaitOffset waits, and aheadPoll is how often

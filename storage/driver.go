@@ -32,6 +32,12 @@ var ErrNotExist = errors.New("storage: does not exist")
 // start a new upload.
 var ErrRewrite = errors.New("storage: the bytes differ from an earlier attempt at the same offset")
 
+// ErrStagingLost is returned (wrapped) by a driver whose staging area may
+// have lost bytes it accepted without making them durable (Staging.Lazy):
+// the machine that held them stopped before they reached the disk. The
+// Store answers CodeNotFound: the client must start a new upload.
+var ErrStagingLost = errors.New("storage: staged bytes not yet on disk were lost when the machine stopped")
+
 // ErrNoSpace is returned (possibly wrapped) by drivers when the backend has
 // no room left for the bytes being written.
 var ErrNoSpace = errors.New("storage: no space left")
@@ -51,6 +57,15 @@ type ObjectInfo struct {
 type Staging struct {
 	ID    string // random ID, [0-9a-f]{32}: also the ID of the object it becomes
 	State []byte
+
+	// Lazy, set by Store.Append for a chunk that more chunks of the same
+	// request follow, lets WriteStaging return before the bytes are
+	// durable: the next WriteStaging without Lazy, or Publish, makes every
+	// staged byte durable. A driver that keeps such bytes somewhere a
+	// crash of the machine loses them (the page cache) records in State
+	// what lets it tell later, and then fails every call on the staging
+	// area but DiscardStaging with ErrStagingLost. A driver may ignore it.
+	Lazy bool
 
 	// Verify, when set (Store.Append), reports whether every byte of the
 	// current WriteStaging's reader arrived intact (its length and
@@ -78,7 +93,8 @@ type Driver interface {
 	CreateStaging(ctx context.Context, st *Staging) error
 	// WriteStaging discards any staged bytes at or past offset, then copies
 	// r to the staging area at offset until r returns io.EOF, and makes
-	// those bytes durable before returning. It returns the number of bytes
+	// those bytes durable before returning, unless st.Lazy says they need
+	// not be yet. It returns the number of bytes
 	// taken from r. If it returns an error (also one of r), the bytes past
 	// offset are undefined and the next write starts at offset again. An
 	// offset past the staged bytes is an error. A full backend is

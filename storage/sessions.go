@@ -49,8 +49,12 @@ type ChunkMark struct {
 	CRC32C uint32 `json:"crc32c"`
 }
 
-// Progress is what SaveProgress records.
+// Progress is what SaveProgress records. A Lazy one (a chunk written with
+// Staging.Lazy) need not be durable when SaveProgress returns: after a crash
+// of the machine the session may be found at an earlier progress, or at
+// this one with the driver reporting its bytes lost.
 type Progress struct {
+	Lazy        bool
 	Offset      int64
 	HashState   []byte
 	DriverState []byte

@@ -241,6 +241,8 @@ func storageErr(what string, err error) error {
 		return depot.WrapError(depot.CodeNotFound, "not found", err)
 	case errors.Is(err, ErrNoSpace), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return depot.WrapError(depot.CodeStorageFull, "the storage is full; nothing was stored", err)
+	case errors.Is(err, ErrStagingLost):
+		return depot.WrapError(depot.CodeNotFound, "the upload's last bytes were lost when the storage machine stopped; start a new upload", err)
 	case errors.Is(err, ErrRewrite):
 		return depot.WrapError(depot.CodeConflict, "the bytes differ from those sent earlier at this offset of the upload; start a new upload", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

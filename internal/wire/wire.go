@@ -65,6 +65,10 @@ const (
 	// HeaderComplete "1" on an append commits the upload after the chunk,
 	// with HeaderSize (when set) the expected total size.
 	HeaderComplete = "Depot-Complete"
+	// HeaderLazy "1" on an append says that more chunks of the same client
+	// request follow: services may answer before the chunk is durable
+	// (storage.Chunk.Lazy). The last chunk of a request goes without it.
+	HeaderLazy = "Depot-Lazy"
 	// HeaderReason is the error code for which web abandons an upload.
 	HeaderReason = "Depot-Reason"
 	// HeaderCRC32C is the CRC-32C (Castagnoli, 8 lowercase hex digits) of

@@ -41,6 +41,7 @@ type Driver struct {
 	root *os.Root
 	opts Options
 	w    writer
+	host identity // for lazy writes (lazy.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,7 +79,7 @@ func Open(root string, opts Options) (*Driver, error) {
 			return nil, fmt.Errorf("localstore: create %s directory: %w", dir, scrub(err))
 		}
 	}
-	return &Driver{dir: root, root: r, opts: opts}, nil
+	return &Driver{dir: root, root: r, opts: opts, host: hostIdentity()}, nil
 }
 
 // Close releases the root directory handle. It is safe to call more than once.

@@ -32,10 +32,14 @@ func (d *Driver) CreateStaging(ctx context.Context, st *storage.Staging) error {
 }
 
 // WriteStaging truncates the staging file to offset, copies r to it from
-// there and fsyncs it. An offset past the staged data is an error: it
-// would leave a hole of zeros.
+// there and fsyncs it, unless st.Lazy (then st.State records this machine's
+// boot: lazy.go). An offset past the staged data is an error: it would
+// leave a hole of zeros.
 func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset int64, r io.Reader) (int64, error) {
 	if err := checkID(ctx, st.ID); err != nil {
+		return 0, err
+	}
+	if err := d.checkLazy(st); err != nil {
 		return 0, err
 	}
 	name := stagingName(st.ID)
@@ -44,9 +48,15 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 		return 0, fail("open staging", err)
 	}
 	n, err := d.writeAt(ctx, f, name, offset, r)
-	if err == nil {
+	switch lazy := d.lazyState(); {
+	case err != nil:
+	case st.Lazy && lazy != nil:
+		st.State = lazy
+	default:
 		if err = f.Sync(); err != nil {
 			err = fail("sync staging", err)
+		} else {
+			st.State = nil // every staged byte is durable
 		}
 	}
 	if cerr := f.Close(); err == nil && cerr != nil {
@@ -101,6 +111,10 @@ func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) e
 	}
 	if err != nil {
 		return fail("open staging", err)
+	}
+	if err := d.checkLazy(st); err != nil {
+		f.Close()
+		return err
 	}
 	err = seal(f, size)
 	if cerr := f.Close(); err == nil && cerr != nil {

@@ -106,6 +106,17 @@ func RunSessionsTests(t *testing.T, newSessions func(t *testing.T) storage.Sessi
 		if got, err = ss.Session(ctx, want.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Session after SaveProgress = %+v, %v\nwant %+v", got, err, want)
 		}
+		// A lazy save (a chunk more of the same request follow) reads back
+		// the same; only its durability differs.
+		p = storage.Progress{Offset: 2000, HashState: []byte("hash2"), Last: storage.ChunkMark{Offset: 1000, Length: 1000, CRC32C: 7},
+			Updated: created.Add(2 * time.Second), Lazy: true}
+		if err := ss.SaveProgress(ctx, want.ID, p); err != nil {
+			t.Fatal(err)
+		}
+		want.Offset, want.HashState, want.DriverState, want.Last, want.Updated = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated
+		if got, err = ss.Session(ctx, want.ID); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Session after a lazy SaveProgress = %+v, %v\nwant %+v", got, err, want)
+		}
 	})
 	t.Run("Missing", func(t *testing.T) {
 		ss := newSessions(t)

@@ -28,6 +28,7 @@ func (s *suite) storeTests() []test {
 		{"Put", s.testPut},
 		{"ConcurrentAppends", s.testConcurrentAppends},
 		{"ChunkAheadAwaitsItsTurn", s.testAwaitOffset},
+		{"LazyChunksThenSync", s.testLazyThenSync},
 		{"Concat", s.testConcat},
 	}
 }
@@ -380,5 +381,37 @@ func (s *suite) testAwaitOffset(t *testing.T) {
 	cancel()
 	if st.AwaitOffset(ctx, u.ID, 2*int64(len(data))) {
 		t.Fatal("a cancelled AwaitOffset for an offset never reached = true")
+	}
+}
+
+// testLazyThenSync: lazy chunks (more of the same request follow) land
+// like others; Sync leaves the offset where it is and the last chunk's
+// retry still recognised; the upload commits with every byte.
+func (s *suite) testLazyThenSync(t *testing.T) {
+	st, _ := s.store(t, storage.Options{})
+	data := RandData(3*64<<10+123, 5)
+	u := newUpload(t, st, int64(len(data)))
+	third := int64(64 << 10)
+	for off := int64(0); off < 2*third; off += third {
+		c := chunk(off, data[off:off+third])
+		c.Lazy = true
+		if got, err := st.Append(t.Context(), u.ID, c); err != nil || got.Offset != off+third {
+			t.Fatalf("lazy Append at %d = %d, %v", off, got.Offset, err)
+		}
+	}
+	if got, err := st.Sync(t.Context(), u.ID); err != nil || got.Offset != 2*third {
+		t.Fatalf("Sync = %d, %v; want offset %d", got.Offset, err, 2*third)
+	}
+	retry := chunk(third, data[third:2*third])
+	if got, err := st.Append(t.Context(), u.ID, retry); err != nil || got.Offset != 2*third {
+		t.Fatalf("retry of the last chunk after Sync = %d, %v", got.Offset, err)
+	}
+	appendOK(t, st, u.ID, 2*third, data[2*third:])
+	obj, err := st.Complete(t.Context(), u.ID, storage.Want{Size: int64(len(data)), SHA256: sum(data)}, noCommit)
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if got := readObject(t, st, obj.ID); !bytes.Equal(got, data) {
+		t.Fatal("the object differs from the bytes appended")
 	}
 }
