@@ -17,7 +17,7 @@ import (
 var _ storage.Sessions = (*DB)(nil)
 
 const uploadColumns = `upload_id, storage_key, owner, class, declared_size, declared_sha256, resumable,
-	offset_bytes, hash_state, driver_state, last_offset, last_length, last_crc32c, metadata, created_ms, updated_ms`
+	offset_bytes, hash_state, driver_state, last_offset, last_length, last_crc32c, metadata, created_ms, updated_ms, lazy`
 
 // CreateSession stores a new upload session.
 func (db *DB) CreateSession(ctx context.Context, s storage.Session) error {
@@ -47,13 +47,13 @@ func (db *DB) Session(ctx context.Context, id string) (storage.Session, error) {
 // without waiting for the disk (lazy.go).
 func (db *DB) SaveProgress(ctx context.Context, id string, p storage.Progress) error {
 	const update = `UPDATE uploads SET offset_bytes = $1, hash_state = $2, driver_state = $3,
-		last_offset = $4, last_length = $5, last_crc32c = $6, updated_ms = $7 WHERE upload_id = $8`
+		last_offset = $4, last_length = $5, last_crc32c = $6, updated_ms = $7, lazy = $8 WHERE upload_id = $9`
 	exec := db.stmts.exec
 	if p.Lazy {
 		exec = db.execLazy
 	}
 	res, err := exec(ctx, update,
-		p.Offset, p.HashState, p.DriverState, p.Last.Offset, p.Last.Length, int64(p.Last.CRC32C), toMS(p.Updated), id)
+		p.Offset, p.HashState, p.DriverState, p.Last.Offset, p.Last.Length, int64(p.Last.CRC32C), toMS(p.Updated), boolInt(p.Lazy), id)
 	if n, err := rowsAffected(res, err); err != nil || n != 1 {
 		if err != nil {
 			return db.wrap(err, "save upload progress")
@@ -122,17 +122,17 @@ func scanSession(sc scanner) (storage.Session, error) {
 	var (
 		s                 storage.Session
 		class, meta       string
-		resumable         int
+		resumable, lazy   int
 		crc               int64
 		created, updated  int64
 		hashState, driver []byte
 	)
 	err := sc.Scan(&s.ID, &s.Key, &s.Owner, &class, &s.DeclaredSize, &s.SHA256, &resumable, &s.Offset,
-		&hashState, &driver, &s.Last.Offset, &s.Last.Length, &crc, &meta, &created, &updated)
+		&hashState, &driver, &s.Last.Offset, &s.Last.Length, &crc, &meta, &created, &updated, &lazy)
 	if err != nil {
 		return storage.Session{}, err
 	}
-	s.Class, s.Resumable, s.Last.CRC32C = depot.Class(class), resumable == 1, uint32(crc)
+	s.Class, s.Resumable, s.Last.CRC32C, s.Lazy = depot.Class(class), resumable == 1, uint32(crc), lazy == 1
 	s.Created, s.Updated = fromMS(created), fromMS(updated)
 	if len(hashState) > 0 {
 		s.HashState = hashState

@@ -70,6 +70,12 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	default:
 		return s.view(sess), offsetMismatch(cur)
 	}
+	return s.write(ctx, sess, c)
+}
+
+// write appends c to session sess, at its offset, under its lock.
+func (s *Store) write(ctx context.Context, sess Session, c Chunk) (depot.Upload, error) {
+	id, cur := sess.ID, sess.Offset
 	h, err := s.appendable(sess, c.Length)
 	if err != nil {
 		return s.view(sess), err
@@ -103,16 +109,22 @@ func (s *Store) Append(ctx context.Context, id string, c Chunk) (depot.Upload, e
 	return s.view(sess), nil
 }
 
-// Sync makes every byte that Append accepted for session id durable, as
-// the last chunk of a request does (an empty chunk without Lazy). Callers
-// sync before they report a session's offset to a client that resumes it,
-// in case the request that appended its last chunks ended without.
+// Sync makes every byte that Append accepted for session id durable when
+// its last chunk was lazy, as the last chunk of a request does (an empty
+// chunk without Lazy), and returns the session. Callers sync before they
+// report a session's offset to a client that resumes it, in case the
+// request that appended its last chunks ended before its last one.
 func (s *Store) Sync(ctx context.Context, id string) (depot.Upload, error) {
-	u, err := s.Upload(ctx, id)
+	unlock, err := s.lock(ctx, id)
 	if err != nil {
-		return u, err
+		return depot.Upload{}, err
 	}
-	return s.Append(ctx, id, Chunk{Offset: u.Offset, Body: strings.NewReader("")})
+	defer unlock()
+	sess, err := s.load(ctx, id)
+	if err != nil || !sess.Lazy {
+		return s.view(sess), err
+	}
+	return s.write(ctx, sess, Chunk{Offset: sess.Offset, Body: strings.NewReader("")})
 }
 
 // aheadWait bounds how long AwaitOffset waits, and aheadPoll is how often
@@ -231,7 +243,7 @@ func CRC32C(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 func (s *Store) checkpoint(sess Session) func(context.Context, []byte) error {
 	return func(ctx context.Context, state []byte) error {
 		return s.sessions.SaveProgress(ctx, sess.ID, Progress{
-			Offset: sess.Offset, HashState: sess.HashState, DriverState: state, Last: sess.Last, Updated: s.now(),
+			Offset: sess.Offset, HashState: sess.HashState, DriverState: state, Last: sess.Last, Updated: s.now(), Lazy: sess.Lazy,
 		})
 	}
 }

@@ -70,6 +70,12 @@ func (s *Store) Complete(ctx context.Context, id string, want Want, commit func(
 	if err := s.d.Publish(ctx, st, obj.Size); err != nil {
 		return Stored{}, storageErr("publish", err)
 	}
+	if sess.Lazy { // published is durable: a failed commit leaves nothing for Sync to do
+		p := Progress{Offset: sess.Offset, HashState: sess.HashState, DriverState: st.State, Last: sess.Last, Updated: s.now()}
+		if err := s.sessions.SaveProgress(ctx, id, p); err != nil {
+			return Stored{}, err
+		}
+	}
 	if err := commit(ctx, obj); err != nil {
 		return Stored{}, err
 	}

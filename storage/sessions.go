@@ -40,6 +40,7 @@ type Session struct {
 	HashState   []byte    // marshalled SHA-256 state at Upload.Offset
 	DriverState []byte    // Staging.State
 	Last        ChunkMark // the last chunk appended, to recognise its retry
+	Lazy        bool      // the last chunk appended is not durable yet (Progress.Lazy)
 }
 
 // ChunkMark identifies an appended chunk by its place and checksum.

@@ -53,7 +53,7 @@ func (m *Sessions) SaveProgress(_ context.Context, id string, p storage.Progress
 	if !ok {
 		return depot.Errorf(depot.CodeNotFound, "no such upload")
 	}
-	s.Offset, s.HashState, s.DriverState, s.Last, s.Updated = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated
+	s.Offset, s.HashState, s.DriverState, s.Last, s.Updated, s.Lazy = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated, p.Lazy
 	m.sessions[id] = s
 	return nil
 }
@@ -106,14 +106,14 @@ func RunSessionsTests(t *testing.T, newSessions func(t *testing.T) storage.Sessi
 		if got, err = ss.Session(ctx, want.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Session after SaveProgress = %+v, %v\nwant %+v", got, err, want)
 		}
-		// A lazy save (a chunk more of the same request follow) reads back
-		// the same; only its durability differs.
+		// A lazy save (more chunks of the same request follow) reads back
+		// marked lazy.
 		p = storage.Progress{Offset: 2000, HashState: []byte("hash2"), Last: storage.ChunkMark{Offset: 1000, Length: 1000, CRC32C: 7},
 			Updated: created.Add(2 * time.Second), Lazy: true}
 		if err := ss.SaveProgress(ctx, want.ID, p); err != nil {
 			t.Fatal(err)
 		}
-		want.Offset, want.HashState, want.DriverState, want.Last, want.Updated = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated
+		want.Offset, want.HashState, want.DriverState, want.Last, want.Updated, want.Lazy = p.Offset, p.HashState, p.DriverState, p.Last, p.Updated, true
 		if got, err = ss.Session(ctx, want.ID); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("Session after a lazy SaveProgress = %+v, %v\nwant %+v", got, err, want)
 		}
