@@ -3,6 +3,7 @@ package localstore
 import (
 	"bytes"
 	"errors"
+	"os"
 	"testing"
 
 	"depot"
@@ -93,4 +94,28 @@ func readAll(t *testing.T, d *Driver, id string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestFailedBackgroundFlushLosesTheSession: a background flush of lazy
+// bytes that fails (a writeback error Linux reports to that fsync only)
+// fails the next durable write with ErrStagingLost instead of letting its
+// own fsync succeed over lost bytes.
+func TestFailedBackgroundFlushLosesTheSession(t *testing.T) {
+	d := openDriver(t, t.TempDir(), Options{})
+	t.Cleanup(func() { d.Close() })
+	d.host = identity{Machine: "m1", Boot: "b1"}
+	d.flushes.sync = func(*os.File) error { return errors.New("EIO") }
+	st := &storage.Staging{ID: "fedcba9876543210fedcba9876543210"}
+	if err := d.CreateStaging(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	data := storagetest.RandData(2*8192, 2)
+	st.Lazy = true
+	if _, err := d.WriteStaging(t.Context(), st, 0, bytes.NewReader(data[:8192])); err != nil {
+		t.Fatalf("lazy write = %v", err)
+	}
+	st.Lazy = false
+	if _, err := d.WriteStaging(t.Context(), st, 8192, bytes.NewReader(data[8192:])); !errors.Is(err, storage.ErrStagingLost) {
+		t.Fatalf("durable write after a failed background flush = %v, want ErrStagingLost", err)
+	}
 }

@@ -37,11 +37,12 @@ const (
 
 // Driver is the local-disk storage.Driver. It is safe for concurrent use.
 type Driver struct {
-	dir  string // absolute base directory; never put in errors
-	root *os.Root
-	opts Options
-	w    writer
-	host identity // for lazy writes (lazy.go)
+	dir     string // absolute base directory; never put in errors
+	root    *os.Root
+	opts    Options
+	w       writer
+	host    identity // for lazy writes (lazy.go)
+	flushes flushes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -84,7 +85,10 @@ func Open(root string, opts Options) (*Driver, error) {
 
 // Close releases the root directory handle. It is safe to call more than once.
 func (d *Driver) Close() error {
-	d.closeOnce.Do(func() { d.closeErr = d.root.Close() })
+	d.closeOnce.Do(func() {
+		d.flushes.wg.Wait()
+		d.closeErr = d.root.Close()
+	})
 	return d.closeErr
 }
 

@@ -42,6 +42,9 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	if err := d.checkLazy(st); err != nil {
 		return 0, err
 	}
+	if err := d.flushFailed(st.ID, !st.Lazy); err != nil {
+		return 0, err
+	}
 	name := stagingName(st.ID)
 	f, err := d.root.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
@@ -52,6 +55,7 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	case err != nil:
 	case st.Lazy && lazy != nil:
 		st.State = lazy
+		d.flushBehind(st.ID, name)
 	default:
 		if err = f.Sync(); err != nil {
 			err = fail("sync staging", err)
@@ -113,6 +117,10 @@ func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) e
 		return fail("open staging", err)
 	}
 	if err := d.checkLazy(st); err != nil {
+		f.Close()
+		return err
+	}
+	if err := d.flushFailed(st.ID, true); err != nil {
 		f.Close()
 		return err
 	}
