@@ -43,13 +43,13 @@ func (db *DB) Session(ctx context.Context, id string) (storage.Session, error) {
 	return s, db.wrap(err, "read upload session")
 }
 
-// SaveProgress records a chunk appended to session id; a lazy one (p.Lazy)
-// without waiting for the disk (lazy.go).
+// SaveProgress records a chunk appended to session id; a lazy one (p.Lazy,
+// not p.Durable) without waiting for the disk (lazy.go).
 func (db *DB) SaveProgress(ctx context.Context, id string, p storage.Progress) error {
 	const update = `UPDATE uploads SET offset_bytes = $1, hash_state = $2, driver_state = $3,
 		last_offset = $4, last_length = $5, last_crc32c = $6, updated_ms = $7, lazy = $8 WHERE upload_id = $9`
 	exec := db.stmts.exec
-	if p.Lazy {
+	if p.Lazy && !p.Durable {
 		exec = db.execLazy
 	}
 	res, err := exec(ctx, update,

@@ -243,7 +243,7 @@ func CRC32C(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 func (s *Store) checkpoint(sess Session) func(context.Context, []byte) error {
 	return func(ctx context.Context, state []byte) error {
 		return s.sessions.SaveProgress(ctx, sess.ID, Progress{
-			Offset: sess.Offset, HashState: sess.HashState, DriverState: state, Last: sess.Last, Updated: s.now(), Lazy: sess.Lazy,
+			Offset: sess.Offset, HashState: sess.HashState, DriverState: state, Last: sess.Last, Updated: s.now(), Lazy: sess.Lazy, Durable: true,
 		})
 	}
 }

@@ -55,7 +55,10 @@ type ChunkMark struct {
 // of the machine the session may be found at an earlier progress, or at
 // this one with the driver reporting its bytes lost.
 type Progress struct {
-	Lazy        bool
+	Lazy bool
+	// Durable saves a Lazy progress durably all the same: a checkpoint
+	// that must reach the disk before the bytes it announces.
+	Durable     bool
 	Offset      int64
 	HashState   []byte
 	DriverState []byte

@@ -122,6 +122,11 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	er := &encReader{ctx: ctx, st: st, s: s, aead: aead, src: r, buf: append(plainBuf[:0], tail[:offset-base]...),
 		outBuf: encBuf[:0], startInner: s.Inner}
 	in := s.innerStaging(st.ID)
+	// A lazy chunk's ciphertext may skip its fsync: its tags were made
+	// durable by the Checkpoint before any of it was written, so after a
+	// crash of the machine the session either is found lost (the wrapped
+	// driver's mark) or refuses other bytes under those nonces.
+	in.Lazy = st.Lazy
 	_, err = d.inner.WriteStaging(ctx, in, s.payloadAt(s.Segs), er)
 	if er.err != nil {
 		err = er.err
