@@ -49,6 +49,9 @@ type fakeServices struct {
 	// does after a while, instead of letting it wait for its turn.
 	noTurn bool
 	resent atomic.Int64 // chunks answered with a mismatch ahead of the session
+	// overtook, when set, is called when a chunk ahead of the session is
+	// answered with a mismatch.
+	overtook func(offset int64)
 	sent   []string     // "offset/length[/lazy]" of every append that landed, in order
 }
 
@@ -103,6 +106,9 @@ func (f *fakeServices) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cur := int64(len(f.data[id]))
 	if off > cur {
 		f.resent.Add(1)
+		if f.overtook != nil {
+			f.overtook(off)
+		}
 	}
 	mark := strconv.FormatInt(off, 10) + "/" + strconv.Itoa(len(body)) + "/" + crc
 	switch {
@@ -223,9 +229,16 @@ func TestStreamTwoOnTheWire(t *testing.T) {
 func TestStreamResendsChunkAheadOfSession(t *testing.T) {
 	f := newFakeServices()
 	f.noTurn = true
+	overtaken := make(chan struct{})
+	var once sync.Once
+	f.overtook = func(int64) { once.Do(func() { close(overtaken) }) }
 	f.hold = func(off int64) {
-		if off == 0 {
-			time.Sleep(50 * time.Millisecond) // the second chunk overtakes the first
+		if off == 0 { // the first chunk's answer waits until the second has overtaken it
+			select {
+			case <-overtaken:
+			case <-time.After(10 * time.Second):
+				t.Error("the second chunk was not sent while the first awaited its answer")
+			}
 		}
 	}
 	c := newTestClient(t, f, 1000, 16)

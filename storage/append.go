@@ -127,23 +127,20 @@ func (s *Store) Sync(ctx context.Context, id string) (depot.Upload, error) {
 	return s.write(ctx, sess, Chunk{Offset: sess.Offset, Body: strings.NewReader("")})
 }
 
-// aheadWait bounds how long AwaitOffset waits, and aheadPoll is how often
-// it reads the session again when no append of this process wakes it (the
-// chunk before may be appended by another services process).
-const (
-	aheadWait = time.Second
-	aheadPoll = 20 * time.Millisecond
-)
+// aheadPoll is how often AwaitOffset reads the session again when no append
+// of this process wakes it (the chunk before may be appended by another
+// services process).
+const aheadPoll = 20 * time.Millisecond
 
 // AwaitOffset waits until session id has reached offset, for at most
-// aheadWait, and reports whether it has. A sender keeps two chunks on the
+// Options.AheadWait, and reports whether it has. A sender keeps two chunks on the
 // wire (apiclient), so the second may arrive while the first is still
 // being appended; waiting for it here, without holding the session, lets
 // the second follow the first at once instead of failing with an offset
 // mismatch and being sent again. It changes nothing: the Append that
 // follows decides.
 func (s *Store) AwaitOffset(ctx context.Context, id string, offset int64) bool {
-	deadline := time.Now().Add(aheadWait)
+	deadline := time.Now().Add(s.opts.AheadWait)
 	poll := time.NewTimer(aheadPoll)
 	defer poll.Stop()
 	for {

@@ -23,6 +23,9 @@ type Options struct {
 	PlainExpiry time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AheadWait bounds how long AwaitOffset waits for a session to reach
+	// an offset. Zero means 1 s.
+	AheadWait time.Duration
 	// MaxObjectSize refuses uploads larger than this many bytes with
 	// CodeTooLarge; 0 means no limit.
 	MaxObjectSize int64
@@ -51,6 +54,9 @@ func New(d Driver, sessions Sessions, opts Options) *Store {
 	}
 	if opts.PlainExpiry <= 0 {
 		opts.PlainExpiry = 2 * time.Minute
+	}
+	if opts.AheadWait <= 0 {
+		opts.AheadWait = time.Second
 	}
 	return &Store{d: d, sessions: sessions, opts: opts}
 }
