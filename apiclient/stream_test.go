@@ -52,7 +52,7 @@ type fakeServices struct {
 	// overtook, when set, is called when a chunk ahead of the session is
 	// answered with a mismatch.
 	overtook func(offset int64)
-	sent   []string     // "offset/length[/lazy]" of every append that landed, in order
+	sent     []string // "offset/length[/lazy]" of every append that landed, in order
 }
 
 func newFakeServices() *fakeServices {
