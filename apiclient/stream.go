@@ -21,12 +21,11 @@ type chunk struct {
 
 // sending is a chunk whose append runs in its own goroutine.
 type sending struct {
-	ch    chunk
-	req   appendChunk
-	obj   *depot.Object
-	err   error
-	done  chan struct{}
-	first bool // the first chunk of this stream
+	ch   chunk
+	req  appendChunk
+	obj  *depot.Object
+	err  error
+	done chan struct{}
 }
 
 // AppendStream appends r to upload id from offset, one chunk per request,
@@ -65,7 +64,7 @@ func (c *Client) AppendStream(ctx context.Context, cl depot.Caller, id string, o
 	settle := func() {
 		s := queue[0]
 		queue = queue[1:]
-		if cur, ok := depot.CurrentOffset(s.err); ok && err == nil && !s.first && cur < s.req.offset {
+		if cur, ok := depot.CurrentOffset(s.err); ok && err == nil && s.req.offset > offset && cur < s.req.offset {
 			// It found the session behind it; the chunk before has landed since.
 			_, s.obj, s.err = c.append(ctx, cl, id, s.req)
 		}
@@ -107,7 +106,7 @@ func (c *Client) AppendStream(ctx context.Context, cl depot.Caller, id string, o
 				next := pos + int64(ch.n)
 				final := complete && ((end >= 0 && next == end) || (end < 0 && ch.err == io.EOF))
 				s := &sending{ch: ch, req: appendChunk{offset: pos, data: (*ch.buf)[:ch.n], final: final, total: end, lazy: ch.err == nil && !final},
-					done: make(chan struct{}), first: pos == offset}
+					done: make(chan struct{})}
 				go func() {
 					defer close(s.done)
 					_, s.obj, s.err = c.append(ctx, cl, id, s.req)
