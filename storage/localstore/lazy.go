@@ -90,15 +90,16 @@ type flushes struct {
 // flushBehind starts making staging area id (root-relative name) durable in
 // the background, unless a flush of it runs already.
 func (d *Driver) flushBehind(id, name string) {
+	f, err := d.root.OpenFile(name, os.O_WRONLY, 0) // not under fl.mu: other uploads' flushes wait for it
+	if err != nil {
+		return // the request's last chunk syncs anyway
+	}
 	fl := &d.flushes
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	if fl.running[id] != nil {
+		f.Close()
 		return
-	}
-	f, err := d.root.OpenFile(name, os.O_WRONLY, 0)
-	if err != nil {
-		return // the request's last chunk syncs anyway
 	}
 	if fl.running == nil {
 		fl.running, fl.failed = map[string]chan struct{}{}, map[string]error{}
@@ -143,4 +144,12 @@ func (d *Driver) flushFailed(id string, wait bool) error {
 		return fmt.Errorf("localstore: background sync of staging: %w: %w", err, storage.ErrStagingLost)
 	}
 	return nil
+}
+
+// forget drops the failure of a background flush of staging area id, which
+// is being discarded.
+func (fl *flushes) forget(id string) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	delete(fl.failed, id)
 }

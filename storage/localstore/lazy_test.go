@@ -118,4 +118,16 @@ func TestFailedBackgroundFlushLosesTheSession(t *testing.T) {
 	if _, err := d.WriteStaging(t.Context(), st, 8192, bytes.NewReader(data[8192:])); !errors.Is(err, storage.ErrStagingLost) {
 		t.Fatalf("durable write after a failed background flush = %v, want ErrStagingLost", err)
 	}
+	// A failure nobody asked about is dropped with the staging area.
+	st.Lazy = true
+	if _, err := d.WriteStaging(t.Context(), st, 0, bytes.NewReader(data[:8192])); err != nil {
+		t.Fatalf("lazy rewrite = %v", err)
+	}
+	d.flushes.wg.Wait()
+	if err := d.DiscardStaging(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.flushes.failed); n != 0 {
+		t.Fatalf("%d flush failures kept after the staging area was discarded", n)
+	}
 }

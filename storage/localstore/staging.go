@@ -93,6 +93,7 @@ func (d *Driver) DiscardStaging(ctx context.Context, st *storage.Staging) error 
 	if err := d.root.Remove(stagingName(st.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail("remove staging", err)
 	}
+	d.flushes.forget(st.ID)
 	return nil
 }
 
