@@ -2,9 +2,12 @@ package sealed
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -17,7 +20,8 @@ import (
 type Keyring struct {
 	current *age.X25519Identity
 	all     []age.Identity
-	files   []string // file of each identity in all
+	files   []string   // file of each identity in all
+	state   []stateKey // state key of each identity in all (statekey.go)
 }
 
 // SplitFiles splits a DEPOT_KEK_FILE value: file names separated by
@@ -61,8 +65,13 @@ func LoadKeyring(files []string) (*Keyring, error) {
 			if k.current == nil {
 				k.current = x
 			}
+			sk, err := newStateKey(x)
+			if err != nil {
+				return nil, fmt.Errorf("key-encryption key file %s: %w", name, err)
+			}
 			k.all = append(k.all, x)
 			k.files = append(k.files, name)
+			k.state = append(k.state, sk)
 		}
 	}
 	return k, nil
@@ -139,6 +148,27 @@ func (k *Keyring) fileKey(hdr []byte) ([]byte, error) {
 	return fk, nil
 }
 
+// headerMatches reports whether fileKey is the file key of age header hdr:
+// whether the header's MAC (HMAC-SHA-256 under HKDF(file key, "header") of
+// everything up to "---") verifies, as age checks it, without unwrapping.
+func headerMatches(hdr, fileKey []byte) bool {
+	i := bytes.LastIndex(hdr, []byte("\n--- "))
+	if i < 0 || !bytes.HasSuffix(hdr, []byte("\n")) {
+		return false
+	}
+	mac, err := base64.RawStdEncoding.DecodeString(string(hdr[i+len("\n--- ") : len(hdr)-1]))
+	if err != nil {
+		return false
+	}
+	key, err := hkdf.Key(sha256.New, fileKey, nil, "header", sha256.Size)
+	if err != nil {
+		return false
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write(hdr[:i+len("\n---")])
+	return hmac.Equal(h.Sum(nil), mac)
+}
+
 // Which returns the index (in Recipients) of the KEK that opens header
 // hdr, or -1.
 func (k *Keyring) Which(hdr []byte) int {
@@ -148,37 +178,4 @@ func (k *Keyring) Which(hdr []byte) int {
 		}
 	}
 	return -1
-}
-
-// seal encrypts a small plaintext as a whole age file under the current
-// KEK (a fresh file key every time): the staging tail.
-func (k *Keyring) seal(plain []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := age.Encrypt(&buf, k.current.Recipient())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(plain); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// open decrypts what seal produced.
-func (k *Keyring) open(sealed []byte) ([]byte, error) {
-	if len(sealed) == 0 {
-		return nil, nil
-	}
-	r, err := age.Decrypt(bytes.NewReader(sealed), k.all...)
-	var nm *age.NoIdentityMatchError
-	if errors.As(err, &nm) {
-		return nil, ErrNoKey
-	}
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(r)
 }

@@ -20,8 +20,9 @@
 // are known not to be the last one (at least one more byte follows them).
 // The rest, 0 to 64 KiB of plaintext that ends mid-segment or may turn out
 // to be the final segment, is the tail: it is kept in Staging.State (the
-// services database) as a separate small age file under the KEK with a
-// fresh file key each time it changes, never in plaintext. Publish seals
+// services database) sealed under a key derived from the KEK with a fresh
+// nonce each time it changes (statekey.go), never in plaintext; the file
+// key is kept there sealed the same way. Publish seals
 // the tail as the final segment. Storage thus never holds plaintext, and a
 // chunk may end anywhere.
 //

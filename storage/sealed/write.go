@@ -22,10 +22,15 @@ import (
 type state struct {
 	Inner  []byte `json:"inner,omitempty"` // the wrapped driver's Staging.State
 	Header []byte `json:"header"`          // the age header, staged at offset 0
-	Nonce  []byte `json:"nonce"`           // the payload nonce, staged after it
-	Segs   int64  `json:"segs"`            // full segments staged (none of them the last)
+	// Key is the header's file key sealed under the state key
+	// (statekey.go), so that a chunk needs no X25519 unwrap; empty in a
+	// session of an older build, whose file key comes from Header.
+	Key   []byte `json:"key,omitempty"`
+	Nonce []byte `json:"nonce"` // the payload nonce, staged after it
+	Segs  int64  `json:"segs"`  // full segments staged (none of them the last)
 	// Tail is the plaintext past Segs segments (TailLen bytes, 0 to 64
-	// KiB), as a separate age file under the KEK; empty when TailLen is 0.
+	// KiB), sealed under the state key (statekey.go; a small age file under
+	// the KEK in a session of an older build); empty when TailLen is 0.
 	Tail    []byte `json:"tail,omitempty"`
 	TailLen int64  `json:"tail_len"`
 	// Tags are the Poly1305 tags of segments Segs, Segs+1, … that a write
@@ -55,6 +60,28 @@ func decodeState(st *storage.Staging) (*state, error) {
 	return &s, nil
 }
 
+// payload returns the STREAM cipher of staging state s. Its file key is
+// opened from s.Key (a session of an older build unwraps Header instead)
+// and checked against the header's MAC, so that nothing is encrypted under
+// a key the staged header does not hold.
+func (d *Driver) payload(s *state) (cipher.AEAD, error) {
+	if len(s.Key) == 0 {
+		fileKey, err := d.keys.fileKey(s.Header)
+		if err != nil {
+			return nil, err
+		}
+		return payloadAEAD(fileKey, s.Nonce)
+	}
+	fileKey, err := d.keys.open(s.Key)
+	if err != nil {
+		return nil, wrap("staged file key", err)
+	}
+	if !headerMatches(s.Header, fileKey) {
+		return nil, fmt.Errorf("%w: the staged file key does not match the staged header", ErrCorrupt)
+	}
+	return payloadAEAD(fileKey, s.Nonce)
+}
+
 func encodeState(s *state) []byte {
 	b, _ := json.Marshal(s) // plain data: cannot fail
 	return b
@@ -63,11 +90,15 @@ func encodeState(s *state) []byte {
 // CreateStaging prepares the wrapped staging area and stages a new header
 // (a new file key) and payload nonce.
 func (d *Driver) CreateStaging(ctx context.Context, st *storage.Staging) error {
-	hdr, _, err := d.keys.newHeader()
+	hdr, fileKey, err := d.keys.newHeader()
 	if err != nil {
 		return wrap("new header", err)
 	}
-	s := &state{Header: hdr, Nonce: make([]byte, nonceSize)}
+	key, err := d.keys.seal(fileKey)
+	if err != nil {
+		return wrap("seal file key", err)
+	}
+	s := &state{Header: hdr, Key: key, Nonce: make([]byte, nonceSize)}
 	_, _ = rand.Read(s.Nonce)
 	in := s.innerStaging(st.ID)
 	if err := d.inner.CreateStaging(ctx, in); err != nil {
@@ -105,11 +136,7 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	case offset < base:
 		return 0, fmt.Errorf("sealed: offset %d lies in a sealed segment (below %d), which cannot be rewritten", offset, base)
 	}
-	fileKey, err := d.keys.fileKey(s.Header)
-	if err != nil {
-		return 0, err
-	}
-	aead, err := payloadAEAD(fileKey, s.Nonce)
+	aead, err := d.payload(s)
 	if err != nil {
 		return 0, err
 	}
@@ -297,11 +324,7 @@ func (d *Driver) Publish(ctx context.Context, st *storage.Staging, size int64) e
 	case size < base || (size == base && s.Segs > 0):
 		return fmt.Errorf("sealed: publish of %d bytes would cut a sealed segment (%d bytes sealed)", size, base)
 	}
-	fileKey, err := d.keys.fileKey(s.Header)
-	if err != nil {
-		return err
-	}
-	aead, err := payloadAEAD(fileKey, s.Nonce)
+	aead, err := d.payload(s)
 	if err != nil {
 		return err
 	}
