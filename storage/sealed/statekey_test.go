@@ -2,6 +2,7 @@ package sealed
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"path/filepath"
@@ -80,8 +81,8 @@ func TestStateSeal(t *testing.T) {
 }
 
 // TestOlderSessionContinues stages a chunk, turns the session's state into
-// what an older build stored (no sealed file key, the tail a small age
-// file), and finishes the upload with this build.
+// what an older build stored (JSON, no sealed file key, the tail a small
+// age file), and finishes the upload with this build.
 func TestOlderSessionContinues(t *testing.T) {
 	k := keyring(t, newKEK(t))
 	d, err := New(memstore.New(), k)
@@ -110,7 +111,9 @@ func TestOlderSessionContinues(t *testing.T) {
 	w.Write(tail)
 	w.Close()
 	s.Key, s.Tail = nil, legacy.Bytes()
-	st.State = encodeState(s)
+	if st.State, err = json.Marshal(s); err != nil { // an older build's state was JSON
+		t.Fatal(err)
+	}
 
 	if _, err := d.WriteStaging(t.Context(), st, int64(first), bytes.NewReader(data[first:])); err != nil {
 		t.Fatal(err)
