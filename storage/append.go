@@ -85,6 +85,7 @@ func (s *Store) write(ctx context.Context, sess Session, c Chunk) (depot.Upload,
 	body := newCheckedReader(c, h)
 	st.Verify = func() error { return body.verdict(body.n, nil) }
 	st.Checkpoint = s.checkpoint(sess)
+	st.TakeHash = body.takeHash
 	n, err := s.d.WriteStaging(ctx, st, cur, body)
 	if errors.Is(err, ErrStagingLost) {
 		_ = s.discard(ctx, sess) // nothing can continue it; CodeNotFound from now on
@@ -184,13 +185,27 @@ func (cr *checkedReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
 	if n > 0 {
 		cr.n += int64(n)
-		cr.sha.Write(p[:n])
+		if cr.sha != nil {
+			cr.sha.Write(p[:n])
+		}
 		cr.crc = crc32.Update(cr.crc, castagnoli, p[:n])
 	}
 	if err != nil && err != io.EOF {
 		cr.bodyErr = err
 	}
 	return n, err
+}
+
+// takeHash hands the running SHA-256 over to the caller, who must then
+// write every byte it reads from cr into it (Staging.TakeHash); nil once
+// a byte was read, or when it was taken before.
+func (cr *checkedReader) takeHash() hash.Hash {
+	if cr.n > 0 {
+		return nil
+	}
+	h := cr.sha
+	cr.sha = nil
+	return h
 }
 
 // verdict turns the outcome of a write of n bytes from cr into the error of

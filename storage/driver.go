@@ -18,6 +18,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"hash"
 	"io"
 	"time"
 )
@@ -82,6 +83,15 @@ type Staging struct {
 	// staging areas that are never written again after a failure (Put,
 	// Restore).
 	Checkpoint func(ctx context.Context, state []byte) error
+	// TakeHash, when set (Store.Append), hands the upload's running
+	// SHA-256 over to the driver; otherwise the Store feeds it every byte
+	// of the current WriteStaging's reader as the driver reads it. A driver
+	// that holds a chunk's bytes in memory anyway (sealed) may so hash
+	// them while it writes rather than while they arrive. It is called
+	// before the first Read, or returns nil; the driver then writes every
+	// byte it read into the hash, in order, before WriteStaging returns
+	// without error.
+	TakeHash func() hash.Hash
 }
 
 // Driver is implemented by each storage backend. The Store serialises calls

@@ -3,11 +3,14 @@ package sealed_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"testing"
 
 	"depot"
 	"depot/storage"
 	"depot/storage/memstore"
+	"depot/storage/sealed"
 	"depot/storage/storagetest"
 )
 
@@ -98,4 +101,45 @@ func readStore(s *storage.Store, id string) ([]byte, error) {
 	var b bytes.Buffer
 	_, err = b.ReadFrom(rc)
 	return b.Bytes(), err
+}
+
+// TestStoreHashesWhileWriting appends chunks larger than a batch, and ones
+// that end mid-segment, through a Store that hands its SHA-256 to the
+// driver (Staging.TakeHash): the upload's SHA-256 covers every byte once,
+// in order, and a damaged chunk's bytes not at all.
+func TestStoreHashesWhileWriting(t *testing.T) {
+	k, _ := testKeys(t)
+	s := storage.New(wrapDriver(t, memstore.New(), k), storagetest.NewSessions(), storage.Options{})
+	defer s.Close()
+	ctx := t.Context()
+	data := storagetest.RandData(2*sealed.MaxBatch+3*seg+5, 7)
+	u, err := s.CreateUpload(ctx, depot.Upload{Key: "c/x.txt", DeclaredSize: -1, Resumable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := []int{0, 100, sealed.MaxBatch + seg + 3, sealed.MaxBatch + 2*seg, len(data)}
+	for i, lazy := range []bool{true, false, true, false} {
+		off, end := bounds[i], bounds[i+1]
+		if i == 1 { // a damaged copy first, which must leave no trace in the hash
+			bad := bytes.Clone(data[off:end])
+			bad[len(bad)/2] ^= 1
+			if _, err := s.Append(ctx, u.ID, storage.Chunk{Offset: int64(off), Length: int64(end - off),
+				CRC32C: storage.CRC32C(data[off:end]), Body: bytes.NewReader(bad), Lazy: lazy}); err == nil {
+				t.Fatal("a damaged chunk was accepted")
+			}
+		}
+		if _, err := s.Append(ctx, u.ID, storage.Chunk{Offset: int64(off), Length: int64(end - off),
+			CRC32C: storage.CRC32C(data[off:end]), Body: bytes.NewReader(data[off:end]), Lazy: lazy}); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	want := sha256.Sum256(data)
+	obj, err := s.Complete(ctx, u.ID, storage.Want{Size: int64(len(data)), SHA256: hex.EncodeToString(want[:])},
+		func(context.Context, storage.Stored) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readStore(s, obj.ID); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v", err)
+	}
 }

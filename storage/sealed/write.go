@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -79,6 +80,9 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	defer d.putBuf(encBuf)
 	er := &encReader{ctx: ctx, st: st, s: s, aead: aead, src: r, buf: append(plainBuf[:0], tail[:offset-base]...),
 		outBuf: encBuf[:0], startInner: s.Inner}
+	if st.TakeHash != nil {
+		er.sha = st.TakeHash()
+	}
 	in := s.innerStaging(st.ID)
 	// A lazy chunk's ciphertext may skip its fsync: its tags were made
 	// durable by the Checkpoint before any of it was written, so after a
@@ -86,6 +90,7 @@ func (d *Driver) WriteStaging(ctx context.Context, st *storage.Staging, offset i
 	// driver's mark) or refuses other bytes under those nonces.
 	in.Lazy = st.Lazy
 	_, err = d.inner.WriteStaging(ctx, in, s.payloadAt(s.Segs), er)
+	er.settle()
 	if er.err != nil {
 		err = er.err
 	}
@@ -125,10 +130,17 @@ type encReader struct {
 	out        []byte // ciphertext not yet handed out
 	outBuf     []byte // the buffer out is cut from
 	startInner []byte
-	taken      int64 // bytes read from src
-	emitted    int64 // segments encrypted
-	done       bool
-	err        error // an error of src, Verify or Checkpoint
+	// sha is the upload's SHA-256 when this reader took it over
+	// (Staging.TakeHash): each batch's new bytes are hashed in the
+	// background once they are all in, while the batch is checked,
+	// recorded and written, not while the bytes arrive.
+	sha     hash.Hash
+	hashed  chan struct{} // closed once the last batch is hashed; nil when none is pending
+	handed  int           // bytes at the start of buf whose segments were handed out
+	taken   int64         // bytes read from src
+	emitted int64         // segments encrypted
+	done    bool
+	err     error // an error of src, Verify or Checkpoint
 }
 
 func (e *encReader) Read(p []byte) (int, error) {
@@ -153,8 +165,14 @@ const sealerCount = 2
 // has a byte after it as the bytes arrive, so that encryption overlaps
 // the network. Only once the batch is complete, and for the last batch
 // verified (Staging.Verify), are the tags checked and recorded and the
-// ciphertext handed out; a batch that fails is never written.
+// ciphertext handed out; a batch that fails is never written. The batch's
+// new bytes are hashed (when the reader took the upload's SHA-256 over)
+// once they are all sealed, alongside the check, the record and the
+// write: hashed as they arrived, they took the CPU the sealers needed,
+// and the write's wait for the device left it idle (docs/performance.md).
 func (e *encReader) next() error {
+	e.settle()
+	fresh := len(e.buf) // the bytes before fresh were read by an earlier batch or call
 	// Two goroutines encrypt each segment once a byte after it has
 	// arrived, while this one reads on: encryption overlaps the network,
 	// and what is left to encrypt when the last byte arrives takes half
@@ -194,6 +212,7 @@ func (e *encReader) next() error {
 	}
 	close(work)
 	sealers.Wait()
+	e.hash(e.buf[fresh:])
 	if rerr != nil {
 		return rerr
 	}
@@ -209,8 +228,8 @@ func (e *encReader) next() error {
 }
 
 // commit checks and records the tags of the segs segments encrypted in
-// out (see the package doc), then hands out to the reader and drops the
-// segments' plaintext from buf.
+// out (see the package doc), then hands them out to the reader (settle
+// drops their plaintext from buf).
 func (e *encReader) commit(out []byte, segs int) error {
 	recorded := false
 	for i := range segs {
@@ -234,10 +253,38 @@ func (e *encReader) commit(out []byte, segs int) error {
 		}
 	}
 	e.emitted += int64(segs)
-	rest := copy(e.buf, e.buf[segs*segSize:])
-	e.buf = e.buf[:rest]
+	e.handed = segs * segSize
 	e.out = out
 	return nil
+}
+
+// hash writes p, new plaintext in buf, to the upload's SHA-256 in the
+// background, when the reader took the hash over.
+func (e *encReader) hash(p []byte) {
+	if e.sha == nil || len(p) == 0 {
+		return
+	}
+	done := make(chan struct{})
+	e.hashed = done
+	go func() {
+		defer close(done)
+		e.sha.Write(p)
+	}()
+}
+
+// settle waits until the last batch is hashed, then drops the plaintext
+// of the segments handed out, keeping the rest (the tail) at the start of
+// buf. Called before buf changes and before WriteStaging returns.
+func (e *encReader) settle() {
+	if e.hashed != nil {
+		<-e.hashed
+		e.hashed = nil
+	}
+	if e.handed > 0 {
+		rest := copy(e.buf, e.buf[e.handed:])
+		e.buf = e.buf[:rest]
+		e.handed = 0
+	}
 }
 
 // Publish seals the first size staged bytes: the tail becomes the final
