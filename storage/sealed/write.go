@@ -132,8 +132,8 @@ type encReader struct {
 	startInner []byte
 	// sha is the upload's SHA-256 when this reader took it over
 	// (Staging.TakeHash): each batch's new bytes are hashed in the
-	// background once they are all in, while the batch is checked,
-	// recorded and written, not while the bytes arrive.
+	// background once the batch's tags are recorded, while it is written,
+	// not while the bytes arrive.
 	sha     hash.Hash
 	hashed  chan struct{} // closed once the last batch is hashed; nil when none is pending
 	handed  int           // bytes at the start of buf whose segments were handed out
@@ -167,9 +167,10 @@ const sealerCount = 2
 // verified (Staging.Verify), are the tags checked and recorded and the
 // ciphertext handed out; a batch that fails is never written. The batch's
 // new bytes are hashed (when the reader took the upload's SHA-256 over)
-// once they are all sealed, alongside the check, the record and the
-// write: hashed as they arrived, they took the CPU the sealers needed,
-// and the write's wait for the device left it idle (docs/performance.md).
+// once their tags are recorded, alongside the write: hashed as they
+// arrived, they took the CPU the sealers needed, and the write's wait for
+// the device left it idle; hashed alongside the durable checkpoint, they
+// slowed it (docs/performance.md).
 func (e *encReader) next() error {
 	e.settle()
 	fresh := len(e.buf) // the bytes before fresh were read by an earlier batch or call
@@ -212,7 +213,6 @@ func (e *encReader) next() error {
 	}
 	close(work)
 	sealers.Wait()
-	e.hash(e.buf[fresh:])
 	if rerr != nil {
 		return rerr
 	}
@@ -221,10 +221,13 @@ func (e *encReader) next() error {
 			return err
 		}
 	}
-	if segs == 0 {
-		return nil
+	if segs > 0 {
+		if err := e.commit(out[:segs*encSeg], segs); err != nil {
+			return err
+		}
 	}
-	return e.commit(out[:segs*encSeg], segs)
+	e.hash(e.buf[fresh:]) // alongside the write, not before the checkpoint
+	return nil
 }
 
 // commit checks and records the tags of the segs segments encrypted in
