@@ -29,21 +29,7 @@ func BenchmarkAppend(b *testing.B) {
 				k, _ := testKeys(&testing.T{})
 				d = wrapDriver(&testing.T{}, inner, k)
 			}
-			s := storage.New(d, storagetest.NewSessions(), storage.Options{})
-			defer s.Close()
-			chunk := storagetest.RandData(8<<20, 1)
-			crc := storage.CRC32C(chunk)
-			b.SetBytes(int64(len(chunk)))
-			u, err := s.CreateUpload(b.Context(), depot.Upload{Key: "c/x", DeclaredSize: -1, Resumable: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < b.N; i++ {
-				_, err := s.Append(b.Context(), u.ID, storage.Chunk{Offset: int64(i) * int64(len(chunk)), Length: int64(len(chunk)), CRC32C: crc, Body: bytes.NewReader(chunk)})
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
+			appendChunks(b, d, 8<<20, false)
 		})
 	}
 }
@@ -57,17 +43,23 @@ func BenchmarkSmallChunks(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := storage.New(wrapDriver(&testing.T{}, inner, k), storagetest.NewSessions(), storage.Options{})
+	appendChunks(b, wrapDriver(&testing.T{}, inner, k), 64<<10, true)
+}
+
+// appendChunks appends b.N chunks of size bytes to one session through a
+// Store over d.
+func appendChunks(b *testing.B, d storage.Driver, size int, lazy bool) {
+	s := storage.New(d, storagetest.NewSessions(), storage.Options{})
 	defer s.Close()
-	chunk := storagetest.RandData(64<<10, 1)
+	chunk := storagetest.RandData(size, 1)
 	crc := storage.CRC32C(chunk)
-	b.SetBytes(int64(len(chunk)))
+	b.SetBytes(int64(size))
 	u, err := s.CreateUpload(b.Context(), depot.Upload{Key: "c/x", DeclaredSize: -1, Resumable: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := 0; i < b.N; i++ {
-		_, err := s.Append(b.Context(), u.ID, storage.Chunk{Offset: int64(i) * int64(len(chunk)), Length: int64(len(chunk)), CRC32C: crc, Body: bytes.NewReader(chunk), Lazy: true})
+		_, err := s.Append(b.Context(), u.ID, storage.Chunk{Offset: int64(i) * int64(size), Length: int64(size), CRC32C: crc, Body: bytes.NewReader(chunk), Lazy: lazy})
 		if err != nil {
 			b.Fatal(err)
 		}

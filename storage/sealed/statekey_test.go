@@ -32,6 +32,20 @@ func newKEK(t *testing.T) string {
 	return name
 }
 
+// newStaging returns a sealed driver over memory and a new staging area.
+func newStaging(t *testing.T, k *Keyring) (storage.Driver, *storage.Staging) {
+	t.Helper()
+	d, err := New(memstore.New(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &storage.Staging{ID: storage.NewID()}
+	if err := d.CreateStaging(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	return d, st
+}
+
 // TestStateSeal checks the sealing of a staging area's secrets: a round
 // trip, a fresh nonce each time, a flipped byte refused, another KEK's
 // seal refused as ErrNoKey, any configured KEK opening what it sealed, and
@@ -85,15 +99,8 @@ func TestStateSeal(t *testing.T) {
 // age file), and finishes the upload with this build.
 func TestOlderSessionContinues(t *testing.T) {
 	k := keyring(t, newKEK(t))
-	d, err := New(memstore.New(), k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, st := newStaging(t, k)
 	data := bytes.Repeat([]byte("0123456789abcdef"), (3*segSize+777)/16)
-	st := &storage.Staging{ID: storage.NewID()}
-	if err := d.CreateStaging(t.Context(), st); err != nil {
-		t.Fatal(err)
-	}
 	first := segSize + 100
 	if _, err := d.WriteStaging(t.Context(), st, 0, bytes.NewReader(data[:first])); err != nil {
 		t.Fatal(err)
@@ -136,14 +143,7 @@ func TestOlderSessionContinues(t *testing.T) {
 // encrypts under it.
 func TestStagedKeyMustMatchHeader(t *testing.T) {
 	k := keyring(t, newKEK(t))
-	d, err := New(memstore.New(), k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &storage.Staging{ID: storage.NewID()}
-	if err := d.CreateStaging(t.Context(), st); err != nil {
-		t.Fatal(err)
-	}
+	d, st := newStaging(t, k)
 	if _, err := d.WriteStaging(t.Context(), st, 0, bytes.NewReader([]byte("abc"))); err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +152,11 @@ func TestStagedKeyMustMatchHeader(t *testing.T) {
 	if !headerMatches(hdr, fileKey) || headerMatches(s.Header, fileKey) {
 		t.Fatal("headerMatches does not tell a header's own file key from another")
 	}
-	if s.Key, err = k.seal(fileKey); err != nil {
+	key, err := k.seal(fileKey)
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.Key = key
 	st.State = encodeState(s)
 	if _, err := d.WriteStaging(t.Context(), st, 3, bytes.NewReader([]byte("def"))); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("write with a mismatched file key: %v, want ErrCorrupt", err)
