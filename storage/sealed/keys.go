@@ -148,9 +148,20 @@ func (k *Keyring) fileKey(hdr []byte) ([]byte, error) {
 	return fk, nil
 }
 
+// headerMAC returns the MAC of an age header whose text up to and
+// including "---" is upTo: HMAC-SHA-256 under HKDF(file key, "header").
+func headerMAC(fileKey, upTo []byte) ([]byte, error) {
+	key, err := hkdf.Key(sha256.New, fileKey, nil, "header", sha256.Size)
+	if err != nil {
+		return nil, err
+	}
+	h := hmac.New(sha256.New, key)
+	h.Write(upTo)
+	return h.Sum(nil), nil
+}
+
 // headerMatches reports whether fileKey is the file key of age header hdr:
-// whether the header's MAC (HMAC-SHA-256 under HKDF(file key, "header") of
-// everything up to "---") verifies, as age checks it, without unwrapping.
+// whether the header's MAC verifies, as age checks it, without unwrapping.
 func headerMatches(hdr, fileKey []byte) bool {
 	i := bytes.LastIndex(hdr, []byte("\n--- "))
 	if i < 0 || !bytes.HasSuffix(hdr, []byte("\n")) {
@@ -160,13 +171,8 @@ func headerMatches(hdr, fileKey []byte) bool {
 	if err != nil {
 		return false
 	}
-	key, err := hkdf.Key(sha256.New, fileKey, nil, "header", sha256.Size)
-	if err != nil {
-		return false
-	}
-	h := hmac.New(sha256.New, key)
-	h.Write(hdr[:i+len("\n---")])
-	return hmac.Equal(h.Sum(nil), mac)
+	want, err := headerMAC(fileKey, hdr[:i+len("\n---")])
+	return err == nil && hmac.Equal(want, mac)
 }
 
 // Which returns the index (in Recipients) of the KEK that opens header

@@ -3,8 +3,6 @@ package sealed
 import (
 	"bytes"
 	"context"
-	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -42,13 +40,11 @@ func (k *Keyring) wrapHeader(fileKey []byte) ([]byte, error) {
 		b.WriteString(body + "\n")
 	}
 	b.WriteString("---")
-	key, err := hkdf.Key(sha256.New, fileKey, nil, "header", sha256.Size)
+	mac, err := headerMAC(fileKey, b.Bytes())
 	if err != nil {
 		return nil, err
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(b.Bytes())
-	b.WriteString(" " + base64.RawStdEncoding.EncodeToString(mac.Sum(nil)) + "\n")
+	b.WriteString(" " + base64.RawStdEncoding.EncodeToString(mac) + "\n")
 	hdr := b.Bytes()
 	if got, err := age.DecryptHeader(hdr, k.current); err != nil || !bytes.Equal(got, fileKey) {
 		return nil, fmt.Errorf("sealed: re-wrapped header does not open: %v", err)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -108,9 +109,5 @@ func (k *Keyring) openAge(sealed []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	if _, err := b.ReadFrom(r); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return io.ReadAll(r)
 }
